@@ -1,0 +1,164 @@
+"""Settings: one frozen object built from the environment and command-line flags.
+
+Bad or missing values raise :class:`ConfigError` at start-up, never in the middle of a call.
+Secrets are held in :class:`Secret`, whose ``repr``/``str`` never show the value, so a settings
+object can be logged or printed in a traceback without leaking a key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Final, Literal
+from urllib.parse import urlsplit
+
+from gateway.errors import ConfigError
+
+DEFAULT_MODEL: Final = "gemini-2.5-flash-native-audio-preview-12-2025"
+AI_STUDIO_HOST: Final = "generativelanguage.googleapis.com"
+AI_STUDIO_PATH: Final = (
+    "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
+)
+VERTEX_PATH: Final = "/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent"
+# Locations the Vertex API serves from a multi-regional ".rep" host, as Google's SDK does.
+_MULTI_REGIONAL: Final = frozenset({"us", "eu"})
+
+
+class Secret:
+    """A string that refuses to be printed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEndpoint:
+    """Where and how to open a Live session. ``headers`` may hold secrets: never log them."""
+
+    url: str
+    model: str
+    kind: Literal["ai_studio", "vertex", "custom"]
+    headers: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+
+    def safe_url(self) -> str:
+        """The URL with any query string dropped, for logs (a key could sit there)."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def ai_studio_endpoint(api_key: str, model: str, *, version: str = "v1beta") -> LiveEndpoint:
+    # The key goes in a header, as Google's SDK sends it, never in the URL.
+    return LiveEndpoint(
+        url=f"wss://{AI_STUDIO_HOST}{AI_STUDIO_PATH.format(version=version)}",
+        model=model if model.startswith("models/") else f"models/{model}",
+        kind="ai_studio",
+        headers={"x-goog-api-key": Secret(api_key)},
+    )
+
+
+def vertex_host(location: str) -> str:
+    if location == "global":
+        return "aiplatform.googleapis.com"
+    if location in _MULTI_REGIONAL:
+        return f"aiplatform.{location}.rep.googleapis.com"
+    return f"{location}-aiplatform.googleapis.com"
+
+
+def vertex_endpoint(project: str, location: str, token: str, model: str, *,
+                    version: str = "v1beta1") -> LiveEndpoint:
+    model_id = model.rsplit("/", 1)[-1]
+    return LiveEndpoint(
+        url=f"wss://{vertex_host(location)}{VERTEX_PATH.format(version=version)}",
+        model=f"projects/{project}/locations/{location}/publishers/google/models/{model_id}",
+        kind="vertex",
+        headers={"Authorization": Secret(f"Bearer {token}")},
+    )
+
+
+def custom_endpoint(url: str, model: str, api_key: str | None = None) -> LiveEndpoint:
+    """An explicit URL (the simulator, a proxy); used verbatim."""
+    if urlsplit(url).scheme not in ("ws", "wss"):
+        raise ConfigError(f"--live-url must be a ws:// or wss:// URL, got scheme "
+                          f"{urlsplit(url).scheme!r}")
+    headers = {"x-goog-api-key": Secret(api_key)} if api_key else {}
+    return LiveEndpoint(url=url, kind="custom", headers=headers,
+                        model=model if "/" in model else f"models/{model}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs; built once by :func:`load_settings`."""
+
+    endpoint: LiveEndpoint
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    voice: str | None = "Kore"
+    language: str | None = "en-US"
+    system_instruction: str = (
+        "You are a friendly, concise phone agent. Callers hear you over a telephone line, "
+        "so keep replies short and speak naturally."
+    )
+    mark_interval_ms: int = 200
+    setup_timeout_s: float = 10.0
+    max_caller_buffer_frames: int = 500  # 10 s of 20 ms frames held while Live is connecting
+    outbound_queue_items: int = 256
+    shutdown_grace_s: float = 10.0
+    log_level: str = "info"
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | None = None,
+                  model: str | None = None, log_level: str = "info",
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags (arguments) and the environment (``VOICEGW_*``, ``GEMINI_API_KEY``,
+    ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION``/``VOICEGW_VERTEX_TOKEN``)."""
+    env = os.environ if env is None else env
+    model = model or _env(env, "VOICEGW_MODEL") or DEFAULT_MODEL
+    api_key = _env(env, "GEMINI_API_KEY") or _env(env, "GOOGLE_API_KEY")
+    project = _env(env, "GOOGLE_CLOUD_PROJECT")
+    location = _env(env, "GOOGLE_CLOUD_LOCATION") or "us-central1"
+    vertex_token = _env(env, "VOICEGW_VERTEX_TOKEN")
+    endpoint: LiveEndpoint
+    if live_url:
+        endpoint = custom_endpoint(live_url, model, api_key)
+    elif project and vertex_token:
+        endpoint = vertex_endpoint(project, location, vertex_token, model)
+    elif api_key:
+        endpoint = ai_studio_endpoint(api_key, model)
+    else:
+        raise ConfigError(
+            "no Live API credentials: set GEMINI_API_KEY (AI Studio), or GOOGLE_CLOUD_PROJECT "
+            "and VOICEGW_VERTEX_TOKEN (Vertex AI), or pass --live-url for a simulated server")
+    public_url = _env(env, "VOICEGW_PUBLIC_URL")
+    if public_url and urlsplit(public_url).scheme not in ("http", "https", "ws", "wss"):
+        raise ConfigError("VOICEGW_PUBLIC_URL must start with https:// (or http:// for tests)")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port out of range: {port}")
+    voice = _env(env, "VOICEGW_VOICE") or "Kore"
+    language = _env(env, "VOICEGW_LANGUAGE") or "en-US"
+    settings = Settings(endpoint=endpoint, host=host, port=port, public_url=public_url,
+                        voice=voice, language=language, log_level=log_level)
+    instruction = _env(env, "VOICEGW_INSTRUCTIONS")
+    return replace(settings, system_instruction=instruction) if instruction else settings

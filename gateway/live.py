@@ -1,0 +1,397 @@
+"""Gemini Live API (BidiGenerateContent) messages, sans-I/O.
+
+Client messages are built as JSON text (:func:`build_setup`, :func:`audio_message`, ...).
+Server messages (text or binary frames) go into :func:`parse_server_message`, which returns a
+tuple of small frozen events; one message can carry several (audio plus ``turnComplete``, or
+``usageMetadata`` riding along with anything). Unknown fields are ignored, unknown message kinds
+become :class:`Unknown` so the caller can log them, and only malformed JSON or a malformed known
+field raises :class:`LiveProtocolError`.
+
+The service speaks camelCase; snake_case spellings are accepted too, since proto3 JSON parsers
+(and Google's own SDK) treat both as the same field.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gateway.errors import LiveProtocolError
+
+INPUT_RATE: Final = 16000
+OUTPUT_RATE: Final = 24000
+_RATE_RE: Final = re.compile(r"rate=(\d+)")
+_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+
+
+# -- client -> server -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VadConfig:
+    """``realtimeInputConfig.automaticActivityDetection``: when the service ends a turn."""
+
+    start_sensitivity: str | None = None  # START_SENSITIVITY_HIGH | START_SENSITIVITY_LOW
+    end_sensitivity: str | None = None  # END_SENSITIVITY_HIGH | END_SENSITIVITY_LOW
+    prefix_padding_ms: int | None = None
+    silence_duration_ms: int | None = None
+    interrupts: bool = True  # START_OF_ACTIVITY_INTERRUPTS, i.e. barge-in
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Everything that goes into one ``setup`` message."""
+
+    model: str
+    voice: str | None = None
+    language: str | None = None
+    system_instruction: str | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()  # functionDeclarations
+    input_transcription: bool = True
+    output_transcription: bool = True
+    vad: VadConfig = field(default_factory=VadConfig)
+    session_resumption: bool = True
+    resumption_handle: str | None = None
+    compression_trigger_tokens: int | None = 25600
+    compression_target_tokens: int | None = 12800
+    temperature: float | None = None
+
+
+def build_setup(cfg: SessionConfig) -> str:
+    """The first message of a session; the model name is used exactly as given."""
+    generation: dict[str, Any] = {"responseModalities": ["AUDIO"]}
+    if cfg.temperature is not None:
+        generation["temperature"] = cfg.temperature
+    speech: dict[str, Any] = {}
+    if cfg.voice:
+        speech["voiceConfig"] = {"prebuiltVoiceConfig": {"voiceName": cfg.voice}}
+    if cfg.language:
+        speech["languageCode"] = cfg.language
+    if speech:
+        generation["speechConfig"] = speech
+    setup: dict[str, Any] = {"model": cfg.model, "generationConfig": generation}
+    if cfg.system_instruction:
+        setup["systemInstruction"] = {"role": "user",
+                                      "parts": [{"text": cfg.system_instruction}]}
+    if cfg.tools:
+        setup["tools"] = [{"functionDeclarations": [dict(t) for t in cfg.tools]}]
+    aad: dict[str, Any] = {"disabled": False}
+    v = cfg.vad
+    for key, value in (("startOfSpeechSensitivity", v.start_sensitivity),
+                       ("endOfSpeechSensitivity", v.end_sensitivity),
+                       ("prefixPaddingMs", v.prefix_padding_ms),
+                       ("silenceDurationMs", v.silence_duration_ms)):
+        if value is not None:
+            aad[key] = value
+    setup["realtimeInputConfig"] = {
+        "automaticActivityDetection": aad,
+        "activityHandling": "START_OF_ACTIVITY_INTERRUPTS" if v.interrupts
+        else "NO_INTERRUPTION",
+    }
+    if cfg.input_transcription:
+        setup["inputAudioTranscription"] = {}
+    if cfg.output_transcription:
+        setup["outputAudioTranscription"] = {}
+    if cfg.session_resumption:
+        setup["sessionResumption"] = (
+            {"handle": cfg.resumption_handle} if cfg.resumption_handle else {}
+        )
+    if cfg.compression_trigger_tokens is not None:
+        window: dict[str, Any] = {"triggerTokens": cfg.compression_trigger_tokens,
+                                  "slidingWindow": {}}
+        if cfg.compression_target_tokens is not None:
+            window["slidingWindow"]["targetTokens"] = cfg.compression_target_tokens
+        setup["contextWindowCompression"] = window
+    return json.dumps({"setup": setup}, separators=(",", ":"))
+
+
+def audio_message(pcm16: bytes, rate: int = INPUT_RATE) -> str:
+    """``realtimeInput.audio``: PCM16 LE mono, rate declared in the MIME type."""
+    # Template rather than json.dumps: this runs every 20 ms per call, and base64 and an
+    # integer never need escaping.
+    data = binascii.b2a_base64(pcm16, newline=False).decode("ascii")
+    return (f'{{"realtimeInput":{{"audio":{{"mimeType":"audio/pcm;rate={int(rate)}",'
+            f'"data":"{data}"}}}}}}')
+
+
+def text_message(text: str) -> str:
+    """``realtimeInput.text``: typed or synthesised input (keypad digits, notices)."""
+    return json.dumps({"realtimeInput": {"text": text}}, separators=(",", ":"))
+
+
+def audio_stream_end() -> str:
+    """Tells automatic activity detection that the audio stream paused (flushes a turn)."""
+    return '{"realtimeInput":{"audioStreamEnd":true}}'
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionResponse:
+    id: str
+    name: str
+    response: Mapping[str, Any]
+    scheduling: str | None = None  # SILENT | WHEN_IDLE | INTERRUPT, NON_BLOCKING tools only
+
+
+def tool_response(responses: Iterable[FunctionResponse]) -> str:
+    """``toolResponse``: results must be JSON-serialisable (checked here, not at the peer)."""
+    items: list[dict[str, Any]] = []
+    for r in responses:
+        item: dict[str, Any] = {"id": r.id, "name": r.name, "response": dict(r.response)}
+        if r.scheduling is not None:
+            item["scheduling"] = r.scheduling
+        items.append(item)
+    try:
+        return json.dumps({"toolResponse": {"functionResponses": items}},
+                          separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tool response is not JSON-serialisable: {exc}") from exc
+
+
+# -- server -> client -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetupComplete:
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAudio:
+    pcm: bytes
+    rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelText:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationComplete:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TurnComplete:
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscript:
+    text: str
+    finished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTranscript:
+    text: str
+    finished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    id: str
+    name: str
+    args: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    calls: tuple[FunctionCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallCancellation:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoAway:
+    time_left_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumptionUpdate:
+    handle: str | None
+    resumable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    raw: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    keys: tuple[str, ...]
+
+
+LiveEvent = (SetupComplete | ModelAudio | ModelText | Interrupted | GenerationComplete
+             | TurnComplete | InputTranscript | OutputTranscript | ToolCall
+             | ToolCallCancellation | GoAway | ResumptionUpdate | Usage | Unknown)
+
+
+def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def decode_b64(data: str, where: str) -> bytes:
+    """Standard or URL-safe base64 (proto3 JSON parsers accept both)."""
+    raw = data.encode("ascii", "replace")
+    if b"-" in raw or b"_" in raw:
+        raw = raw.translate(_URLSAFE)
+    try:
+        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
+    except binascii.Error as exc:
+        raise LiveProtocolError("not base64", field=where) from exc
+
+
+def _rate(mime: Any) -> int:
+    if isinstance(mime, str):
+        m = _RATE_RE.search(mime)
+        if m:
+            return int(m.group(1))
+    return OUTPUT_RATE
+
+
+def parse_duration(value: Any) -> float | None:
+    """A protobuf Duration in JSON (``"50s"``, ``"1.5s"``) as seconds."""
+    if isinstance(value, str) and value.endswith("s"):
+        try:
+            return float(value[:-1])
+        except ValueError:
+            return None
+    if isinstance(value, Mapping):  # {"seconds": 50, "nanos": 0} from some encoders
+        try:
+            return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _server_content(sc: Mapping[str, Any], out: list[LiveEvent]) -> None:
+    turn = _get(sc, "modelTurn", "model_turn")
+    if isinstance(turn, Mapping):
+        parts = turn.get("parts") or ()
+        if not isinstance(parts, list):
+            raise LiveProtocolError("not a list", field="serverContent.modelTurn.parts")
+        for part in parts:
+            if not isinstance(part, Mapping):
+                continue
+            inline = _get(part, "inlineData", "inline_data")
+            if isinstance(inline, Mapping):
+                data = inline.get("data")
+                if not isinstance(data, str):
+                    raise LiveProtocolError(
+                        "missing", field="serverContent.modelTurn.parts.inlineData.data")
+                mime = _get(inline, "mimeType", "mime_type")
+                if isinstance(mime, str) and not mime.startswith("audio/pcm"):
+                    continue  # not audio we can play; ignore rather than garble the call
+                out.append(ModelAudio(
+                    pcm=decode_b64(data, "serverContent.modelTurn.parts.inlineData.data"),
+                    rate=_rate(mime)))
+            elif isinstance(part.get("text"), str) and not part.get("thought"):
+                out.append(ModelText(part["text"]))
+    for key, snake, cls in (("inputTranscription", "input_transcription", InputTranscript),
+                            ("outputTranscription", "output_transcription", OutputTranscript)):
+        tr = _get(sc, key, snake)
+        if isinstance(tr, Mapping) and isinstance(tr.get("text"), str):
+            out.append(cls(tr["text"], bool(tr.get("finished", False))))
+    if sc.get("interrupted"):
+        out.append(Interrupted())
+    if _get(sc, "generationComplete", "generation_complete"):
+        out.append(GenerationComplete())
+    if _get(sc, "turnComplete", "turn_complete"):
+        reason = _get(sc, "turnCompleteReason", "turn_complete_reason")
+        out.append(TurnComplete(reason if isinstance(reason, str) else None))
+
+
+def _tool_call(tc: Mapping[str, Any]) -> ToolCall:
+    calls_raw = _get(tc, "functionCalls", "function_calls") or []
+    if not isinstance(calls_raw, list):
+        raise LiveProtocolError("not a list", field="toolCall.functionCalls")
+    calls: list[FunctionCall] = []
+    for i, c in enumerate(calls_raw):
+        if not isinstance(c, Mapping) or not isinstance(c.get("name"), str):
+            raise LiveProtocolError("call without a name", field=f"toolCall.functionCalls[{i}]")
+        args = c.get("args") or {}
+        if not isinstance(args, Mapping):
+            raise LiveProtocolError("not an object", field=f"toolCall.functionCalls[{i}].args")
+        calls.append(FunctionCall(id=str(c.get("id", "")), name=c["name"], args=dict(args)))
+    return ToolCall(tuple(calls))
+
+
+def _usage(u: Mapping[str, Any]) -> Usage:
+    def count(camel: str, snake: str) -> int:
+        v = _get(u, camel, snake)
+        return int(v) if isinstance(v, int | str) and str(v).isdigit() else 0
+
+    response = count("responseTokenCount", "response_token_count") or count(
+        "candidatesTokenCount", "candidates_token_count")  # Vertex's name for the same count
+    return Usage(prompt_tokens=count("promptTokenCount", "prompt_token_count"),
+                 response_tokens=response,
+                 total_tokens=count("totalTokenCount", "total_token_count"), raw=dict(u))
+
+
+_KNOWN: Final = frozenset({
+    "setupComplete", "setup_complete", "serverContent", "server_content", "toolCall",
+    "tool_call", "toolCallCancellation", "tool_call_cancellation", "goAway", "go_away",
+    "sessionResumptionUpdate", "session_resumption_update", "usageMetadata", "usage_metadata",
+    "voiceActivity", "voice_activity", "voiceActivityDetectionSignal",
+    "voice_activity_detection_signal",
+})
+
+
+def parse_server_message(frame: str | bytes) -> tuple[LiveEvent, ...]:
+    """Turn one server frame into events, in the order a client should act on them."""
+    try:
+        msg = json.loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LiveProtocolError("frame is not JSON") from exc
+    if not isinstance(msg, dict):
+        raise LiveProtocolError("frame is not a JSON object")
+    out: list[LiveEvent] = []
+    sc = _get(msg, "setupComplete", "setup_complete")
+    if isinstance(sc, Mapping):
+        sid = _get(sc, "sessionId", "session_id")
+        out.append(SetupComplete(sid if isinstance(sid, str) else None))
+    content = _get(msg, "serverContent", "server_content")
+    if isinstance(content, Mapping):
+        _server_content(content, out)
+    tc = _get(msg, "toolCall", "tool_call")
+    if isinstance(tc, Mapping):
+        out.append(_tool_call(tc))
+    cancel = _get(msg, "toolCallCancellation", "tool_call_cancellation")
+    if isinstance(cancel, Mapping):
+        ids = cancel.get("ids") or []
+        out.append(ToolCallCancellation(tuple(str(i) for i in ids)
+                                        if isinstance(ids, list) else ()))
+    go = _get(msg, "goAway", "go_away")
+    if isinstance(go, Mapping):
+        out.append(GoAway(parse_duration(_get(go, "timeLeft", "time_left"))))
+    ru = _get(msg, "sessionResumptionUpdate", "session_resumption_update")
+    if isinstance(ru, Mapping):
+        handle = _get(ru, "newHandle", "new_handle")
+        out.append(ResumptionUpdate(handle if isinstance(handle, str) and handle else None,
+                                    bool(ru.get("resumable", False))))
+    usage = _get(msg, "usageMetadata", "usage_metadata")
+    if isinstance(usage, Mapping):
+        out.append(_usage(usage))
+    if not out:
+        unknown = tuple(k for k in msg if k not in _KNOWN)
+        if unknown:
+            out.append(Unknown(unknown))
+    return tuple(out)
