@@ -59,8 +59,7 @@ class Histogram:
         self._counts[_bucket(seconds)] += 1
         self.count += 1
         self.total += seconds
-        if seconds > self.max:
-            self.max = seconds
+        self.max = max(self.max, seconds)
 
     def merge(self, other: Histogram) -> None:
         for i, c in enumerate(other._counts):
