@@ -58,9 +58,10 @@ class LiveEndpoint:
     headers: Mapping[str, Secret] = field(default_factory=dict, repr=False)
 
     def safe_url(self) -> str:
-        """The URL with any query string dropped, for logs (a key could sit there)."""
+        """The URL without query, fragment or user:password@, for logs (a key could sit there)."""
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+        host = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{host}{parts.path}"
 
 
 def ai_studio_endpoint(api_key: str, model: str, *, version: str = "v1beta") -> LiveEndpoint:

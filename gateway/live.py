@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from gateway.errors import LiveProtocolError
 
 INPUT_RATE: Final = 16000
 OUTPUT_RATE: Final = 24000
-_RATE_RE: Final = re.compile(r"rate=(\d+)")
+_RATE_RE: Final = re.compile(r"rate=([0-9]+)")
+_DURATION_RE: Final = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?s")
 _URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
 
 
@@ -248,13 +250,24 @@ def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
     return obj.get(snake) if value is None else value
 
 
+def _section(obj: Mapping[str, Any], camel: str, snake: str,
+             path: str = "") -> Mapping[str, Any] | None:
+    """A known object-valued field: absent/null gives None, anything but an object raises."""
+    value = _get(obj, camel, snake)
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise LiveProtocolError("not an object", field=f"{path}{camel}")
+
+
 def decode_b64(data: str, where: str) -> bytes:
     """Standard or URL-safe base64 (proto3 JSON parsers accept both)."""
     raw = data.encode("ascii", "replace")
     if b"-" in raw or b"_" in raw:
         raw = raw.translate(_URLSAFE)
     try:
-        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
+        # strict: the lenient decoder silently drops non-alphabet bytes, turning garbage
+        # into (shorter, wrong) audio instead of an error.
+        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4), strict_mode=True)
     except binascii.Error as exc:
         raise LiveProtocolError("not base64", field=where) from exc
 
@@ -263,30 +276,36 @@ def _rate(mime: Any) -> int:
     if isinstance(mime, str):
         m = _RATE_RE.search(mime)
         if m:
-            return int(m.group(1))
+            digits = m.group(1)
+            # 0 would divide by zero in the resampler; 4300+ digits would make int() raise
+            if len(digits) > 6 or int(digits) == 0:
+                raise LiveProtocolError(f"bad sample rate in {mime[:60]!r}",
+                                        field="serverContent.modelTurn.parts.inlineData.mimeType")
+            return int(digits)
     return OUTPUT_RATE
 
 
 def parse_duration(value: Any) -> float | None:
     """A protobuf Duration in JSON (``"50s"``, ``"1.5s"``) as seconds."""
-    if isinstance(value, str) and value.endswith("s"):
-        try:
-            return float(value[:-1])
-        except ValueError:
-            return None
+    # Only the proto3 JSON form; float() alone would also take "nans", "infs" and "1e400s".
+    if isinstance(value, str) and _DURATION_RE.fullmatch(value):
+        return float(value[:-1])
     if isinstance(value, Mapping):  # {"seconds": 50, "nanos": 0} from some encoders
         try:
-            return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
-        except (TypeError, ValueError):
+            seconds = float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+        except (TypeError, ValueError, OverflowError):  # float() of a 400-digit int overflows
             return None
+        return seconds if math.isfinite(seconds) else None
     return None
 
 
 def _server_content(sc: Mapping[str, Any], out: list[LiveEvent]) -> None:
-    turn = _get(sc, "modelTurn", "model_turn")
-    if isinstance(turn, Mapping):
-        parts = turn.get("parts") or ()
-        if not isinstance(parts, list):
+    turn = _section(sc, "modelTurn", "model_turn", "serverContent.")
+    if turn is not None:
+        parts = turn.get("parts")
+        if parts is None:
+            parts = []
+        if not isinstance(parts, list):  # ``or ()`` above would let {} and "" through
             raise LiveProtocolError("not a list", field="serverContent.modelTurn.parts")
         for part in parts:
             if not isinstance(part, Mapping):
@@ -307,8 +326,8 @@ def _server_content(sc: Mapping[str, Any], out: list[LiveEvent]) -> None:
                 out.append(ModelText(part["text"]))
     for key, snake, cls in (("inputTranscription", "input_transcription", InputTranscript),
                             ("outputTranscription", "output_transcription", OutputTranscript)):
-        tr = _get(sc, key, snake)
-        if isinstance(tr, Mapping) and isinstance(tr.get("text"), str):
+        tr = _section(sc, key, snake, "serverContent.")
+        if tr is not None and isinstance(tr.get("text"), str):
             out.append(cls(tr["text"], bool(tr.get("finished", False))))
     if sc.get("interrupted"):
         out.append(Interrupted())
@@ -320,7 +339,9 @@ def _server_content(sc: Mapping[str, Any], out: list[LiveEvent]) -> None:
 
 
 def _tool_call(tc: Mapping[str, Any]) -> ToolCall:
-    calls_raw = _get(tc, "functionCalls", "function_calls") or []
+    calls_raw = _get(tc, "functionCalls", "function_calls")
+    if calls_raw is None:
+        calls_raw = []
     if not isinstance(calls_raw, list):
         raise LiveProtocolError("not a list", field="toolCall.functionCalls")
     calls: list[FunctionCall] = []
@@ -337,7 +358,10 @@ def _tool_call(tc: Mapping[str, Any]) -> ToolCall:
 def _usage(u: Mapping[str, Any]) -> Usage:
     def count(camel: str, snake: str) -> int:
         v = _get(u, camel, snake)
-        return int(v) if isinstance(v, int | str) and str(v).isdigit() else 0
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            return 0
+        s = str(v)  # int64 counts may arrive as JSON strings; ASCII digits only ("²" is a digit)
+        return int(s) if s.isascii() and s.isdigit() and len(s) <= 18 else 0
 
     response = count("responseTokenCount", "response_token_count") or count(
         "candidatesTokenCount", "candidates_token_count")  # Vertex's name for the same count
@@ -364,31 +388,31 @@ def parse_server_message(frame: str | bytes) -> tuple[LiveEvent, ...]:
     if not isinstance(msg, dict):
         raise LiveProtocolError("frame is not a JSON object")
     out: list[LiveEvent] = []
-    sc = _get(msg, "setupComplete", "setup_complete")
-    if isinstance(sc, Mapping):
+    sc = _section(msg, "setupComplete", "setup_complete")
+    if sc is not None:
         sid = _get(sc, "sessionId", "session_id")
         out.append(SetupComplete(sid if isinstance(sid, str) else None))
-    content = _get(msg, "serverContent", "server_content")
-    if isinstance(content, Mapping):
+    content = _section(msg, "serverContent", "server_content")
+    if content is not None:
         _server_content(content, out)
-    tc = _get(msg, "toolCall", "tool_call")
-    if isinstance(tc, Mapping):
+    tc = _section(msg, "toolCall", "tool_call")
+    if tc is not None:
         out.append(_tool_call(tc))
-    cancel = _get(msg, "toolCallCancellation", "tool_call_cancellation")
-    if isinstance(cancel, Mapping):
+    cancel = _section(msg, "toolCallCancellation", "tool_call_cancellation")
+    if cancel is not None:
         ids = cancel.get("ids") or []
         out.append(ToolCallCancellation(tuple(str(i) for i in ids)
                                         if isinstance(ids, list) else ()))
-    go = _get(msg, "goAway", "go_away")
-    if isinstance(go, Mapping):
+    go = _section(msg, "goAway", "go_away")
+    if go is not None:
         out.append(GoAway(parse_duration(_get(go, "timeLeft", "time_left"))))
-    ru = _get(msg, "sessionResumptionUpdate", "session_resumption_update")
-    if isinstance(ru, Mapping):
+    ru = _section(msg, "sessionResumptionUpdate", "session_resumption_update")
+    if ru is not None:
         handle = _get(ru, "newHandle", "new_handle")
         out.append(ResumptionUpdate(handle if isinstance(handle, str) and handle else None,
                                     bool(ru.get("resumable", False))))
-    usage = _get(msg, "usageMetadata", "usage_metadata")
-    if isinstance(usage, Mapping):
+    usage = _section(msg, "usageMetadata", "usage_metadata")
+    if usage is not None:
         out.append(_usage(usage))
     if not out:
         unknown = tuple(k for k in msg if k not in _KNOWN)

@@ -9,6 +9,7 @@ Keys whose *names* look secret are masked whatever their value.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Final, TextIO
@@ -18,6 +19,7 @@ import structlog
 _SECRET_NAMES: Final = ("key", "token", "secret", "password", "authorization")
 _secrets: set[str] = set()
 MASK: Final = "***"
+_COUNT_NAME: Final = re.compile(r"tokens|token_?count")
 
 
 def register_secret(value: str | None) -> None:
@@ -27,25 +29,41 @@ def register_secret(value: str | None) -> None:
 
 
 def scrub(text: str) -> str:
-    for s in _secrets:
+    # Longest first: if one secret contains another, replacing the short one first would
+    # leave the rest of the long one in clear.
+    for s in sorted(_secrets, key=len, reverse=True):
         if s in text:
             text = text.replace(s, MASK)
     return text
+
+
+def _secret_name(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    lower = key.lower()
+    # Token *counts* (usage, stats) are not secrets.
+    return any(s in lower for s in _SECRET_NAMES) and not _COUNT_NAME.search(lower)
 
 
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
-        return {k: _scrub_value(v) for k, v in value.items()}
+        return {k: MASK if _secret_name(k) and v is not None else _scrub_value(v)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub_value(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else (an exception passed as ``error=exc``, a URL object...) is rendered by
+    # the JSON renderer with __structlog__() or repr(); do that here so its text is scrubbed too.
+    hook = getattr(value, "__structlog__", None)
+    return _scrub_value(hook()) if callable(hook) else scrub(repr(value))
 
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k in list(event):
-        if any(s in k.lower() for s in _SECRET_NAMES) and event[k] is not None:
+        if _secret_name(k) and event[k] is not None:
             event[k] = MASK
         else:
             event[k] = _scrub_value(event[k])

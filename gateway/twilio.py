@@ -27,7 +27,8 @@ MULAW_ENCODING: Final = "audio/x-mulaw"
 SAMPLE_RATE: Final = 8000
 
 # Sids are sent back inside JSON we build by string template, so they must never need escaping.
-_SID_RE: Final = re.compile(r"^[A-Za-z0-9_\-]{2,64}$")
+# ``\Z``, not ``$``: ``$`` also matches before a trailing newline, which would break that JSON.
+_SID_RE: Final = re.compile(r"^[A-Za-z0-9_\-]{2,64}\Z")
 _MARK_NAME_MAX: Final = 256
 
 
@@ -117,7 +118,9 @@ def _int_field(obj: dict[str, Any], key: str, path: str, call_sid: str | None) -
     value = obj.get(key)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    # ASCII only and bounded: str.isdigit() accepts "²" (int() rejects it) and int() refuses
+    # strings over 4300 digits, either of which would escape as a bare ValueError.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     raise TwilioProtocolError(
         "missing or not an integer", field=f"{path}{key}", call_sid=call_sid
@@ -242,6 +245,11 @@ class TwilioStream:
         if not payload:
             raise TwilioProtocolError("payload is empty", field="media.payload",
                                       call_sid=self.call_sid)
+        if len(payload) > self.max_payload:  # the length pre-check rounds up to whole quanta
+            raise TwilioProtocolError(
+                f"payload larger than {self.max_payload} bytes", field="media.payload",
+                call_sid=self.call_sid,
+            )
         self.media_frames += 1
         track = media.get("track", "inbound")
         return Media(
