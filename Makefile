@@ -1,0 +1,39 @@
+# Two entry points a newcomer needs: `make demo` and `make test`. Each creates .venv and
+# installs what it needs on a fresh machine (Python 3.11 with pip and venv).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck bench fixtures clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -U pip
+	$(BIN)/pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/voicegw demo --out demo-call.wav
+
+test: $(VENV)/.installed-test lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check gateway agents tests benchmarks
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict gateway
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/audio_quality.py
+
+# Regenerates the committed speech fixtures; needs Debian's flite, espeak-ng and sox.
+fixtures:
+	bash gateway/assets/speech/make_speech.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info demo-call.wav

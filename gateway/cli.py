@@ -1,0 +1,144 @@
+"""``voicegw``: argument parsing only; each command builds settings and runs one thing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway import log as gwlog
+from gateway.errors import ConfigError, GatewayError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voicegw", description="Telephony voice-agent gateway: "
+                                "Twilio Media Streams to the Gemini Live API.")
+    p.add_argument("--version", action="version", version=f"voicegw {__version__}")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (reads GEMINI_API_KEY or Vertex "
+                           "settings from the environment)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--live-url", help="ws:// or wss:// URL of a Live server to use instead "
+                       "of Google's (e.g. the simulator)")
+    serve.add_argument("--model", help="Live model id (default: VOICEGW_MODEL or the built-in)")
+
+    sim = sub.add_parser("simulate-live", help="run the SIMULATED Live server (a test and demo "
+                         "tool, not Google's service)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--tls-cert", type=Path)
+    sim.add_argument("--tls-key", type=Path)
+    sim.add_argument("--scenario", type=Path, help="JSON or YAML scenario file")
+
+    call = sub.add_parser("call", help="play a recording into a gateway as Twilio would and "
+                          "save what came back")
+    call.add_argument("wav", type=Path, help="the caller's recording (PCM16 or mu-law WAV)")
+    call.add_argument("--url", required=True, help="the gateway's media URL, ws://HOST:PORT/media")
+    call.add_argument("--out", type=Path, default=Path("reply.wav"),
+                      help="stereo WAV: caller left, what the caller heard right")
+    call.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="a <Parameter> for the stream's start message (repeatable)")
+    call.add_argument("--speed", type=float, default=1.0, help="play faster than real time")
+    call.add_argument("--wait", type=float, default=10.0,
+                      help="seconds to wait for a reply before hanging up")
+
+    demo = sub.add_parser("demo", help="a whole call through the gateway against the "
+                          "simulated Live server")
+    demo.add_argument("--out", type=Path, default=Path("demo-call.wav"))
+    demo.add_argument("--speed", type=float, default=1.0)
+    demo.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    gwlog.configure(args.log_level if args.command != "demo" else "warning")
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "simulate-live":
+            return _simulate(args)
+        if args.command == "call":
+            return asyncio.run(_call(args))
+        if args.command == "demo":
+            return asyncio.run(_demo(args))
+    except ConfigError as exc:
+        print(f"voicegw: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"voicegw: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from gateway.config import load_settings
+    from gateway.server import Gateway
+
+    settings = load_settings(host=args.host, port=args.port, live_url=args.live_url,
+                             model=args.model, log_level=args.log_level)
+    for secret in settings.endpoint.headers.values():
+        gwlog.register_secret(secret.reveal())
+        gwlog.register_secret(secret.reveal().removeprefix("Bearer "))
+    gwlog.configure(settings.log_level)
+    gateway = Gateway(settings)
+    web.run_app(gateway.app(), host=settings.host, port=settings.port, access_log=None,
+                shutdown_timeout=settings.shutdown_grace_s + 1, print=None)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from gateway.simulator import run_simulator
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    asyncio.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
+                              tls_cert=args.tls_cert, tls_key=args.tls_key))
+    return 0
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from gateway.phone import Utterance, When, load_utterance, place_call
+
+    params = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param wants NAME=VALUE, got {item!r}")
+        params[name] = value
+    utterance = Utterance(load_utterance(args.wav), When.START, 300)
+    result = await place_call(args.url, [utterance], speed=args.speed, parameters=params,
+                              reply_wait_s=args.wait)
+    result.write_wav(args.out)
+    print(f"sent {result.frames_sent} frames, received {result.media_received} media messages, "
+          f"{result.clears} clears; response latency {result.response_ms} ms; "
+          f"wrote {args.out}")
+    return 0 if result.media_received else 1
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import figures_json, print_report, run_demo
+
+    report = await run_demo(speed=args.speed)
+    report.result.write_wav(args.out)
+    if args.json:
+        print(figures_json(report))
+    else:
+        print_report(report, args.out)
+    ok = (report.result.clears >= 1 and report.result.media_received > 0
+          and report.summary.stats.frames_forwarded == report.result.frames_sent)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

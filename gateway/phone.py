@@ -1,0 +1,256 @@
+"""A simulated phone call: plays a caller into any gateway exactly as Twilio would.
+
+One 20 ms ``media`` frame is sent per tick on a drift-corrected clock (silence between
+utterances, as a real line carries), and each tick also plays 20 ms of the gateway's audio from a
+Twilio-like :class:`PlaybackBuffer`, echoing marks as playback reaches them and all pending marks
+on ``clear``. Both tracks are kept on that one clock, so the saved WAV shows what the caller said
+and heard, aligned. Timings measured here are in call time (ticks of 20 ms), so they mean the same
+whatever ``speed`` the call was played at.
+
+Used by ``voicegw call``, ``voicegw demo`` and the integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import numpy as np
+
+from gateway.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
+from gateway.twilio_peer import (
+    FRAME_BYTES,
+    ULAW_SILENCE,
+    OutClear,
+    OutMark,
+    OutMedia,
+    PlaybackBuffer,
+    TwilioPeer,
+)
+from gateway.wav import read_wav, write_wav
+
+TICK_S: Final = 0.020
+SILENCE_FRAME: Final = bytes([ULAW_SILENCE]) * FRAME_BYTES
+
+
+class When(enum.Enum):
+    START = "start"  # delay after the call starts
+    AFTER_REPLY = "after_reply"  # delay of silence after the agent's reply has been heard
+    BARGE_IN = "barge_in"  # delay after the agent's reply started playing
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    ulaw: bytes
+    when: When = When.AFTER_REPLY
+    delay_ms: int = 600
+    text: str = ""
+
+
+@dataclass(slots=True)
+class CallResult:
+    frames_sent: int = 0
+    media_received: int = 0
+    marks_received: int = 0
+    marks_echoed: int = 0
+    clears: int = 0
+    underruns: int = 0
+    # (call-time ms, what): "media", "mark:<name>", "clear"; in arrival order
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+    response_ms: list[float] = field(default_factory=list)  # utterance end -> reply heard
+    barge_in_ms: list[float] = field(default_factory=list)  # talk-over start -> reply silent
+    unanswered: int = 0  # utterances after which no reply came within the wait
+    said: bytearray = field(default_factory=bytearray)  # mu-law, one frame per tick
+    heard: bytearray = field(default_factory=bytearray)
+    connect_ms: float = 0.0
+    close_code: int | None = None
+
+    def write_wav(self, path: str | Path) -> None:
+        """Stereo 8 kHz: caller on the left, what the caller heard on the right."""
+        n = min(len(self.said), len(self.heard))
+        left = np.frombuffer(ulaw_to_pcm16(bytes(self.said[:n])), dtype="<i2")
+        right = np.frombuffer(ulaw_to_pcm16(bytes(self.heard[:n])), dtype="<i2")
+        write_wav(path, np.column_stack([left, right]).astype("<i2").tobytes(), 8000, 2)
+
+
+def load_utterance(path: str | Path) -> bytes:
+    """Any PCM16 or mu-law WAV as 8 kHz mu-law, resampled with the gateway's own resampler."""
+    pcm, rate = read_wav(path)
+    if rate != 8000:
+        pcm = Resampler(rate, 8000).process(pcm)
+    return pcm16_to_ulaw(pcm)
+
+
+class _Script:
+    """Decides, tick by tick, what the caller says next."""
+
+    def __init__(self, utterances: list[Utterance], reply_wait_ticks: int) -> None:
+        self.pending = list(utterances)
+        self.current: bytes = b""
+        self.offset = 0
+        self.reply_wait_ticks = reply_wait_ticks
+        self.waited = 0
+        self.done_speaking_tick: int | None = 0
+        self.reply_started_tick: int | None = None
+        self.last_audio_tick: int | None = None
+
+    def next_frame(self, tick: int, result: CallResult) -> bytes:
+        if self.offset < len(self.current):
+            frame = self.current[self.offset:self.offset + FRAME_BYTES]
+            self.offset += FRAME_BYTES
+            if self.offset >= len(self.current):
+                self.done_speaking_tick = tick
+                self.reply_started_tick = None
+                self.last_audio_tick = None
+            return frame.ljust(FRAME_BYTES, bytes([ULAW_SILENCE]))
+        if self.pending and self._due(tick, self.pending[0], result):
+            utt = self.pending.pop(0)
+            self.current, self.offset, self.waited = utt.ulaw, 0, 0
+            self.done_speaking_tick = None
+            return self.next_frame(tick, result)
+        return SILENCE_FRAME
+
+    def _due(self, tick: int, utt: Utterance, result: CallResult) -> bool:
+        delay = utt.delay_ms // 20
+        self.waited += 1
+        if utt.when is When.START:
+            return tick >= delay
+        if self.reply_started_tick is None:
+            if self.waited > self.reply_wait_ticks:
+                result.unanswered += 1
+                return True
+            return False
+        if utt.when is When.BARGE_IN:
+            return tick - self.reply_started_tick >= delay
+        return self.last_audio_tick is not None and tick - self.last_audio_tick >= delay
+
+    def idle(self, tick: int, tail_ticks: int) -> bool:
+        """Nothing left to say and the last reply has finished playing."""
+        if self.pending or self.offset < len(self.current):
+            return False
+        if self.reply_started_tick is None:
+            return self.waited > self.reply_wait_ticks
+        return self.last_audio_tick is not None and tick - self.last_audio_tick >= tail_ticks
+
+    def heard_audio(self, tick: int) -> None:
+        if self.done_speaking_tick is not None and self.reply_started_tick is None:
+            self.reply_started_tick = tick
+        self.last_audio_tick = tick
+
+
+class _PhoneCall:
+    """One call's state: the script, the playback buffer, and what was measured."""
+
+    def __init__(self, peer: TwilioPeer, script: _Script) -> None:
+        self.peer = peer
+        self.script = script
+        self.playback = PlaybackBuffer()
+        self.result = CallResult()
+        self.echoes: list[str] = []
+        self.barge_started: list[int] = []
+        self.last_audio_tick: int | None = None
+        self.prev_partial = False
+        self.tick = 0
+
+    async def receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        r = self.result
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+            event = self.peer.receive(msg.data)
+            now = self.tick * 20.0
+            if isinstance(event, OutMedia):
+                r.media_received += 1
+                r.timeline.append((now, "media"))
+                self.playback.push_audio(event.payload)
+            elif isinstance(event, OutMark):
+                r.marks_received += 1
+                r.timeline.append((now, f"mark:{event.name}"))
+                self.echoes.extend(self.playback.push_mark(event.name))
+            elif isinstance(event, OutClear):
+                r.clears += 1
+                r.timeline.append((now, "clear"))
+                self.echoes.extend(self.playback.clear())
+                self.last_audio_tick = None  # silence after a clear is intended, not a gap
+
+    def caller_frame(self) -> bytes:
+        was_playing = self.playback.playing
+        frame = self.script.next_frame(self.tick, self.result)
+        if frame is not SILENCE_FRAME and self.script.offset == FRAME_BYTES and was_playing:
+            self.barge_started.append(self.tick)
+        self.result.said += frame
+        return frame
+
+    def play(self) -> list[str]:
+        """Play one tick of the agent's audio; returns the mark names to echo now."""
+        r, tick, script = self.result, self.tick, self.script
+        played = self.playback.play(FRAME_BYTES)
+        r.heard += played.audio
+        if played.had_audio:
+            # Audio resuming shortly after running dry, within one reply, is a gap the
+            # caller hears; the end of a reply followed by the next one is not.
+            if self.last_audio_tick is not None:
+                gap = tick - self.last_audio_tick
+                if 1 < gap <= _GAP_TICKS or (gap == 1 and self.prev_partial):
+                    r.underruns += 1
+            self.last_audio_tick, self.prev_partial = tick, played.underrun
+            if script.reply_started_tick is None and script.done_speaking_tick is not None:
+                r.response_ms.append((tick - script.done_speaking_tick) * 20.0)
+            script.heard_audio(tick)
+        elif self.barge_started and not self.playback.playing:
+            r.barge_in_ms.append((tick - self.barge_started.pop()) * 20.0)
+        names = played.marks + self.echoes
+        self.echoes = []
+        return names
+
+
+_GAP_TICKS: Final = 25  # 500 ms
+
+
+async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.0,
+                     parameters: dict[str, str] | None = None, reply_wait_s: float = 8.0,
+                     tail_ms: int = 800, max_s: float = 300.0,
+                     headers: dict[str, str] | None = None) -> CallResult:
+    """Call ``url`` (a gateway's ``/media``), say ``utterances``, hang up when all is heard."""
+    suffix = uuid.uuid4().hex[:30]
+    peer = TwilioPeer(call_sid="CA" + suffix, stream_sid="MZ" + suffix,
+                      custom_parameters=parameters)
+    call = _PhoneCall(peer, _Script(utterances, reply_wait_ticks=int(reply_wait_s / TICK_S)))
+    result = call.result
+    loop = asyncio.get_running_loop()
+    t_connect = time.perf_counter()
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            url, headers=headers, max_msg_size=4 * 1024 * 1024) as ws:
+        result.connect_ms = (time.perf_counter() - t_connect) * 1000
+        await ws.send_str(peer.connected())
+        await ws.send_str(peer.start())
+        receiver = asyncio.create_task(call.receive(ws))
+        t0 = loop.time()
+        try:
+            while call.tick < int(max_s / TICK_S) and not receiver.done():
+                await ws.send_str(peer.media(call.caller_frame()))
+                result.frames_sent += 1
+                for name in call.play():
+                    await ws.send_str(peer.mark(name))
+                    result.marks_echoed += 1
+                if call.script.idle(call.tick, tail_ms // 20):
+                    break
+                call.tick += 1
+                # Drift-corrected: sleep to the tick's absolute due time, never a fixed 20 ms.
+                await asyncio.sleep(max(0.0, t0 + call.tick * TICK_S / speed - loop.time()))
+            if not ws.closed:
+                await ws.send_str(peer.stop())
+                await ws.close()
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+        result.close_code = ws.close_code
+    return result

@@ -1,0 +1,52 @@
+"""The HTTP side of the gateway over a real loopback socket: TwiML and health."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import aiohttp
+
+from gateway.config import Settings, custom_endpoint
+from gateway.server import Gateway, running
+
+
+def _settings(public_url: str | None = None) -> Settings:
+    return Settings(endpoint=custom_endpoint("ws://127.0.0.1:9/unused", "m"),
+                    public_url=public_url)
+
+
+async def test_twiml_points_twilio_at_the_public_media_url_with_parameters() -> None:
+    gateway = Gateway(_settings("https://gw.example.com/voice/"))
+    async with running(gateway) as port, aiohttp.ClientSession() as http:
+        form = {"CallSid": "CA123", "From": "+15550100", "To": "+15550199",
+                "Direction": "inbound", "AccountSid": "AC1"}
+        async with http.post(f"http://127.0.0.1:{port}/twiml", data=form) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "text/xml"
+            root = ET.fromstring(await resp.text())
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    assert stream.get("url") == "wss://gw.example.com/voice/media"
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params == {"CallSid": "CA123", "From": "+15550100", "To": "+15550199",
+                      "Direction": "inbound"}
+
+
+async def test_twiml_uses_the_request_host_and_escapes_values() -> None:
+    gateway = Gateway(_settings())
+    async with running(gateway) as port, aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{port}/twiml", data={"From": '"><Hangup/>&'}) as resp:
+        root = ET.fromstring(await resp.text())
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    assert stream.get("url") == f"wss://127.0.0.1:{port}/media"
+    assert root.find(".//Hangup") is None
+    assert stream.find("Parameter").get("value") == '"><Hangup/>&'  # type: ignore[union-attr]
+
+
+async def test_healthz_reports_active_calls() -> None:
+    gateway = Gateway(_settings())
+    async with running(gateway) as port, aiohttp.ClientSession() as http, http.get(
+            f"http://127.0.0.1:{port}/healthz") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"status": "ok", "active_calls": 0}
