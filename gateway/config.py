@@ -94,10 +94,14 @@ def vertex_endpoint(project: str, location: str, token: str, model: str, *,
 
 
 def custom_endpoint(url: str, model: str, api_key: str | None = None) -> LiveEndpoint:
-    """An explicit URL (the simulator, a proxy); used verbatim."""
-    if urlsplit(url).scheme not in ("ws", "wss"):
+    """An explicit URL (the simulator, a proxy); used verbatim, except that a bare
+    ``ws://host:port`` gets the AI Studio path, as the official SDK does with a base URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
         raise ConfigError(f"--live-url must be a ws:// or wss:// URL, got scheme "
-                          f"{urlsplit(url).scheme!r}")
+                          f"{parts.scheme!r}")
+    if parts.path in ("", "/") and not parts.query:
+        url = f"{parts.scheme}://{parts.netloc}{AI_STUDIO_PATH.format(version='v1beta')}"
     headers = {"x-goog-api-key": Secret(api_key)} if api_key else {}
     return LiveEndpoint(url=url, kind="custom", headers=headers,
                         model=model if "/" in model else f"models/{model}")

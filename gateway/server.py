@@ -77,6 +77,7 @@ class Gateway:
         app.router.add_get("/twiml", self.twiml)
         app.router.add_get("/media", self.media)
         app.router.add_get("/healthz", self.healthz)
+        app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -151,6 +152,12 @@ class Gateway:
         if remaining:
             await asyncio.gather(*remaining, return_exceptions=True)
             log.warning("calls_cancelled_at_shutdown", count=len(remaining))
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        endpoint = self.settings.endpoint
+        log.info("gateway_started", host=self.settings.host, port=self.settings.port,
+                 live_url=endpoint.safe_url(), live_kind=endpoint.kind, model=endpoint.model,
+                 public_url=self.settings.public_url)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.drain(self.settings.shutdown_grace_s)

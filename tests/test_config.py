@@ -315,3 +315,12 @@ def test_exception_tracebacks_do_not_show_the_key() -> None:
 def test_repr_of_headers_field_is_hidden() -> None:
     ep = ai_studio_endpoint(KEY, "m")
     assert "headers" not in repr(ep)
+
+
+def test_bare_live_url_gets_the_ai_studio_path() -> None:
+    from gateway.config import AI_STUDIO_PATH, custom_endpoint
+
+    bare = custom_endpoint("ws://127.0.0.1:8765", "m")
+    assert bare.url == "ws://127.0.0.1:8765" + AI_STUDIO_PATH.format(version="v1beta")
+    explicit = custom_endpoint("wss://proxy.example/live/socket", "m")
+    assert explicit.url == "wss://proxy.example/live/socket"
