@@ -15,17 +15,20 @@ after the ``clear``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import structlog
 
 from gateway import live, twilio
+from gateway.agent import Agent, CallContext
 from gateway.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
+from gateway.callctl import CallController, CallEnding
 from gateway.errors import (
     GatewayError,
     LiveClosedError,
@@ -35,10 +38,12 @@ from gateway.errors import (
 )
 from gateway.log import mask_number
 from gateway.outbound import Kind, OutboundQueue, Outgoing
-from gateway.stats import Histogram
+from gateway.record import CallStats, CallSummary, Transcript
+from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
+from gateway.tools import ToolDispatcher
+from gateway.twilio_rest import TwilioRest
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
-TRANSCRIPT_LINES: Final = 500
 
 
 class CallerSocket(Protocol):
@@ -76,14 +81,6 @@ _MOVES: Final = {
 }
 
 
-class CallEnded(GatewayError):
-    """Raised inside the call's task group to end the call; ``reason`` is logged."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
 @dataclass(frozen=True, slots=True)
 class BridgeSettings:
     session: live.SessionConfig
@@ -93,50 +90,24 @@ class BridgeSettings:
     start_timeout_s: float = 10.0
 
 
-@dataclass(slots=True)
-class CallStats:
-    frames_in: int = 0
-    frames_forwarded: int = 0
-    frames_held_dropped: int = 0
-    protocol_errors: int = 0
-    media_out: int = 0
-    media_dropped_barge_in: int = 0  # reply chunks queued but never sent: interrupted
-    media_dropped_full: int = 0  # reply chunks refused: the caller's socket was not reading
-    interruptions: int = 0
-    marks_sent: int = 0
-    marks_heard: int = 0
-    forward_latency: Histogram = field(default_factory=Histogram)  # Twilio frame in -> Live
-    reply_latency: Histogram = field(default_factory=Histogram)  # Live audio in -> caller
-    barge_in: Histogram = field(default_factory=Histogram)  # `interrupted` in -> `clear` out
-    tokens_total: int = 0
-
-
 @dataclass(frozen=True, slots=True)
-class TranscriptLine:
-    at: float  # seconds since the call started
-    role: str  # "caller" | "agent"
-    text: str
-    interrupted: bool = False
+class CallServices:
+    """What every call shares: the agents, the Twilio REST client, recorded prompts."""
 
-
-@dataclass(slots=True)
-class CallSummary:
-    call_sid: str | None
-    stream_sid: str | None
-    end_reason: str
-    started: float
-    duration_s: float
-    stats: CallStats
-    transcript: list[TranscriptLine]
-    custom_parameters: dict[str, str]
+    agents: AgentRegistry | None = None  # None: every call gets the plain default agent
+    rest: TwilioRest | None = None
+    unavailable_prompt: bytes = b""  # mu-law 8 kHz, played when a call cannot be served
 
 
 class CallBridge:
     def __init__(self, caller: CallerSocket, connect_live: LiveConnector,
-                 settings: BridgeSettings) -> None:
+                 settings: BridgeSettings, services: CallServices | None = None, *,
+                 path: str | None = None) -> None:
         self.caller = caller
         self.connect_live = connect_live
         self.settings = settings
+        self.services = services or CallServices()
+        self.path = path
         self.state = CallState.WAITING
         self.twilio = twilio.TwilioStream()
         self.stats = CallStats()
@@ -154,9 +125,17 @@ class CallBridge:
         self._turn = 0
         self._turn_sent_ms = 0.0
         self._last_mark_ms = 0.0
+        self._turn_open = False  # the model is mid-turn (audio or a tool call, no turnComplete)
+        self._turn_done = asyncio.Event()
+        self._turn_done.set()
+        self._mark_waiters: dict[str, asyncio.Event] = {}
         self._heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
-        self._transcript: deque[TranscriptLine] = deque(maxlen=TRANSCRIPT_LINES)
+        self.transcript = Transcript(self._t0)
         self._params: dict[str, str] = {}
+        self.agent: Agent | None = None
+        self.control = CallController(self.services.rest, self.log)
+        self.ctx: CallContext | None = None
+        self.tools: ToolDispatcher | None = None
         self.end_reason = "not started"
         self.resumption_handle: str | None = None
 
@@ -175,19 +154,23 @@ class CallBridge:
                 tg.create_task(self._caller_pump(), name="caller-pump")
                 tg.create_task(self._writer(), name="caller-writer")
                 tg.create_task(self._start_watchdog(), name="start-watchdog")
-        except* CallEnded as group:
+                tg.create_task(self.control.run(self), name="call-control")
+        except* CallEnding as group:
             self.end_reason = _first_reason(group)
         except* Exception as group:
             self.end_reason = "internal error"
             self.log.error("call_failed", exc_info=group.exceptions[0])
         finally:
+            if self.tools is not None:
+                await self.tools.aclose()
             await self._close_peers()
         summary = self.summary()
-        self.log.info("call_ended", reason=self.end_reason,
+        self.log.info("call_ended", reason=self.end_reason, agent=summary.agent,
                       duration_s=round(summary.duration_s, 3),
                       frames_in=self.stats.frames_in,
                       frames_forwarded=self.stats.frames_forwarded,
                       media_out=self.stats.media_out, interruptions=self.stats.interruptions,
+                      tool_calls=len(summary.tool_calls),
                       forward_latency=self.stats.forward_latency.summary().format(),
                       barge_in=self.stats.barge_in.summary().format())
         return summary
@@ -195,9 +178,12 @@ class CallBridge:
     def summary(self) -> CallSummary:
         return CallSummary(
             call_sid=self.twilio.call_sid, stream_sid=self.twilio.stream_sid,
+            agent=self.agent.name if self.agent else None,
             end_reason=self.end_reason, started=self.started,
             duration_s=time.perf_counter() - self._t0, stats=self.stats,
-            transcript=list(self._transcript), custom_parameters=dict(self._params))
+            transcript=self.transcript.lines(), custom_parameters=dict(self._params),
+            tool_calls=self.tools.records if self.tools else [],
+            tool_stats=self.tools.stats if self.tools else None)
 
     async def _close_peers(self) -> None:
         if self.state is not CallState.ENDED:
@@ -217,7 +203,7 @@ class CallBridge:
             async with asyncio.timeout(self.settings.start_timeout_s):
                 await self._started_event.wait()
         except TimeoutError:
-            raise CallEnded(f"no start event within {self.settings.start_timeout_s:g} s") \
+            raise CallEnding(f"no start event within {self.settings.start_timeout_s:g} s") \
                 from None
 
     # -- caller -> model -----------------------------------------------------------------
@@ -233,15 +219,15 @@ class CallBridge:
             try:
                 await self._dispatch_twilio(event, received)
             except LiveClosedError as exc:
-                raise CallEnded(f"live session closed: {exc.code} {exc.reason}".rstrip()) \
+                raise CallEnding(f"live session closed: {exc.code} {exc.reason}".rstrip()) \
                     from exc
-        raise CallEnded("caller disconnected")
+        raise CallEnding("caller disconnected")
 
     def _protocol_error(self, peer: str, exc: Exception) -> None:
         self.stats.protocol_errors += 1
         self.log.warning("protocol_error", peer=peer, error=str(exc))
         if self.stats.protocol_errors > MAX_PROTOCOL_ERRORS:
-            raise CallEnded(f"too many protocol errors from {peer}")
+            raise CallEnding(f"too many protocol errors from {peer}")
 
     async def _dispatch_twilio(self, event: twilio.TwilioEvent, received: float) -> None:
         match event:
@@ -254,19 +240,46 @@ class CallBridge:
             case twilio.Dtmf():
                 await self.handle_dtmf(event)
             case twilio.Stop():
-                raise CallEnded("caller hung up")
+                raise CallEnding("caller hung up")
             case twilio.Connected():
                 pass
 
     def handle_start(self, event: twilio.Start) -> None:
         self._params = dict(event.custom_parameters)
         self.log = self.log.bind(call_sid=event.call_sid, stream_sid=event.stream_sid)
-        self.log.info("call_started", caller=mask_number(self._params.get("From")),
-                      dialled=mask_number(self._params.get("To")))
+        self.control.log = self.log
+        self.control.call_sid = event.call_sid
         self._move(CallState.CONNECTING)
         self._started_event.set()
         assert self._tg is not None
-        self._tg.create_task(self._model_pump(), name="model-pump")
+        try:
+            agent = (self.services.agents.select(path=self.path, parameters=self._params)
+                     if self.services.agents else DEFAULT_AGENT)
+        except UnknownAgentError as exc:
+            self.log.error("unknown_agent", error=str(exc), caller=mask_number(
+                self._params.get("From")), dialled=mask_number(self._params.get("To")))
+            self._tg.create_task(self._apologise(f"unknown agent {exc.name!r}"))
+            return
+        self.agent = agent
+        self.log = self.log.bind(agent=agent.name)
+        self.ctx = CallContext.for_call(agent, call_sid=event.call_sid,
+                                        stream_sid=event.stream_sid, parameters=self._params,
+                                        control=self.control)
+        self.tools = ToolDispatcher(agent, self.ctx, self._send_live, log=self.log)
+        self.log.info("call_started", caller=mask_number(self._params.get("From")),
+                      dialled=mask_number(self._params.get("To")))
+        self._tg.create_task(self._model_pump(agent), name="model-pump")
+
+    async def _apologise(self, reason: str) -> None:
+        """Play the recorded apology, wait until it has been heard, end the call."""
+        prompt = self.services.unavailable_prompt
+        for i in range(0, len(prompt), 1600):  # 200 ms per message
+            self._out.put(Outgoing(Kind.MEDIA, self.twilio.media(prompt[i:i + 1600]),
+                                   time.perf_counter()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(len(prompt) / 8000 + 5):
+                await self.play_out("apology")
+        raise CallEnding(reason)
 
     async def handle_media(self, event: twilio.Media, received: float) -> None:
         self.stats.frames_in += 1
@@ -283,6 +296,10 @@ class CallBridge:
         self.stats.forward_latency.observe(time.perf_counter() - received)
 
     def handle_mark(self, event: twilio.Mark) -> None:
+        waiter = self._mark_waiters.pop(event.name, None)
+        if waiter is not None:
+            waiter.set()
+            return
         turn, _, ms = event.name.partition(":")
         try:
             heard = (int(turn), float(ms) if ms != "end" else self._turn_sent_ms)
@@ -294,16 +311,24 @@ class CallBridge:
 
     async def handle_dtmf(self, event: twilio.Dtmf) -> None:
         self.log.info("dtmf", digit=event.digit)
+        if self.ctx is not None:
+            self.ctx.dtmf.append(event.digit)
         if self._live is not None:
             await self._live.send(live.text_message(f"The caller pressed {event.digit}."))
 
     # -- model -> caller -----------------------------------------------------------------
 
-    async def _model_pump(self) -> None:
+    async def _send_live(self, text: str) -> None:
+        if self._live is None:
+            raise LiveClosedError(1006, "no Live session")
+        await self._live.send(text)
+
+    async def _model_pump(self, agent: Agent) -> None:
+        setup = live.build_setup(agent.session_config(self.settings.session))
         try:
-            session = await self.connect_live(live.build_setup(self.settings.session))
+            session = await self.connect_live(setup)
         except (LiveConnectError, LiveClosedError) as exc:
-            raise CallEnded(f"live session could not open: {exc}") from exc
+            raise CallEnding(f"live session could not open: {exc}") from exc
         self._live = session
         self._move(CallState.ACTIVE)
         while self._held:
@@ -312,6 +337,9 @@ class CallBridge:
             self.stats.frames_forwarded += 1
             self.stats.forward_latency.observe(time.perf_counter() - received)
         self.log.info("live_ready")
+        greeting = agent.greeting_prompt()
+        if greeting:
+            await session.send(live.text_message(greeting))
         try:
             async for frame in session.frames():
                 received = time.perf_counter()
@@ -323,7 +351,7 @@ class CallBridge:
                 for event in events:
                     await self._dispatch_live(event, received)
         except LiveClosedError as exc:
-            raise CallEnded(f"live session closed: {exc.code} {exc.reason}".rstrip()) from exc
+            raise CallEnding(f"live session closed: {exc.code} {exc.reason}".rstrip()) from exc
 
     async def _dispatch_live(self, event: live.LiveEvent, received: float) -> None:
         match event:
@@ -334,11 +362,16 @@ class CallBridge:
             case live.TurnComplete():
                 self.handle_turn_complete(event)
             case live.InputTranscript():
-                self._add_transcript("caller", event.text)
+                self.transcript.add("caller", event.text)
             case live.OutputTranscript():
-                self._add_transcript("agent", event.text)
+                self.transcript.add("agent", event.text)
             case live.ToolCall():
-                await self.handle_tool_call(event)
+                self._open_turn()
+                assert self.tools is not None
+                self.tools.handle_tool_call(event, received)
+            case live.ToolCallCancellation():
+                assert self.tools is not None
+                self.tools.handle_cancellation(event)
             case live.ResumptionUpdate():
                 if event.handle:
                     self.resumption_handle = event.handle
@@ -352,6 +385,7 @@ class CallBridge:
                 pass
 
     def handle_model_audio(self, event: live.ModelAudio, received: float) -> None:
+        self._open_turn()
         if event.rate != self._out_rate:
             self._out_rate = event.rate
             self._out_resampler = Resampler(event.rate, twilio.SAMPLE_RATE)
@@ -384,44 +418,39 @@ class CallBridge:
         heard = heard_ms if heard_turn == self._turn else 0.0
         self.log.info("barge_in", turn=self._turn, dropped_chunks=dropped,
                       sent_ms=round(self._turn_sent_ms), heard_ms=round(heard))
-        self._mark_last_agent_line_interrupted()
+        self.transcript.mark_agent_interrupted()
         self._next_turn()
 
     def handle_turn_complete(self, event: live.TurnComplete) -> None:
         if self._turn_sent_ms:
             self._queue_mark(f"{self._turn}:end")
-            self._next_turn()
+        self._next_turn()
         if event.reason:
             self.log.info("turn_complete", reason=event.reason)
 
+    def _open_turn(self) -> None:
+        if not self._turn_open:
+            self._turn_open = True
+            self._turn_done.clear()
+
     def _next_turn(self) -> None:
-        self._turn += 1
+        if self._turn_sent_ms:
+            self._turn += 1
         self._turn_sent_ms = 0.0
         self._last_mark_ms = 0.0
+        self._turn_open = False
+        self._turn_done.set()
 
-    async def handle_tool_call(self, event: live.ToolCall) -> None:
-        # No tools are registered on the plain bridge: answer every call so the model is never
-        # left waiting, and say why.
-        assert self._live is not None
-        responses = [live.FunctionResponse(c.id, c.name, {"error": f"no tool named {c.name!r}"})
-                     for c in event.calls]
-        self.log.warning("tool_call_unhandled", tools=[c.name for c in event.calls])
-        await self._live.send(live.tool_response(responses))
+    # -- call control (gateway.callctl.Playout) ------------------------------------------
 
-    def _add_transcript(self, role: str, text: str) -> None:
-        at = time.perf_counter() - self._t0
-        last = self._transcript[-1] if self._transcript else None
-        if last is not None and last.role == role and not last.interrupted:
-            self._transcript[-1] = TranscriptLine(last.at, role, last.text + text)
-        else:
-            self._transcript.append(TranscriptLine(at, role, text.lstrip()))
+    async def wait_turn_done(self) -> None:
+        await self._turn_done.wait()
 
-    def _mark_last_agent_line_interrupted(self) -> None:
-        for i in range(len(self._transcript) - 1, -1, -1):
-            line = self._transcript[i]
-            if line.role == "agent":
-                self._transcript[i] = TranscriptLine(line.at, line.role, line.text, True)
-                return
+    async def play_out(self, name: str) -> None:
+        # Echoed when everything queued before it has played, or at once on a clear.
+        waiter = self._mark_waiters[name] = asyncio.Event()
+        self._queue_mark(name)
+        await waiter.wait()
 
     # -- writer --------------------------------------------------------------------------
 
@@ -431,7 +460,7 @@ class CallBridge:
             try:
                 await self.caller.send(item.text)
             except ConnectionError as exc:
-                raise CallEnded("caller socket closed while writing") from exc
+                raise CallEnding("caller socket closed while writing") from exc
             done = time.perf_counter()
             if item.kind is Kind.MEDIA:
                 self.stats.media_out += 1
@@ -442,7 +471,7 @@ class CallBridge:
 
 def _first_reason(group: BaseExceptionGroup[Any]) -> str:
     for exc in group.exceptions:
-        if isinstance(exc, CallEnded):
+        if isinstance(exc, CallEnding):
             return exc.reason
         if isinstance(exc, BaseExceptionGroup):
             return _first_reason(exc)

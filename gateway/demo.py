@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.bridge import CallSummary
 from gateway.config import Settings as GatewaySettings
 from gateway.config import custom_endpoint
 from gateway.phone import CallResult, Utterance, When, load_utterance, place_call
+from gateway.record import CallSummary
 from gateway.server import Gateway, running
 from gateway.simulator import SimulatorServer, bundled_scenario, load_scenario
 from gateway.simulator.speech import speech_dir

@@ -12,6 +12,8 @@ import contextlib
 import functools
 from collections import deque
 from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
@@ -20,9 +22,12 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway import live
-from gateway.bridge import BridgeSettings, CallBridge, CallSummary, LiveConnector
+from gateway.audio import pcm16_to_ulaw
+from gateway.bridge import BridgeSettings, CallBridge, CallServices, LiveConnector
 from gateway.config import Settings
 from gateway.live_client import open_session
+from gateway.record import CallSummary
+from gateway.wav import read_wav
 
 # Twilio frames are ~300 bytes; anything near this is not a Media Stream.
 MAX_FRAME_BYTES: Final = 64 * 1024
@@ -62,8 +67,10 @@ class AiohttpCaller:
 class Gateway:
     """The running service: settings, the live-call registry, and the routes."""
 
-    def __init__(self, settings: Settings, connect_live: LiveConnector | None = None) -> None:
+    def __init__(self, settings: Settings, connect_live: LiveConnector | None = None,
+                 services: CallServices | None = None) -> None:
         self.settings = settings
+        self.services = services or CallServices(unavailable_prompt=load_prompt())
         self.connect_live: LiveConnector = connect_live or functools.partial(
             open_session, settings.endpoint, setup_timeout=settings.setup_timeout_s)
         self.calls: dict[asyncio.Task[object], CallBridge] = {}
@@ -76,6 +83,7 @@ class Gateway:
         app.router.add_post("/twiml", self.twiml)
         app.router.add_get("/twiml", self.twiml)
         app.router.add_get("/media", self.media)
+        app.router.add_get("/media/{agent}", self.media)
         app.router.add_get("/healthz", self.healthz)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -108,7 +116,7 @@ class Gateway:
             for name in _FORWARDED_FIELDS if isinstance(form.get(name), str) and form[name])
         body = ('<?xml version="1.0" encoding="UTF-8"?>'
                 f"<Response><Connect><Stream url={quoteattr(self.stream_url(request))}>"
-                f"{params}</Stream></Connect></Response>")
+                f"{params}</Stream></Connect><Hangup/></Response>")
         return web.Response(text=body, content_type="text/xml")
 
     async def healthz(self, _request: web.Request) -> web.Response:
@@ -119,7 +127,8 @@ class Gateway:
             return web.Response(status=503, text="shutting down")
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=None)
         await ws.prepare(request)
-        bridge = CallBridge(AiohttpCaller(ws), self.connect_live, self.bridge_settings())
+        bridge = CallBridge(AiohttpCaller(ws), self.connect_live, self.bridge_settings(),
+                            self.services, path=request.path)
         task = asyncio.current_task()
         assert task is not None
         self.calls[task] = bridge
@@ -161,6 +170,12 @@ class Gateway:
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.drain(self.settings.shutdown_grace_s)
+
+
+def load_prompt(name: str = "line_unavailable") -> bytes:
+    """A bundled recorded prompt as raw 8 kHz mu-law, ready to send to Twilio."""
+    path = Path(str(resources.files("gateway").joinpath("assets", "prompts", f"{name}.wav")))
+    return pcm16_to_ulaw(read_wav(path)[0])
 
 
 @contextlib.asynccontextmanager

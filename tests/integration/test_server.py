@@ -27,6 +27,8 @@ async def test_twiml_points_twilio_at_the_public_media_url_with_parameters() -> 
     stream = root.find("./Connect/Stream")
     assert stream is not None
     assert stream.get("url") == "wss://gw.example.com/voice/media"
+    # Closing the stream (an agent's end_call without REST credentials) hangs up.
+    assert [child.tag for child in root] == ["Connect", "Hangup"]
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params == {"CallSid": "CA123", "From": "+15550100", "To": "+15550199",
                       "Direction": "inbound"}
@@ -40,7 +42,9 @@ async def test_twiml_uses_the_request_host_and_escapes_values() -> None:
     stream = root.find("./Connect/Stream")
     assert stream is not None
     assert stream.get("url") == f"wss://127.0.0.1:{port}/media"
-    assert root.find(".//Hangup") is None
+    # The injected markup stayed a value: the only Hangup is ours, after </Connect>.
+    assert [child.tag for child in root] == ["Connect", "Hangup"]
+    assert stream.find(".//Hangup") is None
     assert stream.find("Parameter").get("value") == '"><Hangup/>&'  # type: ignore[union-attr]
 
 

@@ -1,0 +1,83 @@
+"""What the gateway keeps about one call: counters, timings, the transcript, tool calls.
+
+Everything here has a fixed bound (histograms, a capped transcript), so a call of any length
+costs the same memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gateway.stats import Histogram
+
+TRANSCRIPT_LINES: Final = 500
+
+
+@dataclass(slots=True)
+class CallStats:
+    frames_in: int = 0
+    frames_forwarded: int = 0
+    frames_held_dropped: int = 0
+    protocol_errors: int = 0
+    media_out: int = 0
+    media_dropped_barge_in: int = 0  # reply chunks queued but never sent: interrupted
+    media_dropped_full: int = 0  # reply chunks refused: the caller's socket was not reading
+    interruptions: int = 0
+    marks_sent: int = 0
+    marks_heard: int = 0
+    tokens_total: int = 0
+    forward_latency: Histogram = field(default_factory=Histogram)  # Twilio frame in -> Live
+    reply_latency: Histogram = field(default_factory=Histogram)  # Live audio in -> caller
+    barge_in: Histogram = field(default_factory=Histogram)  # `interrupted` in -> `clear` out
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    at: float  # seconds since the call started
+    role: str  # "caller" | "agent"
+    text: str
+    interrupted: bool = False
+
+
+class Transcript:
+    """Transcription fragments joined into lines, one per speaker turn."""
+
+    def __init__(self, t0: float) -> None:
+        self._t0 = t0
+        self._lines: deque[TranscriptLine] = deque(maxlen=TRANSCRIPT_LINES)
+
+    def add(self, role: str, text: str) -> None:
+        last = self._lines[-1] if self._lines else None
+        if last is not None and last.role == role and not last.interrupted:
+            self._lines[-1] = TranscriptLine(last.at, role, last.text + text)
+        else:
+            at = time.perf_counter() - self._t0
+            self._lines.append(TranscriptLine(at, role, text.lstrip()))
+
+    def mark_agent_interrupted(self) -> None:
+        for i in range(len(self._lines) - 1, -1, -1):
+            line = self._lines[i]
+            if line.role == "agent":
+                self._lines[i] = TranscriptLine(line.at, line.role, line.text, True)
+                return
+
+    def lines(self) -> list[TranscriptLine]:
+        return list(self._lines)
+
+
+@dataclass(slots=True)
+class CallSummary:
+    call_sid: str | None
+    stream_sid: str | None
+    agent: str | None
+    end_reason: str
+    started: float
+    duration_s: float
+    stats: CallStats
+    transcript: list[TranscriptLine]
+    custom_parameters: dict[str, str]
+    tool_calls: list[Any] = field(default_factory=list)  # gateway.tools.ToolRecord
+    tool_stats: Any = None  # gateway.tools.ToolStats
