@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--wait", type=float, default=10.0,
                       help="seconds to wait for a reply before hanging up")
 
+    agents = sub.add_parser("agents", help="list the agents and their tools' declarations")
+    agents.add_argument("--json", action="store_true", help="machine-readable output")
+
     demo = sub.add_parser("demo", help="a whole call through the gateway against the "
                           "simulated Live server")
     demo.add_argument("--out", type=Path, default=Path("demo-call.wav"))
@@ -68,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_call(args))
         if args.command == "demo":
             return asyncio.run(_demo(args))
+        if args.command == "agents":
+            from gateway.registry import describe_agents, discover_agents
+
+            print(describe_agents(discover_agents().values(), as_json=args.json), end="")
+            return 0
     except ConfigError as exc:
         print(f"voicegw: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -83,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gateway.config import load_settings
-    from gateway.server import Gateway
+    from gateway.server import Gateway, build_services
 
     settings = load_settings(host=args.host, port=args.port, live_url=args.live_url,
                              model=args.model, log_level=args.log_level)
@@ -91,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         gwlog.register_secret(secret.reveal())
         gwlog.register_secret(secret.reveal().removeprefix("Bearer "))
     gwlog.configure(settings.log_level)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, services=build_services(settings))
     web.run_app(gateway.app(), host=settings.host, port=settings.port, access_log=None,
                 shutdown_timeout=settings.shutdown_grace_s + 1, print=None)
     return 0

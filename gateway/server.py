@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -22,11 +22,19 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from gateway import live
+from gateway.agent import Agent
 from gateway.audio import pcm16_to_ulaw
 from gateway.bridge import BridgeSettings, CallBridge, CallServices, LiveConnector
 from gateway.config import Settings
 from gateway.live_client import open_session
 from gateway.record import CallSummary
+from gateway.registry import (
+    DEFAULT_AGENT,
+    DEFAULT_AGENT_NAME,
+    AgentRegistry,
+    discover_agents,
+)
+from gateway.twilio_rest import TwilioCredentials, TwilioRest
 from gateway.wav import read_wav
 
 # Twilio frames are ~300 bytes; anything near this is not a Media Stream.
@@ -70,7 +78,9 @@ class Gateway:
     def __init__(self, settings: Settings, connect_live: LiveConnector | None = None,
                  services: CallServices | None = None) -> None:
         self.settings = settings
-        self.services = services or CallServices(unavailable_prompt=load_prompt())
+        self.services = services or CallServices(
+            agents=AgentRegistry(agents={DEFAULT_AGENT_NAME: default_agent(settings)}),
+            unavailable_prompt=load_prompt())
         self.connect_live: LiveConnector = connect_live or functools.partial(
             open_session, settings.endpoint, setup_timeout=settings.setup_timeout_s)
         self.calls: dict[asyncio.Task[object], CallBridge] = {}
@@ -166,10 +176,31 @@ class Gateway:
         endpoint = self.settings.endpoint
         log.info("gateway_started", host=self.settings.host, port=self.settings.port,
                  live_url=endpoint.safe_url(), live_kind=endpoint.kind, model=endpoint.model,
-                 public_url=self.settings.public_url)
+                 public_url=self.settings.public_url,
+                 agents=sorted(self.services.agents.agents) if self.services.agents else [],
+                 twilio_rest=self.services.rest is not None)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.drain(self.settings.shutdown_grace_s)
+        if self.services.rest is not None:
+            await self.services.rest.aclose()
+
+
+def default_agent(settings: Settings) -> Agent:
+    """The plain ``assistant``, with the server's voice, language and instructions."""
+    return Agent(name=DEFAULT_AGENT_NAME, instructions=settings.system_instruction,
+                 voice=settings.voice or "Kore", language=settings.language or "en-US")
+
+
+def build_services(settings: Settings, env: Mapping[str, str] | None = None) -> CallServices:
+    """Everything calls share, from the environment: agents, routing, Twilio REST."""
+    agents = discover_agents()
+    if agents[DEFAULT_AGENT_NAME] is DEFAULT_AGENT:  # not replaced by a plugin
+        agents[DEFAULT_AGENT_NAME] = default_agent(settings)
+    credentials = TwilioCredentials.from_env(env)
+    return CallServices(agents=AgentRegistry.from_env(env, agents=agents),
+                        rest=TwilioRest(credentials) if credentials else None,
+                        unavailable_prompt=load_prompt())
 
 
 def load_prompt(name: str = "line_unavailable") -> bytes:
