@@ -119,6 +119,7 @@ class CallBridge:
         self._out_resampler = Resampler(self._out_rate, twilio.SAMPLE_RATE)
         self._out = OutboundQueue(settings.max_queued_media)
         self._held: deque[tuple[str, float]] = deque()
+        self._held_keys: deque[str] = deque(maxlen=64)  # keypad notices, held likewise
         self._live: LiveLink | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._started_event = asyncio.Event()
@@ -313,8 +314,11 @@ class CallBridge:
         self.log.info("dtmf", digit=event.digit)
         if self.ctx is not None:
             self.ctx.dtmf.append(event.digit)
-        if self._live is not None:
-            await self._live.send(live.text_message(f"The caller pressed {event.digit}."))
+        message = live.text_message(f"The caller pressed {event.digit}.")
+        if self._live is None:  # the session is opening: tell the model once it is there
+            self._held_keys.append(message)
+            return
+        await self._live.send(message)
 
     # -- model -> caller -----------------------------------------------------------------
 
@@ -336,6 +340,8 @@ class CallBridge:
             await session.send(message)
             self.stats.frames_forwarded += 1
             self.stats.forward_latency.observe(time.perf_counter() - received)
+        while self._held_keys:
+            await session.send(self._held_keys.popleft())
         self.log.info("live_ready")
         greeting = agent.greeting_prompt()
         if greeting:

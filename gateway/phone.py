@@ -48,10 +48,17 @@ class When(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Utterance:
-    ulaw: bytes
+    """Something the caller does: says ``ulaw`` and/or presses the keypad ``dtmf`` digits.
+
+    The digits (each a ``dtmf`` event, as Twilio sends them) go when the utterance starts,
+    before its audio; an utterance of digits alone ends as soon as they are pressed.
+    """
+
+    ulaw: bytes = b""
     when: When = When.AFTER_REPLY
     delay_ms: int = 600
     text: str = ""
+    dtmf: str = ""
 
 
 @dataclass(slots=True)
@@ -71,6 +78,13 @@ class CallResult:
     heard: bytearray = field(default_factory=bytearray)
     connect_ms: float = 0.0
     close_code: int | None = None
+    call_sid: str = ""
+    dtmf_sent: int = 0
+    audio_received_ms: float = 0.0  # of reply audio that arrived (8 kHz mu-law)
+    # The gateway closed the stream (rather than the phone hanging up); then how much of
+    # the audio that had arrived was still waiting to be played at that moment.
+    closed_by_gateway: bool = False
+    unplayed_at_close_ms: float = 0.0
 
     def write_wav(self, path: str | Path) -> None:
         """Stereo 8 kHz: caller on the left, what the caller heard on the right."""
@@ -100,6 +114,7 @@ class _Script:
         self.done_speaking_tick: int | None = 0
         self.reply_started_tick: int | None = None
         self.last_audio_tick: int | None = None
+        self.keys: list[str] = []  # digits pressed, not yet sent
 
     def next_frame(self, tick: int, result: CallResult) -> bytes:
         if self.offset < len(self.current):
@@ -112,10 +127,20 @@ class _Script:
             return frame.ljust(FRAME_BYTES, bytes([ULAW_SILENCE]))
         if self.pending and self._due(tick, self.pending[0], result):
             utt = self.pending.pop(0)
+            self.keys.extend(utt.dtmf)
             self.current, self.offset, self.waited = utt.ulaw, 0, 0
+            if not utt.ulaw:  # keys only: done at once, now wait for the reply
+                self.done_speaking_tick = tick
+                self.reply_started_tick = None
+                self.last_audio_tick = None
+                return SILENCE_FRAME
             self.done_speaking_tick = None
             return self.next_frame(tick, result)
         return SILENCE_FRAME
+
+    def take_keys(self) -> list[str]:
+        keys, self.keys = self.keys, []
+        return keys
 
     def _due(self, tick: int, utt: Utterance, result: CallResult) -> bool:
         delay = utt.delay_ms // 20
@@ -135,7 +160,8 @@ class _Script:
         """Nothing left to say and the last reply has finished playing."""
         if self.pending or self.offset < len(self.current):
             return False
-        if self.reply_started_tick is None:
+        if self.reply_started_tick is None:  # no reply (yet) to the last utterance
+            self.waited += 1
             return self.waited > self.reply_wait_ticks
         return self.last_audio_tick is not None and tick - self.last_audio_tick >= tail_ticks
 
@@ -158,6 +184,7 @@ class _PhoneCall:
         self.last_audio_tick: int | None = None
         self.prev_partial = False
         self.tick = 0
+        self.hanging_up = False
 
     async def receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         r = self.result
@@ -168,6 +195,7 @@ class _PhoneCall:
             now = self.tick * 20.0
             if isinstance(event, OutMedia):
                 r.media_received += 1
+                r.audio_received_ms += len(event.payload) / 8.0
                 r.timeline.append((now, "media"))
                 self.playback.push_audio(event.payload)
             elif isinstance(event, OutMark):
@@ -179,6 +207,10 @@ class _PhoneCall:
                 r.timeline.append((now, "clear"))
                 self.echoes.extend(self.playback.clear())
                 self.last_audio_tick = None  # silence after a clear is intended, not a gap
+        if not self.hanging_up:  # the gateway ended the call
+            r.closed_by_gateway = True
+            r.unplayed_at_close_ms = self.playback.queued_bytes / 8.0
+            r.timeline.append((self.tick * 20.0, "close"))
 
     def caller_frame(self) -> bytes:
         was_playing = self.playback.playing
@@ -219,11 +251,12 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                      tail_ms: int = 800, max_s: float = 300.0,
                      headers: dict[str, str] | None = None) -> CallResult:
     """Call ``url`` (a gateway's ``/media``), say ``utterances``, hang up when all is heard."""
-    suffix = uuid.uuid4().hex[:30]
-    peer = TwilioPeer(call_sid="CA" + suffix, stream_sid="MZ" + suffix,
+    # Twilio's SID format: two letters and 32 hex digits.
+    peer = TwilioPeer(call_sid="CA" + uuid.uuid4().hex, stream_sid="MZ" + uuid.uuid4().hex,
                       custom_parameters=parameters)
     call = _PhoneCall(peer, _Script(utterances, reply_wait_ticks=int(reply_wait_s / TICK_S)))
     result = call.result
+    result.call_sid = peer.call_sid
     loop = asyncio.get_running_loop()
     t_connect = time.perf_counter()
     async with aiohttp.ClientSession() as session, session.ws_connect(
@@ -237,6 +270,9 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
             while call.tick < int(max_s / TICK_S) and not receiver.done():
                 await ws.send_str(peer.media(call.caller_frame()))
                 result.frames_sent += 1
+                for digit in call.script.take_keys():
+                    await ws.send_str(peer.dtmf(digit))
+                    result.dtmf_sent += 1
                 for name in call.play():
                     await ws.send_str(peer.mark(name))
                     result.marks_echoed += 1
@@ -246,6 +282,7 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                 # Drift-corrected: sleep to the tick's absolute due time, never a fixed 20 ms.
                 await asyncio.sleep(max(0.0, t0 + call.tick * TICK_S / speed - loop.time()))
             if not ws.closed:
+                call.hanging_up = True
                 await ws.send_str(peer.stop())
                 await ws.close()
         finally:

@@ -60,6 +60,7 @@ class Setup:
     auto_vad: bool  # automaticActivityDetection not disabled
     silence_duration_ms: int | None
     interrupts: bool  # activityHandling != NO_INTERRUPTION
+    non_blocking: frozenset[str] = frozenset()  # functions declared behavior NON_BLOCKING
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,22 @@ def _parse_setup(s: Mapping[str, Any]) -> Setup:
         silence_duration_ms=int(silence) if isinstance(silence, int | str)
         and str(silence).isdigit() else None,
         interrupts=get(ric, "activityHandling") != "NO_INTERRUPTION",
+        non_blocking=_non_blocking(s.get("tools")),
     )
+
+
+def _non_blocking(tools: Any) -> frozenset[str]:
+    """Names of the functions declared ``behavior: NON_BLOCKING`` in ``setup.tools``."""
+    if not isinstance(tools, list):
+        return frozenset()
+    names = set()
+    for t in tools:
+        decls = get(t, "functionDeclarations") if isinstance(t, Mapping) else None
+        for d in decls if isinstance(decls, list) else ():
+            if isinstance(d, Mapping) and d.get("behavior") == "NON_BLOCKING" \
+                    and isinstance(d.get("name"), str):
+                names.add(d["name"])
+    return frozenset(names)
 
 
 def _blob(blob: Any, where: str) -> AudioIn | None:

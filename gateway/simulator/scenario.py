@@ -17,7 +17,8 @@ A scenario scripts what the simulated model says, turn by turn, and what goes wr
         reply: agent_greeting                          # bundled fixture name or WAV path
         reply_text: "Hello ..."                        # defaults to the fixture's text
         tool_calls: [{name: lookup, args: {day: mon}, id: call-1}]
-        cancel: true                                   # or [call-1]: toolCallCancellation
+        cancel: true    # on barge-in, toolCallCancellation for the turn's unanswered
+                        # calls (or a list of ids: exactly those)
     injections:              # one trigger key + one action key each
       - after_setup: true    # | after_resume: true | after_turn: N | during_turn: N
         offset_ms: 0         # with during_turn: reply-audio time into that turn
@@ -27,7 +28,9 @@ A scenario scripts what the simulated model says, turn by turn, and what goes wr
       - during_turn: 3
         drop: true           # | resumption_update: {resumable: true}
 
-Turns are numbered from 1; a reply cut short by the caller still uses up its turn. ``name``
+Turns are numbered from 1; a reply cut short by the caller still uses up its turn. The reply
+waits for the answers to its tool calls, except calls to functions the setup declares
+``NON_BLOCKING``: those run while it is spoken (and can be cancelled by a barge-in). ``name``
 and ``description`` are accepted and ignored. Injections fire once per conversation, also
 across resumed connections. Without a scenario (or without ``turns``) the simulator acts as a
 generic assistant answering with the bundled agent replies in order.

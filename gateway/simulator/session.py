@@ -7,7 +7,8 @@ Each call returns the actions to perform, in order: :class:`Send` a message (alw
 frame), :class:`Close` with a code, or :class:`Drop` the connection without a close frame.
 
 A reply turn runs: caller speech ends -> ``response_delay_ms`` -> ``inputTranscription``
--> optional ``toolCall`` (then wait for the ``toolResponse``) -> audio chunks paced at real
+-> optional ``toolCall`` (then wait for the ``toolResponse`` of every call not declared
+``NON_BLOCKING`` in the setup; answers to those arrive whenever) -> audio chunks paced at real
 time / ``speed`` interleaved with ``outputTranscription`` -> ``generationComplete`` ->
 ``turnComplete`` once the audio would have finished playing -> ``sessionResumptionUpdate``
 (when asked for) -> ``usageMetadata``. Caller speech starting before ``turnComplete`` cuts
@@ -284,7 +285,7 @@ class LiveSession:
         self._spec = turns[self._position] if self._position < len(turns) else None
         self._reply = self.scenario.resolve_reply(self._spec, self._position)
         self._prompt_s, self._caller_s = self._caller_s, 0.0
-        self._sent, self._chunks, self._texts = 0, [], []
+        self._sent, self._chunks, self._texts, self._call_ids = 0, [], [], []
         out: list[Action] = []
         if self._caller_kind == "audio" and self._setup.input_transcription:
             text = (self._spec.caller_text if self._spec and self._spec.caller_text
@@ -295,12 +296,17 @@ class LiveSession:
             return out + self._begin_stream(t)
         turn_no = self._position + 1
         self._call_ids = [c.id or f"sim-call-{turn_no}-{i + 1}" for i, c in enumerate(calls)]
-        self._waiting = {cid: c.name for cid, c in zip(self._call_ids, calls, strict=True)}
-        self.phase = Phase.TOOL_WAIT
-        self._at(t + self.scenario.tool_timeout_ms / 1000, self._tool_timeout)
-        return out + self._send("toolCall", p.tool_call(
+        # The model talks on while NON_BLOCKING functions run; it waits only for the others.
+        self._waiting = {cid: c.name for cid, c in zip(self._call_ids, calls, strict=True)
+                         if c.name not in self._setup.non_blocking}
+        out += self._send("toolCall", p.tool_call(
             [{"id": cid, "name": c.name, "args": dict(c.args)}
              for cid, c in zip(self._call_ids, calls, strict=True)]))
+        if not self._waiting:
+            return out + self._begin_stream(t)
+        self.phase = Phase.TOOL_WAIT
+        self._at(t + self.scenario.tool_timeout_ms / 1000, self._tool_timeout)
+        return out
 
     def _tool_timeout(self, t: float) -> list[Action]:
         self.record.tool_timeouts += 1
@@ -358,7 +364,9 @@ class LiveSession:
         self._epoch += 1  # stops the stream, the tool timeout and during_turn injections
         out: list[Action] = []
         cancel = self._spec.cancel if self._spec else False
-        ids = self._call_ids if cancel is True else list(cancel or ())
+        answered = {r.get("id") for r in self.record.tool_responses}
+        ids = ([cid for cid in self._call_ids if cid not in answered] if cancel is True
+               else list(cancel or ()))
         if ids:
             out += self._send("toolCallCancellation", p.tool_call_cancellation(list(ids)))
         out += self._send("interrupted", p.interrupted())
