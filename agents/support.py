@@ -31,9 +31,9 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 """
 _SEED = [
-    ("10041", "Ada Byron", "hiking boots, size 39", "delivered", "UPS", None),
-    ("10042", "Grace Hopper", "rain jacket (navy, M)", "shipped", "DHL", "2031-05-14"),
-    ("10043", "Alan Turing", "2 wool socks, 1 beanie", "processing", None, None),
+    ("10041", "Jane Doe", "hiking boots, size 39", "delivered", "UPS", None),
+    ("10042", "John Roe", "rain jacket (navy, M)", "shipped", "DHL", "2031-05-14"),
+    ("10043", "Alex Smith", "2 wool socks, 1 beanie", "processing", None, None),
     ("10044", "Katherine Johnson", "trekking poles", "returned", "UPS", None),
 ]
 OrderId = Annotated[str, Field(description="The 5-digit order number, digits only.")]

@@ -67,7 +67,7 @@ async def test_booking_checks_real_capacity_and_refuses_when_full(databases: Pat
     agent = front_desk.agent
     assert await run(agent, "check_availability", date=day, time="19:00", party_size=8) == {
         "available": True}
-    booked = await run(agent, "book_table", name="Ada", date=day, time="19:00", party_size=8)
+    booked = await run(agent, "book_table", name="Jane", date=day, time="19:00", party_size=8)
     assert booked["booking_id"].startswith("FD-")
     assert (booked["date"], booked["time"], booked["party_size"]) == (day, "19:00", 8)
     # The only 8-seat table is taken for the whole sitting, so overlapping times are full...
@@ -82,7 +82,7 @@ async def test_booking_checks_real_capacity_and_refuses_when_full(databases: Pat
     # The phone defaults to the number calling.
     with sqlite3.connect(databases / "front_desk.sqlite3") as conn:
         rows = conn.execute("SELECT name, phone, table_seats FROM bookings").fetchall()
-    assert rows == [("Ada", "+15550001", 8)]
+    assert rows == [("Jane", "+15550001", 8)]
 
 
 async def test_small_parties_fill_every_table_before_refusing() -> None:
@@ -99,18 +99,18 @@ async def test_small_parties_fill_every_table_before_refusing() -> None:
 async def test_change_and_cancel_a_booking() -> None:
     day, later = next_open_day(), next_open_day(8)
     agent = front_desk.agent
-    big = await run(agent, "book_table", name="Ada", date=day, time="19:00", party_size=8)
+    big = await run(agent, "book_table", name="Jane", date=day, time="19:00", party_size=8)
     small = await run(agent, "book_table", name="Bob", date=day, time="18:00", party_size=4)
     moved = await run(agent, "change_booking", booking_id=small["booking_id"].lower(),
                       date=later, time="20:15")
     assert (moved["date"], moved["time"], moved["party_size"]) == (later, "20:15", 4)
-    # Growing Bob's party to 8 at Ada's time needs Ada's table: refused, booking unchanged.
+    # Growing Bob's party to 8 at Jane's time needs Jane's table: refused, booking unchanged.
     with pytest.raises(ToolError, match="unchanged"):
         await run(agent, "change_booking", booking_id=small["booking_id"], date=day,
                   time="19:00", party_size=8)
     cancelled = await run(agent, "cancel_booking", booking_id=big["booking_id"])
     assert cancelled == {"cancelled": big["booking_id"], "date": day, "time": "19:00"}
-    # Ada's table is free now, so the same change goes through.
+    # Jane's table is free now, so the same change goes through.
     changed = await run(agent, "change_booking", booking_id=small["booking_id"], date=day,
                         time="19:00", party_size=8)
     assert changed["party_size"] == 8
@@ -155,7 +155,7 @@ async def test_a_full_slot_reaches_the_model_as_an_error_through_the_dispatcher(
         sent.append(json.loads(text))
 
     dispatcher = ToolDispatcher(front_desk.agent, CallContext(caller="+15550001"), send)
-    args = {"name": "Ada", "date": day, "time": "19:00", "party_size": 8}
+    args = {"name": "Jane", "date": day, "time": "19:00", "party_size": 8}
     dispatcher.handle_tool_call(live.ToolCall((live.FunctionCall("c1", "book_table", args),)))
     await dispatcher.wait_idle()
     dispatcher.handle_tool_call(live.ToolCall((live.FunctionCall("c2", "book_table", args),)))
