@@ -139,6 +139,8 @@ class CallBridge:
         self.tools: ToolDispatcher | None = None
         self.end_reason = "not started"
         self.resumption_handle: str | None = None
+        self._end_requested: str | None = None
+        self._end_event = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -156,6 +158,7 @@ class CallBridge:
                 tg.create_task(self._writer(), name="caller-writer")
                 tg.create_task(self._start_watchdog(), name="start-watchdog")
                 tg.create_task(self.control.run(self), name="call-control")
+                tg.create_task(self._end_watch(), name="end-watch")
         except* CallEnding as group:
             self.end_reason = _first_reason(group)
         except* Exception as group:
@@ -185,6 +188,16 @@ class CallBridge:
             transcript=self.transcript.lines(), custom_parameters=dict(self._params),
             tool_calls=self.tools.records if self.tools else [],
             tool_stats=self.tools.stats if self.tools else None)
+
+    def request_end(self, reason: str) -> None:
+        """Ask the call to end now, cleanly (peers closed, record kept): the server's drain."""
+        if self._end_requested is None:
+            self._end_requested = reason
+            self._end_event.set()
+
+    async def _end_watch(self) -> None:
+        await self._end_event.wait()
+        raise CallEnding(self._end_requested or "ended by the gateway")
 
     async def _close_peers(self) -> None:
         if self.state is not CallState.ENDED:

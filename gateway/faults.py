@@ -1,0 +1,52 @@
+"""What a closed Live session means for the call: reconnect, or apologise and end.
+
+Pure: a close code and reason in, a decision out. The service reports every failure as a
+WebSocket close, and 1011 covers both a passing fault ("Internal error", "Deadline expired" at
+the connection's lifetime limit) and a hard stop (quota), so the reason text decides, as the
+reports collected in the protocol reference show.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+_QUOTA_WORDS: Final = ("quota", "exhausted", "exceeded", "billing", "rate limit")
+
+
+class Fault(enum.Enum):
+    TRANSIENT = "transient"  # reconnect (resuming the session) and carry on
+    CREDENTIALS = "credentials"  # 1007: bad or expired key, region blocked, bad setup
+    MODEL = "model"  # 1008: unknown model, feature not enabled, stale resumption handle
+    QUOTA = "quota"  # 1011 with a quota reason
+    NORMAL = "normal"  # 1000: the service ended the session on purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    fault: Fault
+    retry: bool
+    why: str
+
+
+def classify_close(code: int, reason: str) -> Decision:
+    text = reason.lower()
+    if code == 1007:
+        return Decision(Fault.CREDENTIALS, False, f"Live API refused the request: {reason}")
+    if code == 1008:
+        if "session not found" in text:
+            # A stale resumption handle: a fresh session still serves the caller.
+            return Decision(Fault.TRANSIENT, True, "resumption handle no longer valid")
+        return Decision(Fault.MODEL, False, f"Live API refused the model or feature: {reason}")
+    if code == 1011 and any(word in text for word in _QUOTA_WORDS):
+        return Decision(Fault.QUOTA, False, f"Live API quota: {reason}")
+    if code == 1000:
+        return Decision(Fault.NORMAL, True, "Live API closed the session")
+    # 1006 (no close frame), 1011 internal/unavailable/deadline, 1001, 1012-1014: passing.
+    return Decision(Fault.TRANSIENT, True, f"Live session dropped: {code} {reason}".rstrip())
+
+
+def backoff_s(attempt: int, *, base: float = 0.2, cap: float = 2.0) -> float:
+    """Delay before reconnect ``attempt`` (1-based): short, since a caller is waiting."""
+    return float(min(cap, base * 2 ** (attempt - 1)))
