@@ -166,8 +166,10 @@ def test_setup_camel_and_snake_are_the_same() -> None:
 def test_setup_complete_text_or_binary(frame: str | bytes) -> None:
     d = Driver()
     out = d.send(frame)
-    assert kinds(out) == ["setupComplete"]
+    # Resumption was asked for: a first handle comes at once, before any turn.
+    assert kinds(out) == ["setupComplete", "sessionResumptionUpdate"]
     assert isinstance(out[0], Send) and out[0].frame() == b'{"setupComplete":{}}'
+    assert kinds(Driver().send({"setup": {"model": MODEL}})) == ["setupComplete"]
     assert d.record.setup is not None and d.record.model == MODEL
 
 
@@ -464,7 +466,7 @@ def test_resumption_continues_the_scenario_and_unknown_handles_fail() -> None:
                                                           "resumable": True}}
     d2 = Driver(sc, handles=handles)
     assert kinds(d2.send({"setup": {"model": MODEL, "session_resumption": {
-        "handle": handle}}})) == ["setupComplete"]
+        "handle": handle}}})) == ["setupComplete", "sessionResumptionUpdate"]
     assert d2.record.resumed
     d2.say()
     d2.settle()
@@ -474,14 +476,28 @@ def test_resumption_continues_the_scenario_and_unknown_handles_fail() -> None:
         "handle": "nope"}}})) == [(1008, SESSION_NOT_FOUND)]
 
 
+def test_connection_lifetime_sends_go_away_then_cuts_the_connection() -> None:
+    d = Driver(Scenario(speed=10.0, connection_lifetime_s=600, go_away_before_s=60))
+    out = d.send(FULL_SETUP)
+    assert kinds(out) == ["setupComplete", "sessionResumptionUpdate"]
+    start = d.now
+    out = d.settle(limit=54.05)  # 540 simulated seconds are 54 s at 10x
+    assert kinds(out) == ["goAway"] and d.now == pytest.approx(start + 54)
+    assert out[0] == Send("goAway", {"goAway": {"timeLeft": "6.000s"}})
+    assert closes(d.settle(limit=6.1)) == [(1011, "Deadline expired before operation could "
+                                                  "complete.")]
+    assert d.now == pytest.approx(start + 60)
+
+
 def test_injections_go_away_close_and_drop() -> None:
     sc = Scenario(speed=10.0, injections=(
         Injection("after_setup", "go_away", time_left="50s"),
         Injection("during_turn", "drop", turn=2, offset_ms=1000)))
     d = Driver(sc)
     out = d.send(FULL_SETUP)
-    assert kinds(out) == ["setupComplete", "goAway"]
-    assert isinstance(out[1], Send) and out[1].message == {"goAway": {"timeLeft": "50s"}}
+    assert kinds(out) == ["setupComplete", "sessionResumptionUpdate", "goAway"]
+    # At 10x speed, 50 simulated seconds are 5 wall-clock seconds for the client.
+    assert isinstance(out[2], Send) and out[2].message == {"goAway": {"timeLeft": "5.000s"}}
     d.say()
     d.settle(limit=1.0)
     assert d.record.turns_completed == 1

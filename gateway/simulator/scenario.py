@@ -12,6 +12,9 @@ A scenario scripts what the simulated model says, turn by turn, and what goes wr
     tool_timeout_ms: 10000   # wait for a toolResponse (wall clock, not scaled by speed)
     required_key: null       # if set, any other API key is refused (1007)
     known_models: []         # if set, other models are refused (1008)
+    connection_lifetime_s: null  # if set, each connection is cut (1011 "Deadline expired")
+    go_away_before_s: 60     # this long after goAway; both in simulated time, like the
+                             # service's ~10 min lifetime with goAway ~60 s before the cut
     turns:                   # turn N uses turns[N-1]; later turns: bundled replies in order
       - caller_text: "Hi, I'd like to book a table"   # inputTranscription text
         reply: agent_greeting                          # bundled fixture name or WAV path
@@ -118,6 +121,8 @@ class Scenario:
     tool_timeout_ms: int = 10000
     required_key: str | None = None
     known_models: tuple[str, ...] = ()
+    connection_lifetime_s: float | None = None
+    go_away_before_s: float = 60.0
     base_dir: Path | None = None  # relative reply paths resolve against this
 
     def __post_init__(self) -> None:
@@ -130,6 +135,9 @@ class Scenario:
         for name in ("response_delay_ms", "onset_ms", "tool_timeout_ms"):
             if getattr(self, name) < 0:
                 raise _fail(name, "must be >= 0")
+        if self.connection_lifetime_s is not None and not (
+                0 <= self.go_away_before_s < self.connection_lifetime_s):
+            raise _fail("go_away_before_s", "must be >= 0 and below connection_lifetime_s")
         if self.silence_ms is not None and self.silence_ms <= 0:
             raise _fail("silence_ms", "must be > 0")
         if not 10 <= self.chunk_ms <= 1000:
@@ -293,7 +301,8 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
     kw: dict[str, Any] = {}
     numeric: dict[str, type | tuple[type, ...]] = {
         "speed": (int, float), "vad_threshold": (int, float), "response_delay_ms": int,
-        "silence_ms": int, "onset_ms": int, "chunk_ms": int, "tool_timeout_ms": int}
+        "silence_ms": int, "onset_ms": int, "chunk_ms": int, "tool_timeout_ms": int,
+        "connection_lifetime_s": (int, float), "go_away_before_s": (int, float)}
     for key, kinds in numeric.items():
         if data.get(key) is not None:
             kw[key] = _typed(data, key, kinds, "")

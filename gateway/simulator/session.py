@@ -211,6 +211,17 @@ class LiveSession:
         silence = self.scenario.silence_ms or setup.silence_duration_ms or 500
         self._vad.silence_s = silence / 1000
         out = self._send("setupComplete", p.setup_complete())
+        if setup.resumption:  # a resumable point from the start, not only after a turn
+            out += self._resumption_update(True)
+        lifetime = self.scenario.connection_lifetime_s
+        if lifetime is not None:
+            before = self.scenario.go_away_before_s
+            # timeLeft in wall-clock terms, as everything the simulator times is scaled.
+            left = f"{before / self.scenario.speed:.3f}s"
+            self._at(now + self._scaled((lifetime - before) * 1000),
+                     lambda _t: self._send("goAway", p.go_away(left)), turn_bound=False)
+            self._at(now + self._scaled(lifetime * 1000),
+                     lambda _t: self._close(1011, DEADLINE), turn_bound=False)
         return out + self._fire("after_resume" if self.record.resumed else "after_setup", 0, now)
 
     # -- caller input ---------------------------------------------------------------------
@@ -419,11 +430,14 @@ class LiveSession:
             return []
         self._conversation.fired.add(index)
         if inj.action == "go_away":
+            left = parse_duration(inj.time_left) or 0.0
             if inj.close_after:
-                left = parse_duration(inj.time_left) or 0.0
                 self._at(t + self._scaled(left * 1000),
                          lambda _t: self._close(1011, DEADLINE), turn_bound=False)
-            return self._send("goAway", p.go_away(inj.time_left))
+            # The client reads timeLeft as wall-clock time, and our clock runs `speed` x.
+            told = (inj.time_left if self.scenario.speed == 1
+                    else f"{left / self.scenario.speed:.3f}s")
+            return self._send("goAway", p.go_away(told))
         if inj.action == "resumption_update":
             return self._resumption_update(inj.resumable)
         if inj.action == "close":

@@ -257,7 +257,9 @@ async def test_raw_client_routes_frames_drop_and_resume() -> None:
         assert first.path.endswith("LlmBidiService/BidiGenerateContent")
         assert "key" not in first.path and first.api_key_seen
         assert first.closed == (1006, "dropped by scenario")
-        assert first.texts == ["hello", "again"] and first.handles == [update["newHandle"]]
+        # One handle right after setup, one after the turn.
+        assert first.texts == ["hello", "again"] and len(first.handles) == 2
+        assert first.handles[-1] == update["newHandle"]
 
         # Resuming continues at turn 2, whose drop has already happened once.
         async with connect(sim.url, additional_headers={"x-goog-api-key": "k-123456"}) as ws:
@@ -286,7 +288,8 @@ async def test_server_exit_closes_open_sessions() -> None:
     async with sim:
         ws = await connect(sim.url)
         await ws.send(RAW_SETUP)
-        await ws.recv()
+        await ws.recv()  # setupComplete
+        await ws.recv()  # the first resumption handle
     with pytest.raises(ConnectionClosed):
         await ws.recv()
     assert sim.sessions[0].closed is not None
