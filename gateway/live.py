@@ -319,9 +319,13 @@ def _server_content(sc: Mapping[str, Any], out: list[LiveEvent]) -> None:
                 mime = _get(inline, "mimeType", "mime_type")
                 if isinstance(mime, str) and not mime.startswith("audio/pcm"):
                     continue  # not audio we can play; ignore rather than garble the call
-                out.append(ModelAudio(
-                    pcm=decode_b64(data, "serverContent.modelTurn.parts.inlineData.data"),
-                    rate=_rate(mime)))
+                rate = _rate(mime)
+                pcm = decode_b64(data, "serverContent.modelTurn.parts.inlineData.data")
+                if len(pcm) % 2:  # half a sample: the bridge's resampler would raise mid-call
+                    raise LiveProtocolError(
+                        "PCM16 audio with an odd number of bytes",
+                        field="serverContent.modelTurn.parts.inlineData.data")
+                out.append(ModelAudio(pcm=pcm, rate=rate))
             elif isinstance(part.get("text"), str) and not part.get("thought"):
                 out.append(ModelText(part["text"]))
     for key, snake, cls in (("inputTranscription", "input_transcription", InputTranscript),
@@ -351,8 +355,14 @@ def _tool_call(tc: Mapping[str, Any]) -> ToolCall:
         args = c.get("args") or {}
         if not isinstance(args, Mapping):
             raise LiveProtocolError("not an object", field=f"toolCall.functionCalls[{i}].args")
-        calls.append(FunctionCall(id=str(c.get("id", "")), name=c["name"], args=dict(args)))
+        calls.append(FunctionCall(id=_id(c.get("id")), name=c["name"], args=dict(args)))
     return ToolCall(tuple(calls))
+
+
+def _id(value: Any) -> str:
+    """A call id as text. Ids are strings; numbers are tolerated, anything else is no id (and
+    str() of a list nested ~1000 deep can itself hit the recursion limit)."""
+    return str(value) if isinstance(value, str | int | float) else ""
 
 
 def _usage(u: Mapping[str, Any]) -> Usage:
@@ -383,6 +393,8 @@ def parse_server_message(frame: str | bytes) -> tuple[LiveEvent, ...]:
     """Turn one server frame into events, in the order a client should act on them."""
     try:
         msg = json.loads(frame)
+    except RecursionError as exc:  # "[[[[..." deep enough; not a ValueError (found by fuzzing)
+        raise LiveProtocolError("frame is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise LiveProtocolError("frame is not JSON") from exc
     if not isinstance(msg, dict):
@@ -401,7 +413,7 @@ def parse_server_message(frame: str | bytes) -> tuple[LiveEvent, ...]:
     cancel = _section(msg, "toolCallCancellation", "tool_call_cancellation")
     if cancel is not None:
         ids = cancel.get("ids") or []
-        out.append(ToolCallCancellation(tuple(str(i) for i in ids)
+        out.append(ToolCallCancellation(tuple(_id(i) for i in ids)
                                         if isinstance(ids, list) else ()))
     go = _section(msg, "goAway", "go_away")
     if go is not None:

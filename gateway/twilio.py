@@ -7,7 +7,9 @@ or touches a socket, so the whole protocol is tested with recorded frames.
 The stream is a small state machine (``StreamState`` and the ``_LEGAL`` table): only
 ``connected`` may precede ``start``; ``media``/``mark``/``dtmf`` are legal only while started;
 nothing is legal after ``stop``. Every violation raises :class:`TwilioProtocolError` naming the
-field and the call.
+field and the call; a few kinds get their own subclass, because the bridge treats them
+differently (README, "Hostile input"): an :class:`UnknownEvent` is tolerated (Twilio may add
+events), an :class:`OutOfOrder` ``start`` or ``stop`` and a :class:`BadStart` end the stream.
 """
 
 from __future__ import annotations
@@ -30,6 +32,47 @@ SAMPLE_RATE: Final = 8000
 # ``\Z``, not ``$``: ``$`` also matches before a trailing newline, which would break that JSON.
 _SID_RE: Final = re.compile(r"^[A-Za-z0-9_\-]{2,64}\Z")
 _MARK_NAME_MAX: Final = 256
+
+
+class UnknownEvent(TwilioProtocolError):
+    """An ``event`` this gateway does not know; ``event`` is its name (truncated)."""
+
+    def __init__(self, event: str, *, call_sid: str | None) -> None:
+        self.event = event[:40]
+        super().__init__(f"unknown event {self.event!r}", field="event", call_sid=call_sid)
+
+
+class OutOfOrder(TwilioProtocolError):
+    """A known event the stream's state does not allow (``media`` before ``start``...)."""
+
+    def __init__(self, event: str, state: StreamState, *, call_sid: str | None) -> None:
+        self.event = event
+        self.state = state
+        super().__init__(f"event {event!r} is not allowed in state {state.value!r}",
+                         field="event", call_sid=call_sid)
+
+
+class BadStart(TwilioProtocolError):
+    """A ``start`` that cannot be used: without one no call can follow on this stream."""
+
+
+class UnsupportedMediaFormat(BadStart):
+    """``start.mediaFormat`` is not the mu-law 8 kHz mono that a bidirectional stream carries."""
+
+
+class BinaryFrame(TwilioProtocolError):
+    """A binary WebSocket frame: Twilio sends only JSON text (its socket adapter tells us)."""
+
+    def __init__(self, *, call_sid: str | None) -> None:
+        super().__init__("binary frames are not accepted", call_sid=call_sid)
+
+
+class FrameTooLarge(TwilioProtocolError):
+    """A frame over the transport's size limit, refused unread by the socket adapter."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"frame larger than {limit} bytes")
 
 
 class StreamState(enum.Enum):
@@ -127,6 +170,13 @@ def _int_field(obj: dict[str, Any], key: str, path: str, call_sid: str | None) -
     )
 
 
+def _scalar_str(value: Any) -> str:
+    """A JSON scalar as text; absent, null or a container gives ""."""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)
+
+
 def _obj_field(obj: dict[str, Any], key: str, call_sid: str | None) -> dict[str, Any]:
     value = obj.get(key)
     if not isinstance(value, dict):
@@ -154,6 +204,11 @@ class TwilioStream:
         """Parse one frame; raise :class:`TwilioProtocolError` if it breaks the protocol."""
         try:
             msg = json.loads(text)
+        except RecursionError as exc:
+            # "[[[[..." a few thousand deep: the decoder gives up with RecursionError, which is
+            # no ValueError; found by tests/test_fuzz_parsers.py.
+            raise TwilioProtocolError("frame is nested too deeply",
+                                      call_sid=self.call_sid) from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise TwilioProtocolError("frame is not JSON", call_sid=self.call_sid) from exc
         if not isinstance(msg, dict):
@@ -164,17 +219,21 @@ class TwilioStream:
                                       call_sid=self.call_sid)
         handler = _PARSERS.get(event)
         if handler is None:
-            raise TwilioProtocolError(f"unknown event {event[:40]!r}", field="event",
-                                      call_sid=self.call_sid)
+            raise UnknownEvent(event, call_sid=self.call_sid)
         next_state = _LEGAL[self.state].get(event)
         if next_state is None:
-            raise TwilioProtocolError(
-                f"event {event!r} is not allowed in state {self.state.value!r}",
-                field="event", call_sid=self.call_sid,
-            )
+            raise OutOfOrder(event, self.state, call_sid=self.call_sid)
         if self.state is StreamState.STARTED:
             self._check_stream_sid(msg)
-        parsed = handler(self, msg)
+        try:
+            parsed = handler(self, msg)
+        except BadStart:
+            raise
+        except TwilioProtocolError as exc:
+            if event != "start":
+                raise
+            # Any fault in ``start`` leaves the stream unusable, so it gets the type that says so.
+            raise BadStart(exc.message, field=exc.field, call_sid=exc.call_sid) from exc
         self.state = next_state
         return parsed
 
@@ -186,9 +245,10 @@ class TwilioStream:
                                       field="streamSid", call_sid=self.call_sid)
 
     def _parse_connected(self, msg: dict[str, Any]) -> Connected:
-        protocol = msg.get("protocol", "")
-        version = msg.get("version", "")
-        return Connected(protocol=str(protocol), version=str(version))
+        # Informational only; str() is kept to scalars (str() of a value nested ~1000 deep
+        # can itself hit the recursion limit).
+        return Connected(protocol=_scalar_str(msg.get("protocol")),
+                         version=_scalar_str(msg.get("version")))
 
     def _parse_start(self, msg: dict[str, Any]) -> Start:
         start = _obj_field(msg, "start", None)
@@ -204,10 +264,13 @@ class TwilioStream:
             raise TwilioProtocolError("must be a list of strings", field="start.tracks",
                                       call_sid=call_sid)
         params_raw = start.get("customParameters", {})
-        if not isinstance(params_raw, dict):
-            raise TwilioProtocolError("must be an object", field="start.customParameters",
-                                      call_sid=call_sid)
-        params = {str(k): str(v) for k, v in params_raw.items()}
+        # <Parameter name value> makes strings; other scalars are tolerated, nested values
+        # are not (they are no parameter, and str() of a deep one can hit the recursion limit).
+        if not isinstance(params_raw, dict) or any(
+                isinstance(v, dict | list) for v in params_raw.values()):
+            raise TwilioProtocolError("must be an object of strings",
+                                      field="start.customParameters", call_sid=call_sid)
+        params = {str(k): _scalar_str(v) for k, v in params_raw.items()}
         fmt_raw = start.get("mediaFormat")
         if not isinstance(fmt_raw, dict):
             raise TwilioProtocolError("missing or not an object", field="start.mediaFormat",
@@ -218,7 +281,7 @@ class TwilioStream:
             channels=_int_field(fmt_raw, "channels", "start.mediaFormat.", call_sid),
         )
         if (fmt.encoding, fmt.sample_rate, fmt.channels) != (MULAW_ENCODING, SAMPLE_RATE, 1):
-            raise TwilioProtocolError(
+            raise UnsupportedMediaFormat(
                 f"unsupported media format {fmt.encoding}/{fmt.sample_rate}/{fmt.channels}; "
                 f"expected {MULAW_ENCODING}/{SAMPLE_RATE}/1",
                 field="start.mediaFormat", call_sid=call_sid,
@@ -250,15 +313,16 @@ class TwilioStream:
                 f"payload larger than {self.max_payload} bytes", field="media.payload",
                 call_sid=self.call_sid,
             )
-        self.media_frames += 1
         track = media.get("track", "inbound")
-        return Media(
+        event = Media(
             track=track if isinstance(track, str) else "inbound",
             chunk=_int_field(media, "chunk", "media.", self.call_sid) if "chunk" in media else 0,
             timestamp_ms=(_int_field(media, "timestamp", "media.", self.call_sid)
                           if "timestamp" in media else 0),
             payload=payload,
         )
+        self.media_frames += 1  # only once the frame is accepted (a fuzzer caught it before)
+        return event
 
     def _parse_mark(self, msg: dict[str, Any]) -> Mark:
         mark = _obj_field(msg, "mark", self.call_sid)
@@ -274,10 +338,12 @@ class TwilioStream:
         return Dtmf(digit=digit, track=track if isinstance(track, str) else "inbound_track")
 
     def _parse_stop(self, msg: dict[str, Any]) -> Stop:
+        # A stop always ends the stream, however malformed its body: nothing in it is needed.
         stop = msg.get("stop")
         stop = stop if isinstance(stop, dict) else {}
-        return Stop(call_sid=str(stop.get("callSid", self.call_sid or "")),
-                    account_sid=str(stop.get("accountSid", "")))
+        call_sid = stop.get("callSid")
+        return Stop(call_sid=call_sid if isinstance(call_sid, str) else self.call_sid or "",
+                    account_sid=_scalar_str(stop.get("accountSid")))
 
     # -- outbound ------------------------------------------------------------------------
 

@@ -801,12 +801,12 @@ def _audio(mime: str | None, data: str) -> str:
 
 
 def test_audio_rate_from_mime_type_and_default() -> None:
-    assert parse_server_message(_audio("audio/pcm;rate=8000", "AAAA")) == (
-        ModelAudio(b"\x00\x00\x00", 8000),)
-    assert parse_server_message(_audio("audio/pcm", "AAAA")) == (
-        ModelAudio(b"\x00\x00\x00", OUTPUT_RATE),)
-    assert parse_server_message(_audio(None, "AAAA")) == (
-        ModelAudio(b"\x00\x00\x00", OUTPUT_RATE),)
+    assert parse_server_message(_audio("audio/pcm;rate=8000", "AAAAAA==")) == (
+        ModelAudio(b"\x00\x00\x00\x00", 8000),)
+    assert parse_server_message(_audio("audio/pcm", "AAAAAA==")) == (
+        ModelAudio(b"\x00\x00\x00\x00", OUTPUT_RATE),)
+    assert parse_server_message(_audio(None, "AAAAAA==")) == (
+        ModelAudio(b"\x00\x00\x00\x00", OUTPUT_RATE),)
 
 
 def test_non_audio_inline_data_is_skipped() -> None:

@@ -1,0 +1,383 @@
+"""Fuzzing the two protocol parsers: whatever a peer sends, out come typed events or the
+project's protocol error for that peer, never another exception.
+
+Inputs are arbitrary text and bytes, and, closer to what a buggy or hostile peer sends, the
+recorded real messages (``tests/fixtures``) mutated: values replaced by JSON of any type,
+fields removed, fields added, several times over. Beyond "no other exception", the checks
+are the invariants the bridge relies on: a rejected Twilio frame leaves the stream's state as
+it was; every event is well formed (a media payload within bounds, PCM16 of whole samples);
+unknown fields, which both services may add at any time, change nothing.
+
+Two bugs these found are pinned below by name: JSON nested a few thousand deep made
+``json.loads`` raise ``RecursionError`` (no ``ValueError``) in both parsers, and Live audio of
+an odd number of bytes parsed fine but made the bridge's resampler raise mid-call.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway import live, twilio
+from gateway.errors import LiveProtocolError, TwilioProtocolError
+from gateway.twilio import StreamState, TwilioStream
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TWILIO_CALL = (FIXTURES / "twilio_call.jsonl").read_text().splitlines()
+LIVE_MESSAGES = (FIXTURES / "live_server_messages.jsonl").read_text().splitlines()
+
+# One valid message of each Twilio kind, from the recorded call.
+TWILIO_BY_EVENT: dict[str, dict[str, Any]] = {}
+for _line in TWILIO_CALL:
+    _msg = json.loads(_line)
+    TWILIO_BY_EVENT.setdefault(_msg["event"], _msg)
+TWILIO_BY_EVENT.setdefault("dtmf", {"event": "dtmf", "sequenceNumber": "4",
+                                    "streamSid": TWILIO_BY_EVENT["start"]["streamSid"],
+                                    "dtmf": {"track": "inbound_track", "digit": "5"}})
+TWILIO_BY_EVENT.setdefault("mark", {"event": "mark", "sequenceNumber": "5",
+                                    "streamSid": TWILIO_BY_EVENT["start"]["streamSid"],
+                                    "mark": {"name": "0:200"}})
+LIVE_CORPUS = [json.loads(line) for line in LIVE_MESSAGES]
+
+# Any JSON value: what a field holds once a peer gets its types wrong.
+scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
+           | st.text(max_size=12))
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10)
+# Field names no protocol uses: the services' future fields.
+unknown_names = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10).map(
+    lambda s: "x_" + s)
+
+
+# -- mutation --------------------------------------------------------------------------------
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _paths(value: Any, prefix: Path_ = ()) -> list[Path_]:
+    """Every node's path (dict keys and list indices), the root first."""
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _at(value: Any, path: Path_) -> Any:
+    for step in path:
+        value = value[step]
+    return value
+
+
+@st.composite
+def mutated(draw: st.DrawFn, corpus: list[dict[str, Any]]) -> Any:
+    """A valid message with 1-4 changes: a value replaced by any JSON, a field removed or
+    added (also at the top level, and the whole message replaced at the root)."""
+    msg: Any = copy.deepcopy(draw(st.sampled_from(corpus)))
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(_paths(msg)))
+        op = draw(st.sampled_from(["replace", "remove", "add"]))
+        if op == "replace":
+            new = draw(json_values)
+            if path:
+                _at(msg, path[:-1])[path[-1]] = new
+            else:
+                msg = new
+        elif op == "remove" and path:
+            parent = _at(msg, path[:-1])
+            del parent[path[-1]]
+        else:
+            target = _at(msg, path)
+            if isinstance(target, dict):
+                target[draw(st.text(max_size=8) | unknown_names)] = draw(json_values)
+            elif isinstance(target, list):
+                target.append(draw(json_values))
+    return msg
+
+
+@st.composite
+def with_unknown_fields(draw: st.DrawFn, msg: dict[str, Any],
+                        free_form: Callable[[Path_], bool]) -> dict[str, Any]:
+    """``msg`` with fields of unknown names added to some of its objects (not to free-form
+    maps, where any key is data)."""
+    msg = copy.deepcopy(msg)
+    objects = [p for p in _paths(msg) if isinstance(_at(msg, p), dict) and not free_form(p)]
+    for path in draw(st.lists(st.sampled_from(objects), min_size=1, max_size=4)):
+        _at(msg, path)[draw(unknown_names)] = draw(json_values)
+    return msg
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value)  # NaN and Infinity included: json.loads accepts them too
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _deepest_parseable() -> int:
+    """The deepest nesting ``json.loads`` accepts here, at this stack depth."""
+    lo, hi = 1, 100_000
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            json.loads(_nested(mid))
+            lo = mid
+        except RecursionError:
+            hi = mid - 1
+    return lo
+
+
+# -- Twilio --------------------------------------------------------------------------------
+
+
+def _stream_in(state: StreamState) -> TwilioStream:
+    s = TwilioStream()
+    if state is StreamState.NEW:
+        return s
+    s.receive(_dumps(TWILIO_BY_EVENT["connected"]))
+    if state is StreamState.CONNECTED:
+        return s
+    s.receive(_dumps(TWILIO_BY_EVENT["start"]))
+    if state is StreamState.STOPPED:
+        s.receive(_dumps(TWILIO_BY_EVENT["stop"]))
+    return s
+
+
+def _receive_checked(s: TwilioStream, frame: str | bytes) -> twilio.TwilioEvent | None:
+    """Feed one frame; only events or TwilioProtocolError, and a rejected frame changes
+    nothing about the stream."""
+    before = (s.state, s.call_sid, s.stream_sid, s.media_frames)
+    try:
+        event = s.receive(frame)
+    except TwilioProtocolError as exc:
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        assert (s.state, s.call_sid, s.stream_sid, s.media_frames) == before
+        assert str(error)  # it becomes a log line
+        return None
+    assert isinstance(event, twilio.Connected | twilio.Start | twilio.Media | twilio.Mark
+                      | twilio.Dtmf | twilio.Stop)
+    match event:
+        case twilio.Media():
+            assert 0 < len(event.payload) <= s.max_payload
+            assert s.media_frames == before[3] + 1
+        case twilio.Start():
+            assert event.media_format == twilio.MediaFormat(twilio.MULAW_ENCODING,
+                                                            twilio.SAMPLE_RATE, 1)
+            assert s.call_sid == event.call_sid and s.stream_sid == event.stream_sid
+            assert all(isinstance(v, str) for v in event.custom_parameters.values())
+        case twilio.Dtmf():
+            assert event.digit in "0123456789*#ABCD" and len(event.digit) == 1
+        case twilio.Stop():
+            assert isinstance(event.call_sid, str)
+        case _:
+            pass
+    return event
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(list(StreamState)), st.binary(max_size=400) | st.text(max_size=400))
+def test_twilio_arbitrary_frames_in_any_state(state: StreamState, frame: bytes | str) -> None:
+    _receive_checked(_stream_in(state), frame)
+
+
+@settings(max_examples=600)
+@given(st.sampled_from(list(StreamState)), mutated(list(TWILIO_BY_EVENT.values())))
+def test_twilio_mutated_messages_in_any_state(state: StreamState, msg: Any) -> None:
+    _receive_checked(_stream_in(state), _dumps(msg))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from(list(TWILIO_BY_EVENT.values())).map(_dumps)
+                | mutated(list(TWILIO_BY_EVENT.values())).map(_dumps), max_size=12))
+def test_twilio_sequences_follow_the_state_machine(frames: list[str]) -> None:
+    """Valid and mutated messages in any order: the state only moves by legal events."""
+    s = TwilioStream()
+    for frame in frames:
+        before = s.state
+        event = _receive_checked(s, frame)
+        if event is not None:
+            kind = type(event).__name__.lower()
+            assert kind in twilio._LEGAL[before]
+            assert s.state is twilio._LEGAL[before][kind]
+
+
+def _twilio_free_form(path: Path_) -> bool:
+    return path[:2] == ("start", "customParameters")  # <Parameter> names are data
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(sorted(TWILIO_BY_EVENT)), st.data())
+def test_twilio_ignores_fields_it_does_not_know(name: str, data: st.DataObject) -> None:
+    msg = TWILIO_BY_EVENT[name]
+    state = StreamState.NEW if name in ("connected", "start") else StreamState.STARTED
+    extended = data.draw(with_unknown_fields(msg, _twilio_free_form))
+    assert _stream_in(state).receive(_dumps(extended)) == _stream_in(state).receive(_dumps(msg))
+
+
+def test_twilio_deep_nesting_is_a_protocol_error_not_a_crash() -> None:
+    deepest = _deepest_parseable()
+    # Too deep to decode (RecursionError before the fix) ...
+    with pytest.raises(TwilioProtocolError, match="nested too deeply"):
+        _stream_in(StreamState.STARTED).receive(_nested(deepest + 50))
+    # ... and just deep enough to decode, in every place a value is read.
+    start = copy.deepcopy(TWILIO_BY_EVENT["start"])
+    for depth in range(max(1, deepest - 40), deepest + 5):
+        blob = json.loads(_nested(depth)) if depth <= deepest - 10 else []
+        start["start"]["customParameters"] = {"a": blob}
+        for frame in (_dumps(start),
+                      _dumps({"event": "connected", "protocol": blob, "version": blob}),
+                      _dumps({"event": "stop", "stop": {"callSid": blob, "accountSid": blob}}),
+                      _nested(depth)):
+            _receive_checked(_stream_in(StreamState.CONNECTED), frame)
+
+
+def test_twilio_rejections_have_the_types_the_bridge_acts_on() -> None:
+    def error(state: StreamState, msg: Any) -> TwilioProtocolError:
+        with pytest.raises(TwilioProtocolError) as exc:
+            _stream_in(state).receive(_dumps(msg))
+        return exc.value
+
+    start = TWILIO_BY_EVENT["start"]
+    assert isinstance(error(StreamState.STARTED, {"event": "playAudio"}), twilio.UnknownEvent)
+    second = error(StreamState.STARTED, start)
+    assert isinstance(second, twilio.OutOfOrder) and second.event == "start"
+    early = error(StreamState.CONNECTED, TWILIO_BY_EVENT["stop"])
+    assert isinstance(early, twilio.OutOfOrder) and early.event == "stop"
+    fmt = copy.deepcopy(start)
+    fmt["start"]["mediaFormat"]["sampleRate"] = 16000
+    assert isinstance(error(StreamState.NEW, fmt), twilio.UnsupportedMediaFormat)
+    broken = copy.deepcopy(start)
+    del broken["start"]["callSid"]
+    bad = error(StreamState.NEW, broken)
+    assert type(bad) is twilio.BadStart and bad.field == "start.callSid"
+
+
+# -- Live ----------------------------------------------------------------------------------
+
+
+def _parse_checked(frame: str | bytes) -> tuple[live.LiveEvent, ...] | None:
+    """Only events or LiveProtocolError; every event is one the bridge can act on."""
+    try:
+        events = live.parse_server_message(frame)
+    except LiveProtocolError as exc:
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        assert str(error)  # it becomes a log line
+        return None
+    assert isinstance(events, tuple)
+    for e in events:
+        match e:
+            case live.ModelAudio():
+                assert len(e.pcm) % 2 == 0  # whole PCM16 samples
+                assert 0 < e.rate < 10**6
+            case live.GoAway() if e.time_left_s is not None:
+                assert math.isfinite(e.time_left_s)
+            case live.ToolCall():
+                assert all(isinstance(c.name, str) and isinstance(c.id, str)
+                           and isinstance(c.args, dict) for c in e.calls)
+            case live.ToolCallCancellation():
+                assert all(isinstance(i, str) for i in e.ids)
+            case live.Usage():
+                assert min(e.prompt_tokens, e.response_tokens, e.total_tokens) >= 0
+            case live.InputTranscript() | live.OutputTranscript() | live.ModelText():
+                assert isinstance(e.text, str)
+            case live.Unknown():
+                assert e.keys
+            case _:
+                pass
+    return events
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400) | st.text(max_size=400))
+def test_live_arbitrary_frames(frame: bytes | str) -> None:
+    _parse_checked(frame)
+
+
+@settings(max_examples=800)
+@given(mutated(LIVE_CORPUS))
+def test_live_mutated_messages(msg: Any) -> None:
+    _parse_checked(_dumps(msg))
+    _parse_checked(_dumps(msg).encode())  # production sends binary frames
+
+
+def _live_free_form(path: Path_) -> bool:
+    # Function arguments are the model's data; usage details are kept raw.
+    return "args" in path or (bool(path) and path[0] in ("usageMetadata", "usage_metadata"))
+
+
+def _comparable(events: tuple[live.LiveEvent, ...] | None) -> Any:
+    # Usage keeps its raw object (unknown fields included) for logging; compare the counts.
+    assert events is not None
+    return [(e.prompt_tokens, e.response_tokens, e.total_tokens)
+            if isinstance(e, live.Usage) else e for e in events]
+
+
+# Messages of a known kind; one of only unknown kinds gets one more with a new key (tested
+# below).
+LIVE_KNOWN = [m for m in LIVE_CORPUS
+              if any(not isinstance(e, live.Unknown) for e in live.parse_server_message(_dumps(m)))]
+
+
+@settings(max_examples=400)
+@given(st.sampled_from(LIVE_KNOWN), st.data())
+def test_live_accepts_unknown_fields_anywhere(msg: dict[str, Any], data: st.DataObject) -> None:
+    """The service adds fields without notice: any object may carry ones we do not know."""
+    extended = data.draw(with_unknown_fields(msg, _live_free_form))
+    assert _comparable(_parse_checked(_dumps(extended))) == \
+        _comparable(_parse_checked(_dumps(msg)))
+
+
+@given(st.dictionaries(unknown_names, json_values, min_size=1, max_size=4))
+def test_live_message_of_unknown_kinds_is_reported_not_rejected(msg: dict[str, Any]) -> None:
+    assert live.parse_server_message(_dumps(msg)) == (live.Unknown(tuple(msg)),)
+
+
+def test_live_deep_nesting_is_a_protocol_error_not_a_crash() -> None:
+    deepest = _deepest_parseable()
+    with pytest.raises(LiveProtocolError, match="nested too deeply"):
+        live.parse_server_message(_nested(deepest + 50))
+    for depth in range(max(1, deepest - 40), deepest + 5):
+        nested = _nested(depth)
+        for frame in (nested, f'{{"toolCallCancellation":{{"ids":[{nested}]}}}}',
+                      f'{{"toolCall":{{"functionCalls":[{{"name":"f","id":{nested}}}]}}}}',
+                      f'{{"goAway":{{"timeLeft":{nested}}}}}',
+                      f'{{"usageMetadata":{{"totalTokenCount":{nested}}}}}'):
+            _parse_checked(frame)
+
+
+def test_live_audio_of_half_a_sample_is_rejected() -> None:
+    # Three bytes: the bridge's resampler raises on it, which ended the call as an internal
+    # error; now it is one dropped message, counted as a protocol error.
+    frame = _dumps({"serverContent": {"modelTurn": {"parts": [{"inlineData": {
+        "mimeType": "audio/pcm;rate=24000", "data": "AAAA"}}]}}})
+    with pytest.raises(LiveProtocolError, match="odd number of bytes") as exc:
+        live.parse_server_message(frame)
+    assert exc.value.field == "serverContent.modelTurn.parts.inlineData.data"
+
+
+def test_recursion_limit_is_the_default() -> None:
+    # The deep-nesting tests above find the limit themselves; this documents what they ran at.
+    assert sys.getrecursionlimit() >= 1000
