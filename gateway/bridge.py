@@ -5,43 +5,41 @@ its queues, its resamplers and its logger. It speaks to its two peers only throu
 protocols below, so it never imports aiohttp or websockets; the server and the tests plug
 sockets in.
 
-Barge-in is the path that matters most to a caller. When the Live service says ``interrupted``,
-the model pump, in one synchronous step, drops every queued reply frame and mark of the turn,
-resets the output resampler (so no filter tail of the old reply leaks) and queues ``clear``; the
-next reply audio can only be queued after that, so none of the interrupted turn is written
-after the ``clear``.
+What the caller hears (reply audio, marks, barge-in) is :class:`gateway.playout.CallerPlayout`;
+keeping the Live session alive across ``goAway`` and drops is
+:class:`gateway.live_keeper.LiveKeeper`. The bridge routes events between them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 import structlog
 
 from gateway import live, twilio
 from gateway.agent import Agent, CallContext
-from gateway.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
+from gateway.audio import Resampler, ulaw_to_pcm16
 from gateway.callctl import CallController, CallEnding
 from gateway.errors import (
     GatewayError,
     LiveClosedError,
-    LiveConnectError,
     LiveProtocolError,
     TwilioProtocolError,
 )
+from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
 from gateway.log import mask_number
-from gateway.outbound import Kind, OutboundQueue, Outgoing
+from gateway.playout import CallerPlayout
 from gateway.record import CallStats, CallSummary, Transcript
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
 from gateway.tools import ToolDispatcher
-from gateway.twilio_rest import TwilioRest
+from gateway.twilio_rest import TwilioRest, TwilioRestError
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
 
@@ -53,17 +51,6 @@ class CallerSocket(Protocol):
     async def send(self, text: str) -> None:
         """Raises ConnectionError once the socket is closed."""
     async def close(self, code: int, reason: str) -> None: ...
-
-
-class LiveLink(Protocol):
-    """An open Live session (``gateway.live_client.LiveSession``)."""
-
-    def frames(self) -> AsyncIterator[str | bytes]: ...
-    async def send(self, text: str) -> None: ...
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
-
-
-LiveConnector = Callable[[str], Awaitable[LiveLink]]
 
 
 class CallState(enum.Enum):
@@ -85,9 +72,11 @@ _MOVES: Final = {
 class BridgeSettings:
     session: live.SessionConfig
     mark_interval_ms: int = 200
-    max_held_frames: int = 500  # caller audio held while the Live session opens (10 s)
+    max_held_frames: int = 500  # caller audio kept for a new Live session (10 s)
     max_queued_media: int = 1500  # reply chunks waiting for the caller's socket
     start_timeout_s: float = 10.0
+    max_live_attempts: int = 3  # connects in a row before the caller hears an apology
+    fallback_number: str | None = None  # where a call goes when the Live API cannot serve it
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,34 +104,35 @@ class CallBridge:
         self.started = time.time()
         self._t0 = time.perf_counter()
         self._in_resampler = Resampler(twilio.SAMPLE_RATE, live.INPUT_RATE)
-        self._out_rate = live.OUTPUT_RATE
-        self._out_resampler = Resampler(self._out_rate, twilio.SAMPLE_RATE)
-        self._out = OutboundQueue(settings.max_queued_media)
-        self._held: deque[tuple[str, float]] = deque()
-        self._held_keys: deque[str] = deque(maxlen=64)  # keypad notices, held likewise
-        self._live: LiveLink | None = None
         self._tg: asyncio.TaskGroup | None = None
+        self.keeper = LiveKeeper(connect_live, self._spawn, self._delivered,
+                                 max_frames=settings.max_held_frames,
+                                 max_attempts=settings.max_live_attempts, log=self.log,
+                                 resumption=settings.session.session_resumption,
+                                 stats=self.stats.live)
         self._started_event = asyncio.Event()
-        self._turn = 0
-        self._turn_sent_ms = 0.0
-        self._last_mark_ms = 0.0
-        self._turn_open = False  # the model is mid-turn (audio or a tool call, no turnComplete)
-        self._turn_done = asyncio.Event()
-        self._turn_done.set()
-        self._mark_waiters: dict[str, asyncio.Event] = {}
-        self._heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
         self.transcript = Transcript(self._t0)
+        self.playout = CallerPlayout(caller, self.twilio, self.stats, self.transcript,
+                                     max_queued=settings.max_queued_media,
+                                     mark_interval_ms=settings.mark_interval_ms, log=self.log)
         self._params: dict[str, str] = {}
         self.agent: Agent | None = None
         self.control = CallController(self.services.rest, self.log)
         self.ctx: CallContext | None = None
         self.tools: ToolDispatcher | None = None
         self.end_reason = "not started"
-        self.resumption_handle: str | None = None
         self._end_requested: str | None = None
         self._end_event = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        assert self._tg is not None
+        return self._tg.create_task(coro)
+
+    @property
+    def resumption_handle(self) -> str | None:
+        return self.keeper.handle
 
     def _move(self, new: CallState) -> None:
         if new not in _MOVES[self.state]:
@@ -155,9 +145,9 @@ class CallBridge:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 tg.create_task(self._caller_pump(), name="caller-pump")
-                tg.create_task(self._writer(), name="caller-writer")
+                tg.create_task(self.playout.writer(), name="caller-writer")
                 tg.create_task(self._start_watchdog(), name="start-watchdog")
-                tg.create_task(self.control.run(self), name="call-control")
+                tg.create_task(self.control.run(self.playout), name="call-control")
                 tg.create_task(self._end_watch(), name="end-watch")
         except* CallEnding as group:
             self.end_reason = _first_reason(group)
@@ -202,11 +192,7 @@ class CallBridge:
     async def _close_peers(self) -> None:
         if self.state is not CallState.ENDED:
             self._move(CallState.ENDED)
-        if self._live is not None:
-            try:
-                await self._live.close(1000, "call ended")
-            except Exception as exc:  # the session may already be gone
-                self.log.debug("live_close_failed", error=repr(exc))
+        await self.keeper.aclose()
         try:
             await self.caller.close(1000, self.end_reason[:120])
         except Exception as exc:
@@ -223,19 +209,71 @@ class CallBridge:
     # -- caller -> model -----------------------------------------------------------------
 
     async def _caller_pump(self) -> None:
-        async for frame in self.caller.frames():
-            received = time.perf_counter()
-            try:
-                event = self.twilio.receive(frame)
-            except TwilioProtocolError as exc:
-                self._protocol_error("twilio", exc)
-                continue
-            try:
-                await self._dispatch_twilio(event, received)
-            except LiveClosedError as exc:
-                raise CallEnding(f"live session closed: {exc.code} {exc.reason}".rstrip()) \
-                    from exc
+        # Each kind of broken input has one outcome, tabled in the README ("Hostile input"):
+        # ignored and counted, or the stream closed with a code saying why.
+        try:
+            async for frame in self.caller.frames():
+                received = time.perf_counter()
+                try:
+                    if isinstance(frame, bytes):  # adapters yield bytes for binary frames
+                        raise twilio.BinaryFrame(call_sid=self.twilio.call_sid)
+                    event = self.twilio.receive(frame)
+                except twilio.UnknownEvent as exc:
+                    self._unknown_event(exc)
+                    continue
+                except TwilioProtocolError as exc:
+                    close = self._caller_fault(exc)
+                    if close is not None:
+                        await self._reject_caller(*close)
+                    continue
+                try:
+                    await self._dispatch_twilio(event, received)
+                except LiveClosedError as exc:
+                    raise CallEnding(f"live session closed: {exc.code} {exc.reason}".rstrip()) \
+                        from exc
+                # Frames already buffered are read without suspending, so a caller sending
+                # faster than real time would hold the event loop for as long as its buffer
+                # lasts; yielding once per frame keeps every other call's audio flowing.
+                await asyncio.sleep(0)
+        except twilio.FrameTooLarge as exc:  # the adapter has already closed with 1009
+            close = self._caller_fault(exc)
+            await self._reject_caller(*(close or (1009, exc.message)))
         raise CallEnding("caller disconnected")
+
+    def _caller_fault(self, exc: TwilioProtocolError) -> tuple[int, str] | None:
+        """Count and log one broken Twilio frame; the (code, reason) to close with, if any."""
+        self.stats.protocol_errors += 1
+        self.log.warning("protocol_error", peer="twilio", error=str(exc),
+                         count=self.stats.protocol_errors)
+        match exc:
+            case twilio.UnsupportedMediaFormat() | twilio.BinaryFrame():
+                return 1003, exc.message  # RFC 6455: data of a type we cannot accept
+            case twilio.FrameTooLarge():
+                return 1009, exc.message
+            case twilio.BadStart():
+                return 1008, f"bad start: {exc.message}"
+            case twilio.OutOfOrder(event="start"):
+                return 1008, "second start on one stream"  # a new call's identity mid-call
+            case twilio.OutOfOrder(event="stop"):
+                return 1000, "stop before start"  # the peer is done; no call to wait for
+        if self.stats.protocol_errors > MAX_PROTOCOL_ERRORS:
+            return 1008, f"too many protocol errors ({self.stats.protocol_errors})"
+        return None  # only this frame is lost (Twilio's carry 20 ms); the call goes on
+
+    def _unknown_event(self, exc: twilio.UnknownEvent) -> None:
+        # Twilio may add events; ending calls over one would turn its next release into an
+        # outage. Counted apart from protocol errors, logged the first time and every 100th.
+        self.stats.unknown_events += 1
+        if self.stats.unknown_events % 100 == 1:
+            self.log.warning("unknown_event", name=exc.event, count=self.stats.unknown_events)
+
+    async def _reject_caller(self, code: int, reason: str) -> NoReturn:
+        """Close the caller's stream with ``code`` and end the call with ``reason``."""
+        self.log.warning("caller_rejected", code=code, reason=reason)
+        # Closed here rather than in _close_peers (which says 1000) so the code reaches the
+        # peer; the writer defers to this reason if it trips over the closing socket.
+        await self.caller.close(code, reason)
+        raise CallEnding(reason)
 
     def _protocol_error(self, peer: str, exc: Exception) -> None:
         self.stats.protocol_errors += 1
@@ -250,7 +288,7 @@ class CallBridge:
             case twilio.Start():
                 self.handle_start(event)
             case twilio.Mark():
-                self.handle_mark(event)
+                self.playout.mark(event)
             case twilio.Dtmf():
                 await self.handle_dtmf(event)
             case twilio.Stop():
@@ -261,7 +299,7 @@ class CallBridge:
     def handle_start(self, event: twilio.Start) -> None:
         self._params = dict(event.custom_parameters)
         self.log = self.log.bind(call_sid=event.call_sid, stream_sid=event.stream_sid)
-        self.control.log = self.log
+        self.control.log = self.keeper.log = self.playout.log = self.log
         self.control.call_sid = event.call_sid
         self._move(CallState.CONNECTING)
         self._started_event.set()
@@ -276,6 +314,7 @@ class CallBridge:
             return
         self.agent = agent
         self.log = self.log.bind(agent=agent.name)
+        self.keeper.log = self.playout.log = self.log
         self.ctx = CallContext.for_call(agent, call_sid=event.call_sid,
                                         stream_sid=event.stream_sid, parameters=self._params,
                                         control=self.control)
@@ -284,209 +323,138 @@ class CallBridge:
                       dialled=mask_number(self._params.get("To")))
         self._tg.create_task(self._model_pump(agent), name="model-pump")
 
-    async def _apologise(self, reason: str) -> None:
-        """Play the recorded apology, wait until it has been heard, end the call."""
+    async def _apologise(self, reason: str, *, ending: bool = True) -> None:
+        """Play the recorded apology and wait until it has been heard; then end the call."""
         prompt = self.services.unavailable_prompt
-        for i in range(0, len(prompt), 1600):  # 200 ms per message
-            self._out.put(Outgoing(Kind.MEDIA, self.twilio.media(prompt[i:i + 1600]),
-                                   time.perf_counter()))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(len(prompt) / 8000 + 5):
-                await self.play_out("apology")
-        raise CallEnding(reason)
+        self.playout.prompt(prompt)
+        if prompt:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(len(prompt) / 8000 + 5):
+                    await self.playout.play_out("apology")
+        if ending:
+            raise CallEnding(reason)
 
     async def handle_media(self, event: twilio.Media, received: float) -> None:
         self.stats.frames_in += 1
+        # Every frame goes through the resampler, sent or not, so its state stays continuous.
         pcm = self._in_resampler.process(ulaw_to_pcm16(event.payload))
-        message = live.audio_message(pcm)
-        if self._live is None:
-            if len(self._held) >= self.settings.max_held_frames:
-                self._held.popleft()
-                self.stats.frames_held_dropped += 1
-            self._held.append((message, received))
-            return
-        await self._live.send(message)
+        # Kept first: if a swap starts while this send is in flight, the replay has it too.
+        frame = self.keeper.remember(event.payload, received)
+        session = self.keeper.session
+        if session is None:
+            return  # no session yet, or a swap: the keeper replays it to the next one
+        try:
+            await session.send(live.audio_message(pcm))
+        except LiveClosedError:
+            return  # the model pump reconnects; the keeper replays this frame
+        if not frame.sent:
+            frame.sent = True
+            self._delivered(received)
+
+    def _delivered(self, received: float) -> None:
         self.stats.frames_forwarded += 1
         self.stats.forward_latency.observe(time.perf_counter() - received)
-
-    def handle_mark(self, event: twilio.Mark) -> None:
-        waiter = self._mark_waiters.pop(event.name, None)
-        if waiter is not None:
-            waiter.set()
-            return
-        turn, _, ms = event.name.partition(":")
-        try:
-            heard = (int(turn), float(ms) if ms != "end" else self._turn_sent_ms)
-        except ValueError:
-            self.log.warning("unknown_mark", name=event.name[:64])
-            return
-        self.stats.marks_heard += 1
-        self._heard = max(self._heard, heard)
 
     async def handle_dtmf(self, event: twilio.Dtmf) -> None:
         self.log.info("dtmf", digit=event.digit)
         if self.ctx is not None:
             self.ctx.dtmf.append(event.digit)
-        message = live.text_message(f"The caller pressed {event.digit}.")
-        if self._live is None:  # the session is opening: tell the model once it is there
-            self._held_keys.append(message)
-            return
-        await self._live.send(message)
+        # While no session is open, the keeper holds the notice for the next one.
+        await self.keeper.send_text(live.text_message(f"The caller pressed {event.digit}."))
 
     # -- model -> caller -----------------------------------------------------------------
 
     async def _send_live(self, text: str) -> None:
-        if self._live is None:
-            raise LiveClosedError(1006, "no Live session")
-        await self._live.send(text)
+        await self.keeper.send_text(text)
 
     async def _model_pump(self, agent: Agent) -> None:
-        setup = live.build_setup(agent.session_config(self.settings.session))
-        try:
-            session = await self.connect_live(setup)
-        except (LiveConnectError, LiveClosedError) as exc:
-            raise CallEnding(f"live session could not open: {exc}") from exc
-        self._live = session
+        base = agent.session_config(self.settings.session)
+
+        def setup_for(handle: str | None) -> str:
+            return live.build_setup(dataclasses.replace(base, resumption_handle=handle))
+
+        while True:
+            try:
+                session = await self.keeper.connect(setup_for)
+            except LiveFault as fault:
+                await self._fail_over(fault)
+            if self.state is CallState.CONNECTING:
+                await self._first_session(agent)
+            try:
+                await self._pump_session(session)
+            except LiveClosedError as exc:
+                try:
+                    self.keeper.lost(exc)
+                except LiveFault as fault:
+                    await self._fail_over(fault)
+                self.playout.turn_lost()
+
+    async def _first_session(self, agent: Agent) -> None:
         self._move(CallState.ACTIVE)
-        while self._held:
-            message, received = self._held.popleft()
-            await session.send(message)
-            self.stats.frames_forwarded += 1
-            self.stats.forward_latency.observe(time.perf_counter() - received)
-        while self._held_keys:
-            await session.send(self._held_keys.popleft())
-        self.log.info("live_ready")
+        self.log.info("live_ready", held_frames=self.stats.frames_in)
         greeting = agent.greeting_prompt()
         if greeting:
-            await session.send(live.text_message(greeting))
-        try:
-            async for frame in session.frames():
-                received = time.perf_counter()
-                try:
-                    events = live.parse_server_message(frame)
-                except LiveProtocolError as exc:
-                    self._protocol_error("live", exc)
-                    continue
-                for event in events:
-                    await self._dispatch_live(event, received)
-        except LiveClosedError as exc:
-            raise CallEnding(f"live session closed: {exc.code} {exc.reason}".rstrip()) from exc
+            await self.keeper.send_text(live.text_message(greeting))
+
+    async def _pump_session(self, session: LiveLink) -> None:
+        async for frame in session.frames():
+            received = time.perf_counter()
+            try:
+                events = live.parse_server_message(frame)
+            except LiveProtocolError as exc:
+                self._protocol_error("live", exc)
+                continue
+            for event in events:
+                await self._dispatch_live(event, received)
+
+    async def _fail_over(self, fault: LiveFault) -> NoReturn:
+        """The Live API cannot serve the call: apologise, then hang up or transfer."""
+        why = fault.decision.why
+        self.log.error("live_unavailable", fault=fault.decision.fault.value, why=why,
+                       fallback=mask_number(self.settings.fallback_number))
+        await self._apologise(f"live unavailable: {why}", ending=False)
+        number = self.settings.fallback_number
+        if number and self.services.rest is not None and self.twilio.call_sid:
+            try:
+                moved = await self.services.rest.transfer(self.twilio.call_sid, number)
+            except TwilioRestError as exc:
+                self.log.error("fallback_transfer_failed", error=str(exc), status=exc.status)
+                moved = False
+            if moved:
+                raise CallEnding(f"live unavailable ({fault.decision.fault.value}); "
+                                 f"transferred to {mask_number(number)}")
+        raise CallEnding(f"live unavailable ({fault.decision.fault.value}): {why}")
 
     async def _dispatch_live(self, event: live.LiveEvent, received: float) -> None:
         match event:
             case live.ModelAudio():
-                self.handle_model_audio(event, received)
+                self.playout.audio(event, received)
             case live.Interrupted():
-                self.handle_interrupted(received)
+                self.playout.interrupted(received)
             case live.TurnComplete():
-                self.handle_turn_complete(event)
+                self.playout.turn_complete(event)
             case live.InputTranscript():
                 self.transcript.add("caller", event.text)
             case live.OutputTranscript():
                 self.transcript.add("agent", event.text)
             case live.ToolCall():
-                self._open_turn()
+                self.playout.open_turn()
                 assert self.tools is not None
                 self.tools.handle_tool_call(event, received)
             case live.ToolCallCancellation():
                 assert self.tools is not None
                 self.tools.handle_cancellation(event)
             case live.ResumptionUpdate():
-                if event.handle:
-                    self.resumption_handle = event.handle
+                self.keeper.on_resumption(event)
             case live.GoAway():
                 self.log.info("live_go_away", time_left_s=event.time_left_s)
+                self.keeper.go_away(event.time_left_s, self.playout.turn_done)
             case live.Usage():
                 self.stats.tokens_total += event.total_tokens
             case live.Unknown():
                 self.log.debug("live_unknown_message", keys=list(event.keys))
             case _:
                 pass
-
-    def handle_model_audio(self, event: live.ModelAudio, received: float) -> None:
-        self._open_turn()
-        if event.rate != self._out_rate:
-            self._out_rate = event.rate
-            self._out_resampler = Resampler(event.rate, twilio.SAMPLE_RATE)
-        ulaw = pcm16_to_ulaw(self._out_resampler.process(event.pcm))
-        if not ulaw:
-            return
-        if self._out.put(Outgoing(Kind.MEDIA, self.twilio.media(ulaw), received)):
-            self._turn_sent_ms += len(ulaw) / 8.0
-        else:
-            self.stats.media_dropped_full += 1
-            if self.stats.media_dropped_full % 100 == 1:  # first, then every 100th: no log storm
-                self.log.warning("reply_audio_dropped", reason="caller socket not reading",
-                                 dropped=self.stats.media_dropped_full)
-        interval = self.settings.mark_interval_ms
-        if interval and self._turn_sent_ms - self._last_mark_ms >= interval:
-            self._queue_mark(f"{self._turn}:{self._turn_sent_ms:.0f}")
-            self._last_mark_ms = self._turn_sent_ms
-
-    def _queue_mark(self, name: str) -> None:
-        self._out.put(Outgoing(Kind.MARK, self.twilio.mark(name), time.perf_counter()))
-        self.stats.marks_sent += 1
-
-    def handle_interrupted(self, received: float) -> None:
-        dropped = self._out.drop_audio()
-        self.stats.media_dropped_barge_in += dropped
-        self._out_resampler.reset()
-        self._out.put(Outgoing(Kind.CLEAR, self.twilio.clear(), received))
-        self.stats.interruptions += 1
-        heard_turn, heard_ms = self._heard
-        heard = heard_ms if heard_turn == self._turn else 0.0
-        self.log.info("barge_in", turn=self._turn, dropped_chunks=dropped,
-                      sent_ms=round(self._turn_sent_ms), heard_ms=round(heard))
-        self.transcript.mark_agent_interrupted()
-        self._next_turn()
-
-    def handle_turn_complete(self, event: live.TurnComplete) -> None:
-        if self._turn_sent_ms:
-            self._queue_mark(f"{self._turn}:end")
-        self._next_turn()
-        if event.reason:
-            self.log.info("turn_complete", reason=event.reason)
-
-    def _open_turn(self) -> None:
-        if not self._turn_open:
-            self._turn_open = True
-            self._turn_done.clear()
-
-    def _next_turn(self) -> None:
-        if self._turn_sent_ms:
-            self._turn += 1
-        self._turn_sent_ms = 0.0
-        self._last_mark_ms = 0.0
-        self._turn_open = False
-        self._turn_done.set()
-
-    # -- call control (gateway.callctl.Playout) ------------------------------------------
-
-    async def wait_turn_done(self) -> None:
-        await self._turn_done.wait()
-
-    async def play_out(self, name: str) -> None:
-        # Echoed when everything queued before it has played, or at once on a clear.
-        waiter = self._mark_waiters[name] = asyncio.Event()
-        self._queue_mark(name)
-        await waiter.wait()
-
-    # -- writer --------------------------------------------------------------------------
-
-    async def _writer(self) -> None:
-        while True:
-            item = await self._out.get()
-            try:
-                await self.caller.send(item.text)
-            except ConnectionError as exc:
-                raise CallEnding("caller socket closed while writing") from exc
-            done = time.perf_counter()
-            if item.kind is Kind.MEDIA:
-                self.stats.media_out += 1
-                self.stats.reply_latency.observe(done - item.since)
-            elif item.kind is Kind.CLEAR:
-                self.stats.barge_in.observe(done - item.since)
-
 
 def _first_reason(group: BaseExceptionGroup[Any]) -> str:
     for exc in group.exceptions:

@@ -60,3 +60,7 @@ class LiveClosedError(PeerError):
 
 class LiveConnectError(PeerError):
     """The Live session could not be opened (network, handshake or setup failure)."""
+
+
+class LiveSetupTimeoutError(LiveConnectError):
+    """The Live service accepted the connection but never answered ``setup``."""

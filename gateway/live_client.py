@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from gateway.config import LiveEndpoint
-from gateway.errors import LiveClosedError, LiveConnectError
+from gateway.errors import LiveClosedError, LiveConnectError, LiveSetupTimeoutError
 from gateway.live import SetupComplete, parse_server_message
 
 # Audio replies are small (a few KiB each); 4 MiB leaves room for large tool calls while
@@ -90,7 +90,7 @@ async def open_session(endpoint: LiveEndpoint, setup: str, *, setup_timeout: flo
     except TimeoutError as exc:
         if ws is not None:
             await ws.close(1000, "setup timeout")
-        raise LiveConnectError(f"no setupComplete within {setup_timeout:g} s "
+        raise LiveSetupTimeoutError(f"no setupComplete within {setup_timeout:g} s "
                                f"from {endpoint.safe_url()}") from exc
     except (OSError, InvalidHandshake, InvalidURI) as exc:
         # The exception text can echo request details; the URL we print has no query string.

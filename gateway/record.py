@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from gateway.live_keeper import KeeperStats
 from gateway.stats import Histogram
 
 TRANSCRIPT_LINES: Final = 500
@@ -20,8 +21,8 @@ TRANSCRIPT_LINES: Final = 500
 class CallStats:
     frames_in: int = 0
     frames_forwarded: int = 0
-    frames_held_dropped: int = 0
     protocol_errors: int = 0
+    unknown_events: int = 0  # Twilio events we do not know: ignored, not protocol errors
     media_out: int = 0
     media_dropped_barge_in: int = 0  # reply chunks queued but never sent: interrupted
     media_dropped_full: int = 0  # reply chunks refused: the caller's socket was not reading
@@ -32,6 +33,7 @@ class CallStats:
     forward_latency: Histogram = field(default_factory=Histogram)  # Twilio frame in -> Live
     reply_latency: Histogram = field(default_factory=Histogram)  # Live audio in -> caller
     barge_in: Histogram = field(default_factory=Histogram)  # `interrupted` in -> `clear` out
+    live: KeeperStats = field(default_factory=KeeperStats)  # reconnects, replays, losses
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ class FakeLive:
         self.received_event = asyncio.Event()
         self.setup: dict[str, object] | None = None
         self.closed = False
+        self.close_with = (1011, "Internal error occurred.")
 
     async def connect(self, setup: str) -> FakeLive:
         self.setup = json.loads(setup)
@@ -66,7 +67,7 @@ class FakeLive:
             assert isinstance(item, str | bytes)
             yield item
         from gateway.errors import LiveClosedError
-        raise LiveClosedError(1011, "Internal error occurred.")
+        raise LiveClosedError(*self.close_with)
 
     async def send(self, text: str) -> None:
         self.received.append(json.loads(text))
@@ -154,13 +155,15 @@ async def test_barge_in_drops_queued_reply_and_nothing_old_follows_clear(peers) 
     assert summary.end_reason == "caller disconnected"
 
 
-async def test_live_close_ends_the_call_with_its_reason(peers) -> None:
+async def test_a_live_close_no_retry_can_fix_ends_the_call_with_its_reason(peers) -> None:
     caller, model, peer = peers
+    model.close_with = (1011, "Resource has been exhausted (e.g. check quota).")
     task = asyncio.create_task(_bridge(caller, model).run())
     caller.inbox.put_nowait(peer.start())
     model.inbox.put_nowait(_END)
     summary = await task
-    assert summary.end_reason == "live session closed: 1011 Internal error occurred."
+    assert summary.end_reason == ("live unavailable (quota): Live API quota: "
+                                  "Resource has been exhausted (e.g. check quota).")
     assert caller.closed is not None and caller.closed[0] == 1000
 
 

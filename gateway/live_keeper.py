@@ -1,0 +1,268 @@
+"""Keeps one call's Live session alive across ``goAway``, drops and restarts.
+
+A Live connection lives about ten minutes; the service says ``goAway`` shortly before it cuts
+the socket, and a connection can also just drop (1006, 1011 "Internal error"). The keeper makes
+either invisible to the caller:
+
+* Every caller frame since the newest resumption handle is kept (as 8 kHz mu-law, 160 bytes a
+  frame, bounded). A handle restores the conversation as it was when the handle was issued, not
+  the audio sent after it, so on every new connection the keeper replays those frames: what the
+  caller said during a swap, or mid-sentence when a connection dropped, reaches the model.
+  While no session is open the same buffer holds the caller's audio, so nothing is lost unless
+  a reconnect takes longer than the buffer (10 s by default); that loss is counted and logged.
+* Messages other than audio (tool responses, keypad notices) sent while no session is open
+  wait in a small bounded queue and follow the replayed audio.
+* :meth:`connect` opens a session with the newest handle, retrying passing faults with a short
+  backoff; a fault that no retry can fix (bad key, unknown model, quota, setup timeout) raises
+  :class:`LiveFault` so the bridge can apologise to the caller instead of leaving dead air.
+
+The keeper does no parsing and owns no task: the bridge's model pump drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from gateway import live
+from gateway.audio import Resampler, ulaw_to_pcm16
+from gateway.errors import LiveClosedError, LiveConnectError, LiveSetupTimeoutError, PeerError
+from gateway.faults import Decision, Fault, backoff_s, classify_close
+from gateway.stats import Histogram
+
+MAX_HELD_TEXT: Final = 64
+# A session that lived this long proved the service works: its failure starts a fresh count.
+HEALTHY_AFTER_S: Final = 10.0
+
+
+class LiveFault(PeerError):
+    """The Live service cannot serve this call; ``decision`` says why."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(decision.why)
+
+
+@dataclass(slots=True)
+class KeeperStats:
+    sessions: int = 0  # opened
+    reconnects: int = 0  # opened after the first: swaps and recoveries
+    swaps: int = 0  # reconnects asked for by a goAway
+    drops: int = 0  # sessions lost without being asked to go
+    frames_replayed: int = 0  # caller frames sent again to a new session
+    frames_lost: int = 0  # caller frames dropped because no session was open for too long
+    frames_trimmed: int = 0  # frames too old to replay (the caller spoke > buffer since a handle)
+    stale_handles: int = 0
+    text_dropped: int = 0
+    reconnect_gap: Histogram = field(default_factory=Histogram)  # old gone -> new one ready
+
+
+class LiveLink(Protocol):
+    """An open Live session (``gateway.live_client.LiveSession``)."""
+
+    def frames(self) -> AsyncIterator[str | bytes]: ...
+    async def send(self, text: str) -> None: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+LiveConnector = Callable[[str], Awaitable[LiveLink]]
+SetupFor = Callable[[str | None], str]  # resumption handle -> setup message
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+Delivered = Callable[[float], None]  # a caller frame reached a session; its arrival time
+
+
+@dataclass(slots=True)
+class Frame:
+    seq: int
+    ulaw: bytes
+    received: float  # time.perf_counter() when it came from the caller
+    sent: bool  # reached some session at least once
+
+
+class LiveKeeper:
+    def __init__(self, connect: LiveConnector, spawn: Spawn, delivered: Delivered, *,
+                 max_frames: int, max_attempts: int, log: Any, resumption: bool = True,
+                 stats: KeeperStats | None = None) -> None:
+        self._connect = connect
+        self._spawn = spawn
+        self._delivered = delivered
+        self.max_frames = max_frames
+        self.max_attempts = max_attempts
+        self.log = log
+        self.resumption = resumption
+        self.session: LiveLink | None = None
+        self.handle: str | None = None
+        self.stats = stats if stats is not None else KeeperStats()
+        self._frames: deque[Frame] = deque()  # caller audio since the newest handle
+        self._seq = 0
+        self._texts: deque[str] = deque()
+        self._swapping = False
+        self._gone_at: float | None = None
+        self._opened_at = 0.0
+        self._swap_task: asyncio.Task[None] | None = None
+        self._quick_failures = 0  # sessions in a row that died young
+
+    # -- caller side ---------------------------------------------------------------------
+
+    def remember(self, ulaw: bytes, received: float) -> Frame:
+        """Keep one caller frame for a replay, before sending it; mark it ``sent`` after."""
+        if len(self._frames) >= self.max_frames:
+            if not self._frames.popleft().sent:
+                self.stats.frames_lost += 1
+                if self.stats.frames_lost % 50 == 1:
+                    self.log.warning("caller_audio_lost", reason="Live session not open",
+                                     lost=self.stats.frames_lost)
+            else:
+                self.stats.frames_trimmed += 1
+        self._seq += 1
+        frame = Frame(self._seq, ulaw, received, sent=False)
+        self._frames.append(frame)
+        return frame
+
+    async def send_text(self, text: str) -> None:
+        """A non-audio message; held in order while no session is open."""
+        if self.session is not None:
+            try:
+                await self.session.send(text)
+                return
+            except LiveClosedError:
+                pass  # the pump sees the close too; this message waits for the next session
+        if len(self._texts) >= MAX_HELD_TEXT:
+            self._texts.popleft()
+            self.stats.text_dropped += 1
+            self.log.warning("live_message_dropped", reason="Live session not open")
+        self._texts.append(text)
+
+    def on_resumption(self, update: live.ResumptionUpdate) -> None:
+        if update.resumable and update.handle:
+            self.handle = update.handle
+            # The service holds everything up to here: only later audio needs a replay.
+            self._frames.clear()
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def connect(self, setup_for: SetupFor) -> LiveLink:
+        """Open a session (resuming when there is a handle), then replay what it missed."""
+        attempt = 0
+        while True:
+            handle = self.handle if self.resumption else None
+            try:
+                session = await self._connect(setup_for(handle))
+                break
+            except LiveSetupTimeoutError as exc:
+                raise LiveFault(Decision(Fault.TRANSIENT, False, str(exc))) from exc
+            except LiveConnectError as exc:
+                decision = Decision(Fault.TRANSIENT, True, str(exc))
+            except LiveClosedError as exc:
+                decision = classify_close(exc.code, exc.reason)
+                if decision.retry and handle and exc.code == 1008:
+                    self.stats.stale_handles += 1
+                    self.handle = None  # resume failed: a fresh session still serves the call
+            if not decision.retry:
+                raise LiveFault(decision)
+            attempt += 1
+            if attempt >= self.max_attempts:
+                raise LiveFault(Decision(decision.fault, False,
+                                         f"{decision.why} (gave up after {attempt} attempts)"))
+            delay = backoff_s(attempt)
+            self.log.warning("live_connect_retry", attempt=attempt, delay_s=delay,
+                             why=decision.why)
+            await asyncio.sleep(delay)
+        self.stats.sessions += 1
+        self._opened_at = time.monotonic()
+        if self._gone_at is not None:
+            gap = time.monotonic() - self._gone_at
+            self.stats.reconnect_gap.observe(gap)
+            self.stats.reconnects += 1
+            self.log.info("live_reconnected", resumed=handle is not None,
+                          gap_ms=round(gap * 1000, 1), replayed=len(self._frames))
+        self._gone_at = None
+        self._swapping = False
+        await self._replay(session)
+        # Only now do new frames go straight to the session: the replay kept them in order.
+        self.session = session
+        return session
+
+    async def _replay(self, session: LiveLink) -> None:
+        """Everything since the handle, in order, including frames arriving meanwhile."""
+        resampler = Resampler(8000, live.INPUT_RATE)
+        frames = self._frames
+        cursor = frames[0].seq if frames else self._seq + 1
+        while frames and cursor <= frames[-1].seq:
+            frame = frames[max(0, cursor - frames[0].seq)]  # the oldest may have been trimmed
+            cursor = frame.seq + 1
+            await session.send(live.audio_message(resampler.process(ulaw_to_pcm16(frame.ulaw))))
+            if frame.sent:
+                self.stats.frames_replayed += 1
+            else:
+                frame.sent = True
+                self._delivered(frame.received)
+        while self._texts:
+            await session.send(self._texts.popleft())
+
+    def lost(self, exc: LiveClosedError) -> None:
+        """The session's socket closed: decide whether to reconnect (raises if not)."""
+        session, self.session = self.session, None
+        if self._gone_at is None:
+            self._gone_at = time.monotonic()
+        if self._swapping:
+            return  # we closed it for a goAway: reconnect at once
+        decision = classify_close(exc.code, exc.reason)
+        self.log.warning("live_session_lost", code=exc.code, reason=exc.reason[:200],
+                         fault=decision.fault.value, retry=decision.retry,
+                         had_session=session is not None)
+        if not decision.retry:
+            raise LiveFault(decision) from exc
+        self.stats.drops += 1
+        self._quick_failures = 0 if self.healthy else self._quick_failures + 1
+        if self._quick_failures >= self.max_attempts:
+            raise LiveFault(Decision(decision.fault, False,
+                                     f"{decision.why} ({self._quick_failures} sessions in a "
+                                     "row failed within seconds)")) from exc
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() - self._opened_at >= HEALTHY_AFTER_S
+
+    def go_away(self, time_left_s: float | None, turn_done: asyncio.Event) -> None:
+        """Swap to a new session at the next turn boundary, or before ``time_left_s`` ends."""
+        if self._swap_task is not None and not self._swap_task.done():
+            return
+        # Leave room to reconnect before the service cuts the socket.
+        budget = max(0.0, (time_left_s or 0.0) - min(5.0, (time_left_s or 0.0) / 2))
+        self._swap_task = self._spawn(self._swap_when_idle(budget, turn_done))
+
+    async def _swap_when_idle(self, budget_s: float, turn_done: asyncio.Event) -> None:
+        session = self.session
+        if budget_s > 0:
+            try:
+                async with asyncio.timeout(budget_s):
+                    await turn_done.wait()
+            except TimeoutError:
+                self.log.info("live_swap_mid_turn", reason="goAway time running out")
+        if session is None or self.session is not session:
+            return  # already gone (dropped, or the call ended)
+        self._swapping = True
+        self.stats.swaps += 1
+        self.session = None
+        self._gone_at = time.monotonic()
+        # The service allows one connection per handle: close the old one first.
+        try:
+            await session.close(1000, "going away")
+        except Exception as exc:  # already closing; the pump still sees the end
+            self.log.debug("live_close_failed", error=repr(exc))
+
+    async def aclose(self) -> None:
+        if self._swap_task is not None:
+            self._swap_task.cancel()
+            await asyncio.gather(self._swap_task, return_exceptions=True)
+        if self.session is not None:
+            session, self.session = self.session, None
+            try:
+                await session.close(1000, "call ended")
+            except Exception as exc:
+                self.log.debug("live_close_failed", error=repr(exc))

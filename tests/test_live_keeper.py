@@ -1,0 +1,235 @@
+"""The Live session keeper with in-memory sessions: replay, holding, retries, give-up rules."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import pytest
+import structlog
+
+from gateway import live
+from gateway.audio import Resampler, ulaw_to_pcm16
+from gateway.errors import LiveClosedError, LiveConnectError, LiveSetupTimeoutError
+from gateway.faults import Fault
+from gateway.live_keeper import LiveFault, LiveKeeper
+
+FRAME = bytes(range(0, 160))  # one 20 ms mu-law frame, not silence
+
+
+class Session:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.closed: tuple[int, str] | None = None
+        self.gate: asyncio.Event | None = None  # when given, each send waits for it
+        self.blocked = asyncio.Event()  # a send is waiting at the gate
+
+    def frames(self) -> AsyncIterator[str | bytes]:
+        raise NotImplementedError
+
+    async def send(self, text: str) -> None:
+        if self.gate is not None:
+            self.blocked.set()
+            await self.gate.wait()
+        self.sent.append(json.loads(text))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+    def audio(self) -> list[bytes]:
+        return [base64.b64decode(m["realtimeInput"]["audio"]["data"])
+                for m in self.sent if "realtimeInput" in m]
+
+    def texts(self) -> list[str]:
+        return [m["realtimeInput"]["text"] for m in self.sent
+                if "text" in m.get("realtimeInput", {})]
+
+
+class Connector:
+    """Answers each connect with the next outcome: a Session, or an exception to raise."""
+
+    def __init__(self, *outcomes: Session | Exception) -> None:
+        self.outcomes = list(outcomes)
+        self.setups: list[dict[str, Any]] = []
+
+    async def __call__(self, setup: str) -> Session:
+        self.setups.append(json.loads(setup))
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def setup_for(handle: str | None) -> str:
+    return live.build_setup(live.SessionConfig(model="models/m", resumption_handle=handle))
+
+
+def keeper(connect: Connector, *, max_frames: int = 50, attempts: int = 3
+           ) -> tuple[LiveKeeper, list[float], list[asyncio.Task[None]]]:
+    delivered: list[float] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        tasks.append(asyncio.ensure_future(coro))
+        return tasks[-1]
+
+    k = LiveKeeper(connect, spawn, delivered.append, max_frames=max_frames,  # type: ignore[arg-type]
+                   max_attempts=attempts, log=structlog.get_logger("test"))
+    return k, delivered, tasks
+
+
+def resampled(frames: list[bytes]) -> list[bytes]:
+    r = Resampler(8000, 16000)
+    return [r.process(ulaw_to_pcm16(f)) for f in frames]
+
+
+async def test_audio_before_the_first_session_is_replayed_in_order_and_counted_once() -> None:
+    first = Session()
+    k, delivered, _ = keeper(Connector(first))
+    frames = [bytes([i]) * 160 for i in range(5)]
+    for i, f in enumerate(frames):
+        k.remember(f, float(i))
+    await k.connect(setup_for)
+    assert first.audio() == resampled(frames)
+    assert delivered == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert k.stats.frames_replayed == 0 and k.session is first
+
+
+async def test_frames_arriving_during_a_replay_follow_it_in_order() -> None:
+    session = Session()
+    session.gate = asyncio.Event()
+    k, _, _ = keeper(Connector(session))
+    frames = [bytes([i]) * 160 for i in range(6)]
+    for f in frames[:3]:
+        k.remember(f, 0.0)
+    opening = asyncio.ensure_future(k.connect(setup_for))
+    await session.blocked.wait()  # the replay is under way
+    assert k.session is None  # so new frames are not sent past the replay
+    for f in frames[3:]:
+        k.remember(f, 0.0)
+    session.gate.set()
+    await opening
+    assert session.audio() == resampled(frames)
+
+
+async def test_a_new_handle_ends_what_needs_replaying() -> None:
+    first, second = Session(), Session()
+    k, delivered, _ = keeper(Connector(first, second))
+    await k.connect(setup_for)
+    for i in range(3):
+        k.remember(FRAME, float(i)).sent = True
+    k.on_resumption(live.ResumptionUpdate(handle=None, resumable=False))  # mid-turn: no handle
+    k.on_resumption(live.ResumptionUpdate(handle="h-1", resumable=True))
+    k.remember(FRAME, 9.0).sent = True
+    k.lost(LiveClosedError(1011, "Internal error occurred."))
+    await k.connect(setup_for)
+    assert len(second.audio()) == 1  # only the frame after the handle
+    assert k.stats.frames_replayed == 1 and k.stats.drops == 1 and k.stats.reconnects == 1
+    assert delivered == []  # every frame had already reached a session once
+
+
+async def test_without_a_session_the_oldest_frames_are_lost_and_counted() -> None:
+    k, _, _ = keeper(Connector(Session()), max_frames=10)
+    for _ in range(25):
+        k.remember(FRAME, 0.0)
+    assert k.stats.frames_lost == 15
+    await k.connect(setup_for)
+    assert k.session is not None
+    k.remember(FRAME, 0.0).sent = True  # while live, old frames are trimmed, not lost
+    assert k.stats.frames_lost == 15 and k.stats.frames_trimmed == 1
+
+
+async def test_messages_wait_for_the_next_session_and_follow_its_audio() -> None:
+    session = Session()
+    k, _, _ = keeper(Connector(session))
+    k.remember(FRAME, 0.0)
+    await k.send_text(live.text_message("The caller pressed 5."))
+    await k.connect(setup_for)
+    assert [next(iter(m["realtimeInput"])) for m in session.sent] == ["audio", "text"]
+    for i in range(80):
+        k.session = None
+        await k.send_text(live.text_message(str(i)))
+    assert k.stats.text_dropped == 80 - 64
+
+
+async def test_resuming_uses_the_newest_handle_and_a_stale_one_is_dropped() -> None:
+    fresh = Session()
+    connect = Connector(Session(), LiveClosedError(1008, "BidiGenerateContent session not found"),
+                        fresh)
+    k, _, _ = keeper(connect)
+    await k.connect(setup_for)
+    k.on_resumption(live.ResumptionUpdate(handle="h-7", resumable=True))
+    k.lost(LiveClosedError(1006, "connection lost"))
+    assert await k.connect(setup_for) is fresh
+    assert [s["setup"]["sessionResumption"] for s in connect.setups] == [
+        {}, {"handle": "h-7"}, {}]
+    assert k.stats.stale_handles == 1 and k.handle is None
+
+
+@pytest.mark.parametrize(("error", "fault"), [
+    (LiveClosedError(1007, "API key not valid. Please pass a valid API key."),
+     Fault.CREDENTIALS),
+    (LiveClosedError(1008, "models/x is not found for API version v1beta"), Fault.MODEL),
+    (LiveClosedError(1011, "Resource has been exhausted (e.g. check quota)."), Fault.QUOTA),
+    (LiveSetupTimeoutError("no setupComplete within 10 s"), Fault.TRANSIENT),
+])
+async def test_faults_no_retry_can_fix_are_not_retried(error: Exception, fault: Fault) -> None:
+    connect = Connector(error)
+    k, _, _ = keeper(connect)
+    with pytest.raises(LiveFault) as raised:
+        await k.connect(setup_for)
+    assert raised.value.decision.fault is fault and len(connect.setups) == 1
+
+
+async def test_passing_faults_are_retried_then_given_up() -> None:
+    connect = Connector(LiveConnectError("cannot connect"),
+                        LiveClosedError(1011, "The service is currently unavailable."),
+                        LiveConnectError("cannot connect"))
+    k, _, _ = keeper(connect, attempts=3)
+    with pytest.raises(LiveFault, match="gave up after 3 attempts"):
+        await k.connect(setup_for)
+    assert len(connect.setups) == 3
+
+    session = Session()
+    k, _, _ = keeper(Connector(LiveConnectError("cannot connect"), session))
+    assert await k.connect(setup_for) is session
+
+
+async def test_sessions_that_keep_dying_young_end_in_a_fault() -> None:
+    k, _, _ = keeper(Connector(Session(), Session(), Session()), attempts=3)
+    for _ in range(2):
+        await k.connect(setup_for)
+        k.lost(LiveClosedError(1011, "Internal error occurred."))
+    await k.connect(setup_for)
+    with pytest.raises(LiveFault, match="3 sessions in a row"):
+        k.lost(LiveClosedError(1011, "Internal error occurred."))
+
+
+async def test_go_away_waits_for_the_turn_then_closes_the_old_session_first() -> None:
+    old, new = Session(), Session()
+    k, _, tasks = keeper(Connector(old, new))
+    await k.connect(setup_for)
+    turn_done = asyncio.Event()
+    k.go_away(50.0, turn_done)
+    k.go_away(49.0, turn_done)  # a repeat while waiting changes nothing
+    assert len(tasks) == 1
+    done, _ = await asyncio.wait(tasks, timeout=0.05)
+    assert not done and old.closed is None and k.session is old  # mid-turn: still talking
+    turn_done.set()
+    await tasks[0]
+    assert old.closed == (1000, "going away") and k.session is None
+    k.lost(LiveClosedError(1000, "going away"))  # the pump sees our own close
+    await k.connect(setup_for)
+    assert k.stats.swaps == 1 and k.stats.drops == 0 and k.stats.reconnects == 1
+
+
+async def test_go_away_with_no_time_left_swaps_mid_turn() -> None:
+    old = Session()
+    k, _, tasks = keeper(Connector(old))
+    await k.connect(setup_for)
+    k.go_away(0.0, asyncio.Event())  # the turn never ends
+    await tasks[0]
+    assert old.closed == (1000, "going away")
