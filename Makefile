@@ -30,6 +30,8 @@ typecheck: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/audio_quality.py
+	$(BIN)/python benchmarks/tool_dispatch.py
+	$(BIN)/python benchmarks/live_reconnect.py
 
 # Regenerates the committed speech fixtures; needs Debian's flite, espeak-ng and sox.
 fixtures:

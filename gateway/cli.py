@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--live-url", help="ws:// or wss:// URL of a Live server to use instead "
                        "of Google's (e.g. the simulator)")
     serve.add_argument("--model", help="Live model id (default: VOICEGW_MODEL or the built-in)")
+    serve.add_argument("--max-calls", type=int, help="concurrent calls before callers hear "
+                       "'all lines are busy' (default: VOICEGW_MAX_CALLS or 100)")
+    serve.add_argument("--allow-unsigned", action="store_true",
+                       help="serve on a non-loopback address without TWILIO_AUTH_TOKEN, i.e. "
+                       "without checking Twilio's request signatures")
 
     sim = sub.add_parser("simulate-live", help="run the SIMULATED Live server (a test and demo "
                          "tool, not Google's service)")
@@ -88,20 +93,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from gateway.config import load_settings
+    from gateway.config import check_exposure, load_settings
+    from gateway.lifecycle import serve
     from gateway.server import Gateway, build_services
 
     settings = load_settings(host=args.host, port=args.port, live_url=args.live_url,
-                             model=args.model, log_level=args.log_level)
+                             model=args.model, log_level=args.log_level,
+                             max_calls=args.max_calls)
+    check_exposure(settings, allow_unsigned=args.allow_unsigned)
     for secret in settings.endpoint.headers.values():
         gwlog.register_secret(secret.reveal())
         gwlog.register_secret(secret.reveal().removeprefix("Bearer "))
+    if settings.twilio_auth_token is not None:
+        gwlog.register_secret(settings.twilio_auth_token.reveal())
     gwlog.configure(settings.log_level)
     gateway = Gateway(settings, services=build_services(settings))
-    web.run_app(gateway.app(), host=settings.host, port=settings.port, access_log=None,
-                shutdown_timeout=settings.shutdown_grace_s + 1, print=None)
+    asyncio.run(serve(gateway))
     return 0
 
 

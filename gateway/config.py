@@ -7,6 +7,7 @@ object can be logged or printed in a traceback without leaking a key.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -127,6 +128,11 @@ class Settings:
     outbound_queue_items: int = 256
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
+    # With a token, every webhook and stream upgrade must carry Twilio's signature.
+    twilio_auth_token: Secret | None = field(default=None, repr=False)
+    max_calls: int = 100  # concurrent calls; past this /twiml answers "busy"
+    # Where a call goes (with Twilio REST credentials) when the Live API cannot serve it.
+    fallback_number: str | None = None
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -134,11 +140,30 @@ def _env(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _number(env: Mapping[str, str], name: str, flag: float | None, default: float, *,
+            minimum: float, flag_name: str = "") -> float:
+    text = _env(env, name)
+    if flag is not None:
+        value, name = flag, flag_name or name
+    elif text is None:
+        return default
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {text!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {value:g}")
+    return value
+
+
 def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | None = None,
                   model: str | None = None, log_level: str = "info",
+                  max_calls: int | None = None,
                   env: Mapping[str, str] | None = None) -> Settings:
     """Settings from flags (arguments) and the environment (``VOICEGW_*``, ``GEMINI_API_KEY``,
-    ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION``/``VOICEGW_VERTEX_TOKEN``)."""
+    ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION``/``VOICEGW_VERTEX_TOKEN``,
+    ``TWILIO_AUTH_TOKEN``); a flag wins over its variable."""
     env = os.environ if env is None else env
     model = model or _env(env, "VOICEGW_MODEL") or DEFAULT_MODEL
     api_key = _env(env, "GEMINI_API_KEY") or _env(env, "GOOGLE_API_KEY")
@@ -163,7 +188,39 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
         raise ConfigError(f"port out of range: {port}")
     voice = _env(env, "VOICEGW_VOICE") or "Kore"
     language = _env(env, "VOICEGW_LANGUAGE") or "en-US"
+    calls = _number(env, "VOICEGW_MAX_CALLS", max_calls, 100, minimum=1,
+                    flag_name="--max-calls")
+    if not float(calls).is_integer():  # also refuses inf
+        raise ConfigError(f"VOICEGW_MAX_CALLS must be a whole number, got {calls:g}")
+    grace = _number(env, "VOICEGW_SHUTDOWN_GRACE_S", None, 10.0, minimum=0)
+    token = _env(env, "TWILIO_AUTH_TOKEN")
     settings = Settings(endpoint=endpoint, host=host, port=port, public_url=public_url,
-                        voice=voice, language=language, log_level=log_level)
+                        voice=voice, language=language, log_level=log_level,
+                        twilio_auth_token=Secret(token) if token else None,
+                        max_calls=int(calls), shutdown_grace_s=grace)
+    settings = replace(settings, fallback_number=_env(env, "VOICEGW_FALLBACK_NUMBER"))
     instruction = _env(env, "VOICEGW_INSTRUCTIONS")
     return replace(settings, system_instruction=instruction) if instruction else settings
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (a name other than localhost could
+    resolve to anything, so it counts as exposed)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, *, allow_unsigned: bool) -> None:
+    """Refuse to serve unsigned requests beyond loopback: without signature checks anyone who
+    finds the address can open calls, each one a Live session billed to this account."""
+    if settings.twilio_auth_token is None and not allow_unsigned \
+            and not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without TWILIO_AUTH_TOKEN: anyone could "
+            "place calls on your Live API account; set TWILIO_AUTH_TOKEN to check Twilio's "
+            "request signatures, or pass --allow-unsigned if something in front of the "
+            "gateway authenticates requests")

@@ -1,0 +1,56 @@
+"""``voicegw serve`` as a process: listen, and on SIGTERM or SIGINT drain before exiting.
+
+aiohttp's ``web.run_app`` stops listening the moment a signal arrives and only then runs the
+shutdown hooks, so during a drain a load balancer would see connection errors rather than
+``/readyz`` answering 503, and Twilio could not be told "busy". Here the socket stays open for
+the whole drain: readiness turns 503, webhooks get the busy TwiML, new streams get 503, and
+active calls finish or are ended cleanly (see :meth:`Gateway.drain`) before the listener
+closes and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Final
+
+import structlog
+
+from gateway.server import Gateway, running
+
+SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+
+log = structlog.get_logger("gateway.lifecycle")
+
+
+async def serve(gateway: Gateway) -> None:
+    """Serve until SIGTERM/SIGINT, then drain. A second signal cuts the grace period short."""
+    settings = gateway.settings
+    loop = asyncio.get_running_loop()
+    received: asyncio.Queue[signal.Signals] = asyncio.Queue()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, received.put_nowait, sig)
+    try:
+        async with running(gateway, settings.host, settings.port) as port:
+            log.info("gateway_listening", host=settings.host, port=port)
+            sig = await received.get()
+            log.info("shutdown_signal", signal=sig.name, grace_s=settings.shutdown_grace_s)
+            drain = asyncio.create_task(gateway.drain(settings.shutdown_grace_s))
+            hurry = asyncio.create_task(_hurry_on_signal(gateway, received))
+            try:
+                await drain
+            finally:
+                hurry.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hurry
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+    log.info("gateway_stopped")
+
+
+async def _hurry_on_signal(gateway: Gateway, received: asyncio.Queue[signal.Signals]) -> None:
+    sig = await received.get()
+    log.warning("shutdown_signal_again", signal=sig.name)
+    await gateway.drain(0)
