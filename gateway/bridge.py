@@ -25,7 +25,7 @@ import structlog
 
 from gateway import live, twilio
 from gateway.agent import Agent, CallContext
-from gateway.audio import Resampler, ulaw_to_pcm16
+from gateway.audio import Resampler, peak, ulaw_to_pcm16
 from gateway.callctl import CallController, CallEnding
 from gateway.errors import (
     GatewayError,
@@ -36,12 +36,15 @@ from gateway.errors import (
 from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
 from gateway.log import mask_number
 from gateway.playout import CallerPlayout
-from gateway.record import CallStats, CallSummary, Transcript
+from gateway.record import CallObserver, CallStats, CallSummary, Transcript
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
 from gateway.tools import ToolDispatcher
 from gateway.twilio_rest import TwilioRest, TwilioRestError
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
+# A frame peaking above this counts as the caller speaking (-35 dBFS: above line noise,
+# and low enough to catch the quiet end of a word), for the per-turn response latency.
+SPEECH_PEAK: Final = 600
 
 
 class CallerSocket(Protocol):
@@ -86,6 +89,7 @@ class CallServices:
     agents: AgentRegistry | None = None  # None: every call gets the plain default agent
     rest: TwilioRest | None = None
     unavailable_prompt: bytes = b""  # mu-law 8 kHz, played when a call cannot be served
+    observers: tuple[CallObserver, ...] = ()  # call records, metrics
 
 
 class CallBridge:
@@ -122,6 +126,7 @@ class CallBridge:
         self.tools: ToolDispatcher | None = None
         self.end_reason = "not started"
         self._end_requested: str | None = None
+        self._last_speech: float | None = None  # when the caller last spoke, unanswered
         self._end_event = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -159,6 +164,7 @@ class CallBridge:
                 await self.tools.aclose()
             await self._close_peers()
         summary = self.summary()
+        self._notify("call_ended", summary)
         self.log.info("call_ended", reason=self.end_reason, agent=summary.agent,
                       duration_s=round(summary.duration_s, 3),
                       frames_in=self.stats.frames_in,
@@ -178,6 +184,18 @@ class CallBridge:
             transcript=self.transcript.lines(), custom_parameters=dict(self._params),
             tool_calls=self.tools.records if self.tools else [],
             tool_stats=self.tools.stats if self.tools else None)
+
+    def _notify(self, what: str, summary: CallSummary | None = None) -> None:
+        """Tell the observers; one that fails is logged and never affects the call."""
+        if not self.services.observers:
+            return
+        summary = summary or self.summary()
+        for observer in self.services.observers:
+            try:
+                getattr(observer, what)(summary)
+            except Exception:
+                self.log.exception("observer_failed", observer=type(observer).__name__,
+                                   hook=what)
 
     def request_end(self, reason: str) -> None:
         """Ask the call to end now, cleanly (peers closed, record kept): the server's drain."""
@@ -321,6 +339,7 @@ class CallBridge:
         self.tools = ToolDispatcher(agent, self.ctx, self._send_live, log=self.log)
         self.log.info("call_started", caller=mask_number(self._params.get("From")),
                       dialled=mask_number(self._params.get("To")))
+        self._notify("call_started")
         self._tg.create_task(self._model_pump(agent), name="model-pump")
 
     async def _apologise(self, reason: str, *, ending: bool = True) -> None:
@@ -337,7 +356,10 @@ class CallBridge:
     async def handle_media(self, event: twilio.Media, received: float) -> None:
         self.stats.frames_in += 1
         # Every frame goes through the resampler, sent or not, so its state stays continuous.
-        pcm = self._in_resampler.process(ulaw_to_pcm16(event.payload))
+        pcm8 = ulaw_to_pcm16(event.payload)
+        if peak(pcm8) >= SPEECH_PEAK:
+            self._last_speech = received
+        pcm = self._in_resampler.process(pcm8)
         # Kept first: if a swap starts while this send is in flight, the replay has it too.
         frame = self.keeper.remember(event.payload, received)
         session = self.keeper.session
@@ -380,6 +402,8 @@ class CallBridge:
                 await self._fail_over(fault)
             if self.state is CallState.CONNECTING:
                 await self._first_session(agent)
+            else:
+                self._notify("call_updated")  # a reconnect: its gap goes on the record
             try:
                 await self._pump_session(session)
             except LiveClosedError as exc:
@@ -425,14 +449,23 @@ class CallBridge:
                                  f"transferred to {mask_number(number)}")
         raise CallEnding(f"live unavailable ({fault.decision.fault.value}): {why}")
 
+    def _response_latency(self, seconds: float) -> None:
+        self._last_speech = None
+        self.stats.response_latency.observe(seconds)
+        self.stats.turn_latency_ms.append(round(seconds * 1000, 1))
+
     async def _dispatch_live(self, event: live.LiveEvent, received: float) -> None:
         match event:
             case live.ModelAudio():
+                if self.playout.turn_sent_ms == 0 and self._last_speech is not None:
+                    self._response_latency(received - self._last_speech)
                 self.playout.audio(event, received)
             case live.Interrupted():
                 self.playout.interrupted(received)
+                self._notify("call_updated")
             case live.TurnComplete():
                 self.playout.turn_complete(event)
+                self._notify("call_updated")
             case live.InputTranscript():
                 self.transcript.add("caller", event.text)
             case live.OutputTranscript():
@@ -451,6 +484,8 @@ class CallBridge:
                 self.keeper.go_away(event.time_left_s, self.playout.turn_done)
             case live.Usage():
                 self.stats.tokens_total += event.total_tokens
+                self.stats.tokens_prompt += event.prompt_tokens
+                self.stats.tokens_response += event.response_tokens
             case live.Unknown():
                 self.log.debug("live_unknown_message", keys=list(event.keys))
             case _:

@@ -92,7 +92,8 @@ class CallerPlayout:
         heard = heard_ms if heard_turn == self.turn else 0.0
         self.log.info("barge_in", turn=self.turn, dropped_chunks=dropped,
                       sent_ms=round(self.turn_sent_ms), heard_ms=round(heard))
-        self.transcript.mark_agent_interrupted()
+        self.transcript.mark_agent_interrupted(
+            heard / self.turn_sent_ms if self.turn_sent_ms else None)
         self.next_turn()
 
     def turn_complete(self, event: live.TurnComplete) -> None:

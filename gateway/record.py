@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from gateway.live_keeper import KeeperStats
 from gateway.stats import Histogram
@@ -30,10 +30,15 @@ class CallStats:
     marks_sent: int = 0
     marks_heard: int = 0
     tokens_total: int = 0
+    tokens_prompt: int = 0
+    tokens_response: int = 0
     forward_latency: Histogram = field(default_factory=Histogram)  # Twilio frame in -> Live
     reply_latency: Histogram = field(default_factory=Histogram)  # Live audio in -> caller
     barge_in: Histogram = field(default_factory=Histogram)  # `interrupted` in -> `clear` out
     live: KeeperStats = field(default_factory=KeeperStats)  # reconnects, replays, losses
+    # End of the caller's speech (gateway's energy detector) -> first reply audio, per turn.
+    response_latency: Histogram = field(default_factory=Histogram)
+    turn_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRANSCRIPT_LINES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,9 @@ class TranscriptLine:
     role: str  # "caller" | "agent"
     text: str
     interrupted: bool = False
+    # For an interrupted agent line: the part the caller heard before talking over it,
+    # estimated from the marks Twilio echoed (heard ms / sent ms of the reply's text).
+    heard: str | None = None
 
 
 class Transcript:
@@ -59,15 +67,24 @@ class Transcript:
             at = time.perf_counter() - self._t0
             self._lines.append(TranscriptLine(at, role, text.lstrip()))
 
-    def mark_agent_interrupted(self) -> None:
+    def mark_agent_interrupted(self, heard_fraction: float | None = None) -> None:
         for i in range(len(self._lines) - 1, -1, -1):
             line = self._lines[i]
             if line.role == "agent":
-                self._lines[i] = TranscriptLine(line.at, line.role, line.text, True)
+                heard = None if heard_fraction is None else _prefix(line.text, heard_fraction)
+                self._lines[i] = TranscriptLine(line.at, line.role, line.text, True, heard)
                 return
 
     def lines(self) -> list[TranscriptLine]:
         return list(self._lines)
+
+
+def _prefix(text: str, fraction: float) -> str:
+    """The first ``fraction`` of ``text``, cut back to a word boundary."""
+    cut = int(len(text) * min(1.0, max(0.0, fraction)))
+    if cut >= len(text):
+        return text
+    return text[:cut].rsplit(" ", 1)[0] if " " in text[:cut] else ""
 
 
 @dataclass(slots=True)
@@ -83,3 +100,16 @@ class CallSummary:
     custom_parameters: dict[str, str]
     tool_calls: list[Any] = field(default_factory=list)  # gateway.tools.ToolRecord
     tool_stats: Any = None  # gateway.tools.ToolStats
+
+
+class CallObserver(Protocol):
+    """Told what happens on each call: call records, metrics.
+
+    Called from the call's own task with a snapshot; must return at once (queue the work,
+    never await or block), since the same task carries the call's audio.
+    """
+
+    def call_started(self, summary: CallSummary) -> None: ...
+    def call_updated(self, summary: CallSummary) -> None:
+        """After each model turn (completed or interrupted) and each Live reconnect."""
+    def call_ended(self, summary: CallSummary) -> None: ...

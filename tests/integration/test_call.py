@@ -92,7 +92,18 @@ async def test_two_turns_and_a_barge_in(tmp_path: Path) -> None:
     assert summary.end_reason == "caller hung up"
     roles = [line.role for line in summary.transcript]
     assert roles[:2] == ["caller", "agent"]
-    assert any(line.interrupted for line in summary.transcript)
+    [cut_line] = [line for line in summary.transcript if line.interrupted]
+    # What the caller heard of the interrupted reply: the start of it, cut at a word.
+    assert cut_line.heard and len(cut_line.heard) < len(cut_line.text)
+    assert cut_line.text.startswith(cut_line.heard)
+
+    # The gateway's own response latency per turn (end of caller speech by its energy
+    # detector -> first reply audio; wall clock at SPEED x) is the simulator's 500 ms of
+    # silence to end a turn plus its 300 ms response delay, and a little transport. (The
+    # phone measures from the end of each recording, whose last ~100 ms are near-silent.)
+    gateway_ms = [ms * SPEED for ms in summary.stats.turn_latency_ms]
+    assert len(gateway_ms) == len(result.response_ms) == 3
+    assert all(790 <= ms <= 880 for ms in gateway_ms), gateway_ms
 
 
 async def test_gateway_reaches_a_live_server_over_tls(tmp_path: Path) -> None:
