@@ -316,6 +316,7 @@ class Agent:
     tool_timeout_s: float = 10.0
     transfer_to: str | None = None
     transfer_targets: Mapping[str, str] = field(default_factory=dict)
+    record: bool = False  # save a stereo WAV of each call (needs VOICEGW_RECORDINGS_DIR)
     _by_name: Mapping[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

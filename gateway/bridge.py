@@ -19,6 +19,7 @@ import enum
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, NoReturn, Protocol
 
 import structlog
@@ -26,17 +27,19 @@ import structlog
 from gateway import live, twilio
 from gateway.agent import Agent, CallContext
 from gateway.audio import Resampler, peak, ulaw_to_pcm16
-from gateway.callctl import CallController, CallEnding
+from gateway.callctl import CallController, CallEnding, first_reason
 from gateway.errors import (
     GatewayError,
     LiveClosedError,
     LiveProtocolError,
     TwilioProtocolError,
 )
+from gateway.faults import caller_fault_close
 from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
 from gateway.log import mask_number
 from gateway.playout import CallerPlayout
 from gateway.record import CallObserver, CallStats, CallSummary, Transcript
+from gateway.recording import CallRecorder
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
 from gateway.tools import ToolDispatcher
 from gateway.twilio_rest import TwilioRest, TwilioRestError
@@ -80,6 +83,8 @@ class BridgeSettings:
     start_timeout_s: float = 10.0
     max_live_attempts: int = 3  # connects in a row before the caller hears an apology
     fallback_number: str | None = None  # where a call goes when the Live API cannot serve it
+    recordings_dir: Path | None = None  # where call recordings go
+    record_all: bool = False  # record every call, not only those of agents with record=True
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,7 @@ class CallBridge:
         self.end_reason = "not started"
         self._end_requested: str | None = None
         self._last_speech: float | None = None  # when the caller last spoke, unanswered
+        self.recorder: CallRecorder | None = None
         self._end_event = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -155,7 +161,7 @@ class CallBridge:
                 tg.create_task(self.control.run(self.playout), name="call-control")
                 tg.create_task(self._end_watch(), name="end-watch")
         except* CallEnding as group:
-            self.end_reason = _first_reason(group)
+            self.end_reason = first_reason(group)
         except* Exception as group:
             self.end_reason = "internal error"
             self.log.error("call_failed", exc_info=group.exceptions[0])
@@ -163,6 +169,8 @@ class CallBridge:
             if self.tools is not None:
                 await self.tools.aclose()
             await self._close_peers()
+            if self.recorder is not None:
+                await self.recorder.finish()
         summary = self.summary()
         self._notify("call_ended", summary)
         self.log.info("call_ended", reason=self.end_reason, agent=summary.agent,
@@ -263,20 +271,7 @@ class CallBridge:
         self.stats.protocol_errors += 1
         self.log.warning("protocol_error", peer="twilio", error=str(exc),
                          count=self.stats.protocol_errors)
-        match exc:
-            case twilio.UnsupportedMediaFormat() | twilio.BinaryFrame():
-                return 1003, exc.message  # RFC 6455: data of a type we cannot accept
-            case twilio.FrameTooLarge():
-                return 1009, exc.message
-            case twilio.BadStart():
-                return 1008, f"bad start: {exc.message}"
-            case twilio.OutOfOrder(event="start"):
-                return 1008, "second start on one stream"  # a new call's identity mid-call
-            case twilio.OutOfOrder(event="stop"):
-                return 1000, "stop before start"  # the peer is done; no call to wait for
-        if self.stats.protocol_errors > MAX_PROTOCOL_ERRORS:
-            return 1008, f"too many protocol errors ({self.stats.protocol_errors})"
-        return None  # only this frame is lost (Twilio's carry 20 ms); the call goes on
+        return caller_fault_close(exc, self.stats.protocol_errors, MAX_PROTOCOL_ERRORS)
 
     def _unknown_event(self, exc: twilio.UnknownEvent) -> None:
         # Twilio may add events; ending calls over one would turn its next release into an
@@ -340,7 +335,16 @@ class CallBridge:
         self.log.info("call_started", caller=mask_number(self._params.get("From")),
                       dialled=mask_number(self._params.get("To")))
         self._notify("call_started")
+        self._start_recording(agent, event.call_sid)
         self._tg.create_task(self._model_pump(agent), name="model-pump")
+
+    def _start_recording(self, agent: Agent, call_sid: str) -> None:
+        folder = self.settings.recordings_dir
+        if folder is None or not (self.settings.record_all or agent.record):
+            return
+        self.recorder = CallRecorder(folder / f"{call_sid}.wav", self.log)
+        self.playout.recording = self.recorder.audio
+        self._spawn(self.recorder.run())
 
     async def _apologise(self, reason: str, *, ending: bool = True) -> None:
         """Play the recorded apology and wait until it has been heard; then end the call."""
@@ -357,6 +361,8 @@ class CallBridge:
         self.stats.frames_in += 1
         # Every frame goes through the resampler, sent or not, so its state stays continuous.
         pcm8 = ulaw_to_pcm16(event.payload)
+        if self.playout.recording is not None:
+            self.playout.recording.caller(event.payload, received)
         if peak(pcm8) >= SPEECH_PEAK:
             self._last_speech = received
         pcm = self._in_resampler.process(pcm8)
@@ -490,11 +496,3 @@ class CallBridge:
                 self.log.debug("live_unknown_message", keys=list(event.keys))
             case _:
                 pass
-
-def _first_reason(group: BaseExceptionGroup[Any]) -> str:
-    for exc in group.exceptions:
-        if isinstance(exc, CallEnding):
-            return exc.reason
-        if isinstance(exc, BaseExceptionGroup):
-            return _first_reason(exc)
-    return "ended"

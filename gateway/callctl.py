@@ -108,3 +108,12 @@ class CallController:
             await self.rest.hang_up(self.call_sid)
         except TwilioRestError as exc:
             self.log.warning("hang_up_failed", error=str(exc), status=exc.status)
+
+
+def first_reason(group: BaseExceptionGroup[Any]) -> str:
+    for exc in group.exceptions:
+        if isinstance(exc, CallEnding):
+            return exc.reason
+        if isinstance(exc, BaseExceptionGroup):
+            return first_reason(exc)
+    return "ended"

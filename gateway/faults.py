@@ -1,4 +1,5 @@
-"""What a closed Live session means for the call: reconnect, or apologise and end.
+"""What a fault means for the call: a closed Live session (reconnect, or apologise and end) and
+a broken Twilio frame (ignore it, or close the stream with a stated code).
 
 Pure: a close code and reason in, a decision out. The service reports every failure as a
 WebSocket close, and 1011 covers both a passing fault ("Internal error", "Deadline expired" at
@@ -11,6 +12,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from typing import Final
+
+from gateway import twilio
+from gateway.errors import TwilioProtocolError
 
 _QUOTA_WORDS: Final = ("quota", "exhausted", "exceeded", "billing", "rate limit")
 
@@ -50,3 +54,27 @@ def classify_close(code: int, reason: str) -> Decision:
 def backoff_s(attempt: int, *, base: float = 0.2, cap: float = 2.0) -> float:
     """Delay before reconnect ``attempt`` (1-based): short, since a caller is waiting."""
     return float(min(cap, base * 2 ** (attempt - 1)))
+
+
+def caller_fault_close(exc: TwilioProtocolError, errors: int,
+                       max_errors: int) -> tuple[int, str] | None:
+    """What one broken Twilio frame does to its stream: the (code, reason) to close with, or
+    ``None`` when only this frame is lost (each carries 20 ms) and the call goes on.
+
+    ``errors`` counts this call's protocol errors so far, this one included. The README's
+    "Hostile input" table lists every outcome.
+    """
+    match exc:
+        case twilio.UnsupportedMediaFormat() | twilio.BinaryFrame():
+            return 1003, exc.message  # RFC 6455: data of a type we cannot accept
+        case twilio.FrameTooLarge():
+            return 1009, exc.message
+        case twilio.BadStart():
+            return 1008, f"bad start: {exc.message}"
+        case twilio.OutOfOrder(event="start"):
+            return 1008, "second start on one stream"  # a new call's identity mid-call
+        case twilio.OutOfOrder(event="stop"):
+            return 1000, "stop before start"  # the peer is done; no call to wait for
+    if errors > max_errors:
+        return 1008, f"too many protocol errors ({errors})"
+    return None

@@ -26,6 +26,7 @@ class Outgoing:
     kind: Kind
     text: str
     since: float  # perf_counter() of what caused it (for a clear: when `interrupted` arrived)
+    audio: bytes = b""  # the mu-law inside a media message, for the call's recording
 
 
 class OutboundQueue:

@@ -20,6 +20,7 @@ from gateway.callctl import CallEnding
 from gateway.errors import AudioFormatError
 from gateway.outbound import Kind, OutboundQueue, Outgoing
 from gateway.record import CallStats, Transcript
+from gateway.recording import CallRecording
 
 # Twilio reads as it plays, so a send to the caller blocked this long means its socket stopped
 # reading: the call is ended rather than left hanging. Not Final: tests shorten it.
@@ -53,6 +54,7 @@ class CallerPlayout:
         self.turn_done.set()
         self._mark_waiters: dict[str, asyncio.Event] = {}
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
+        self.recording: CallRecording | None = None  # when this call is recorded
 
     # -- model -> caller -----------------------------------------------------------------
 
@@ -70,7 +72,7 @@ class CallerPlayout:
         ulaw = pcm16_to_ulaw(self._resampler.process(event.pcm))
         if not ulaw:
             return
-        if self.out.put(Outgoing(Kind.MEDIA, self.stream.media(ulaw), received)):
+        if self.out.put(Outgoing(Kind.MEDIA, self.stream.media(ulaw), received, ulaw)):
             self.turn_sent_ms += len(ulaw) / 8.0
         else:
             self.stats.media_dropped_full += 1
@@ -124,8 +126,9 @@ class CallerPlayout:
     def prompt(self, ulaw: bytes) -> None:
         """Queue a recorded prompt (8 kHz mu-law) for the caller."""
         for i in range(0, len(ulaw), PROMPT_CHUNK):
-            self.out.put(Outgoing(Kind.MEDIA, self.stream.media(ulaw[i:i + PROMPT_CHUNK]),
-                                  time.perf_counter()))
+            chunk = ulaw[i:i + PROMPT_CHUNK]
+            self.out.put(Outgoing(Kind.MEDIA, self.stream.media(chunk), time.perf_counter(),
+                                  chunk))
 
     # -- marks ---------------------------------------------------------------------------
 
@@ -184,5 +187,9 @@ class CallerPlayout:
             if item.kind is Kind.MEDIA:
                 self.stats.media_out += 1
                 self.stats.reply_latency.observe(done - item.since)
+                if self.recording is not None:
+                    self.recording.agent(item.audio, done)
             elif item.kind is Kind.CLEAR:
                 self.stats.barge_in.observe(done - item.since)
+                if self.recording is not None:
+                    self.recording.clear(done)
