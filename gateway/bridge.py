@@ -28,6 +28,7 @@ from gateway import live, twilio
 from gateway.agent import Agent, CallContext
 from gateway.audio import Resampler, peak, ulaw_to_pcm16
 from gateway.callctl import CallController, CallEnding, first_reason
+from gateway.capture import CaptureWriter
 from gateway.errors import (
     GatewayError,
     LiveClosedError,
@@ -38,7 +39,7 @@ from gateway.faults import caller_fault_close
 from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
 from gateway.log import mask_number
 from gateway.playout import CallerPlayout
-from gateway.record import CallObserver, CallStats, CallSummary, Transcript
+from gateway.record import CallObserver, CallStats, CallSummary, Transcript, notify
 from gateway.recording import CallRecorder
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
 from gateway.tools import ToolDispatcher
@@ -85,6 +86,7 @@ class BridgeSettings:
     fallback_number: str | None = None  # where a call goes when the Live API cannot serve it
     recordings_dir: Path | None = None  # where call recordings go
     record_all: bool = False  # record every call, not only those of agents with record=True
+    capture_dir: Path | None = None  # save each call's inbound stream here, as JSON lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,8 @@ class CallBridge:
         self._end_requested: str | None = None
         self._last_speech: float | None = None  # when the caller last spoke, unanswered
         self.recorder: CallRecorder | None = None
+        self.capture = (CaptureWriter(settings.capture_dir, self._t0, self.log)
+                        if settings.capture_dir else None)
         self._end_event = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -160,6 +164,8 @@ class CallBridge:
                 tg.create_task(self._start_watchdog(), name="start-watchdog")
                 tg.create_task(self.control.run(self.playout), name="call-control")
                 tg.create_task(self._end_watch(), name="end-watch")
+                if self.capture is not None:
+                    tg.create_task(self.capture.run(), name="capture")
         except* CallEnding as group:
             self.end_reason = first_reason(group)
         except* Exception as group:
@@ -169,8 +175,9 @@ class CallBridge:
             if self.tools is not None:
                 await self.tools.aclose()
             await self._close_peers()
-            if self.recorder is not None:
-                await self.recorder.finish()
+            for keeper in (self.recorder, self.capture):
+                if keeper is not None:
+                    await keeper.finish()
         summary = self.summary()
         self._notify("call_ended", summary)
         self.log.info("call_ended", reason=self.end_reason, agent=summary.agent,
@@ -194,16 +201,8 @@ class CallBridge:
             tool_stats=self.tools.stats if self.tools else None)
 
     def _notify(self, what: str, summary: CallSummary | None = None) -> None:
-        """Tell the observers; one that fails is logged and never affects the call."""
-        if not self.services.observers:
-            return
-        summary = summary or self.summary()
-        for observer in self.services.observers:
-            try:
-                getattr(observer, what)(summary)
-            except Exception:
-                self.log.exception("observer_failed", observer=type(observer).__name__,
-                                   hook=what)
+        if self.services.observers:
+            notify(self.services.observers, what, summary or self.summary(), self.log)
 
     def request_end(self, reason: str) -> None:
         """Ask the call to end now, cleanly (peers closed, record kept): the server's drain."""
@@ -240,6 +239,8 @@ class CallBridge:
         try:
             async for frame in self.caller.frames():
                 received = time.perf_counter()
+                if self.capture is not None and isinstance(frame, str):
+                    self.capture.add(frame, received)
                 try:
                     if isinstance(frame, bytes):  # adapters yield bytes for binary frames
                         raise twilio.BinaryFrame(call_sid=self.twilio.call_sid)
@@ -314,6 +315,8 @@ class CallBridge:
         self.log = self.log.bind(call_sid=event.call_sid, stream_sid=event.stream_sid)
         self.control.log = self.keeper.log = self.playout.log = self.log
         self.control.call_sid = event.call_sid
+        if self.capture is not None:
+            self.capture.name = event.call_sid
         self._move(CallState.CONNECTING)
         self._started_event.set()
         assert self._tg is not None

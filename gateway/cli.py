@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 
     call = sub.add_parser("call", help="play a recording into a gateway as Twilio would and "
                           "save what came back")
-    call.add_argument("wav", type=Path, help="the caller's recording (PCM16 or mu-law WAV)")
+    call.add_argument("wav", type=Path, help="the caller's recording (PCM16 or mu-law WAV), "
+                      "or a capture (.jsonl) to replay")
     call.add_argument("--url", required=True, help="the gateway's media URL, ws://HOST:PORT/media")
     call.add_argument("--out", type=Path, default=Path("reply.wav"),
                       help="stereo WAV: caller left, what the caller heard right")
@@ -55,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
 
     agents = sub.add_parser("agents", help="list the agents and their tools' declarations")
     agents.add_argument("--json", action="store_true", help="machine-readable output")
+
+    calls = sub.add_parser("calls", help="the call records (VOICEGW_DATABASE or DATABASE_URL; "
+                           "default ./voicegw-calls.db)")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True)
+    calls_list = calls_sub.add_parser("list", help="the newest calls, newest first")
+    calls_list.add_argument("--limit", type=int, default=20)
+    calls_show = calls_sub.add_parser("show", help="one call: figures, transcript, tool calls")
+    calls_show.add_argument("call_sid")
+    for cmd in (calls_list, calls_show):
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        cmd.add_argument("--full-numbers", action="store_true",
+                         help="print phone numbers whole (masked by default, as in the logs)")
 
     demo = sub.add_parser("demo", help="a whole call through the gateway against the "
                           "simulated Live server")
@@ -76,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_call(args))
         if args.command == "demo":
             return asyncio.run(_demo(args))
+        if args.command == "calls":
+            return asyncio.run(_calls(args))
         if args.command == "agents":
             from gateway.registry import describe_agents, discover_agents
 
@@ -131,7 +146,17 @@ async def _call(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise ConfigError(f"--param wants NAME=VALUE, got {item!r}")
         params[name] = value
-    utterance = Utterance(load_utterance(args.wav), When.START, 300)
+    if args.wav.suffix == ".jsonl":
+        from gateway.capture import load_capture
+
+        capture = load_capture(args.wav)
+        params = capture.parameters | params  # --param overrides what was captured
+        utterance = Utterance(bytes(capture.ulaw), When.START, 0)
+        if capture.dtmf:
+            print(f"note: {len(capture.dtmf)} keypad presses in the capture are not replayed",
+                  file=sys.stderr)
+    else:
+        utterance = Utterance(load_utterance(args.wav), When.START, 300)
     result = await place_call(args.url, [utterance], speed=args.speed, parameters=params,
                               reply_wait_s=args.wait)
     result.write_wav(args.out)
@@ -139,6 +164,32 @@ async def _call(args: argparse.Namespace) -> int:
           f"{result.clears} clears; response latency {result.response_ms} ms; "
           f"wrote {args.out}")
     return 0 if result.media_received else 1
+
+
+async def _calls(args: argparse.Namespace) -> int:
+    from gateway.store import report, store_from_env
+
+    store = store_from_env(create=False)
+    if store is None:
+        raise ConfigError("call records are off (VOICEGW_DATABASE=off)")
+    await store.open()
+    try:
+        full = args.full_numbers
+        if args.calls_command == "list":
+            calls = await store.list_calls(max(args.limit, 1))
+            print((report.list_json if args.json else report.list_text)(calls,
+                                                                        full_numbers=full),
+                  end="")
+            return 0
+        record = await store.get_call(args.call_sid)
+        if record is None:
+            print(f"voicegw: no call {args.call_sid} in {store.where}", file=sys.stderr)
+            return 1
+        print((report.show_json if args.json else report.show_text)(record, full_numbers=full),
+              end="")
+        return 0
+    finally:
+        await store.aclose()
 
 
 async def _demo(args: argparse.Namespace) -> int:

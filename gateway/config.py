@@ -133,6 +133,10 @@ class Settings:
     max_calls: int = 100  # concurrent calls; past this /twiml answers "busy"
     # Where a call goes (with Twilio REST credentials) when the Live API cannot serve it.
     fallback_number: str | None = None
+    # Stereo WAVs of calls: those of agents with record=True, or all with VOICEGW_RECORD=all.
+    recordings_dir: str = "recordings"
+    record_all: bool = False
+    capture_dir: str | None = None  # VOICEGW_CAPTURE_DIR: inbound streams as JSON lines
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -198,7 +202,13 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
                         voice=voice, language=language, log_level=log_level,
                         twilio_auth_token=Secret(token) if token else None,
                         max_calls=int(calls), shutdown_grace_s=grace)
-    settings = replace(settings, fallback_number=_env(env, "VOICEGW_FALLBACK_NUMBER"))
+    record = (_env(env, "VOICEGW_RECORD") or "agents").lower()
+    if record not in ("agents", "all"):
+        raise ConfigError(f"VOICEGW_RECORD must be 'agents' or 'all', got {record!r}")
+    settings = replace(settings, fallback_number=_env(env, "VOICEGW_FALLBACK_NUMBER"),
+                       recordings_dir=_env(env, "VOICEGW_RECORDINGS_DIR") or "recordings",
+                       record_all=record == "all",
+                       capture_dir=_env(env, "VOICEGW_CAPTURE_DIR"))
     instruction = _env(env, "VOICEGW_INSTRUCTIONS")
     return replace(settings, system_instruction=instruction) if instruction else settings
 

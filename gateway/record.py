@@ -113,3 +113,13 @@ class CallObserver(Protocol):
     def call_updated(self, summary: CallSummary) -> None:
         """After each model turn (completed or interrupted) and each Live reconnect."""
     def call_ended(self, summary: CallSummary) -> None: ...
+
+
+def notify(observers: tuple[CallObserver, ...], what: str, summary: CallSummary,
+           log: Any) -> None:
+    """Tell each observer; one that fails is logged and never affects the call."""
+    for observer in observers:
+        try:
+            getattr(observer, what)(summary)
+        except Exception:
+            log.exception("observer_failed", observer=type(observer).__name__, hook=what)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import socket
 import struct
@@ -30,6 +31,7 @@ from gateway.bridge import BridgeSettings, CallBridge, CallServices
 from gateway.config import Settings
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
+from gateway.metrics import GatewayMetrics
 from gateway.record import CallSummary
 from gateway.registry import (
     DEFAULT_AGENT,
@@ -37,6 +39,7 @@ from gateway.registry import (
     AgentRegistry,
     discover_agents,
 )
+from gateway.store import CallRecorder, store_from_env
 from gateway.twilio import FrameTooLarge
 from gateway.twilio_rest import TwilioCredentials, TwilioRest
 from gateway.wav import read_wav
@@ -154,8 +157,12 @@ class Gateway:
         self.finished: deque[CallSummary] = deque(maxlen=FINISHED_KEPT)
         self.accepting = True
         self._call_done = asyncio.Event()
-        # Refusals and rejections by reason; the figures a metrics endpoint will export.
+        # Refusals and rejections by reason; /metrics exports them (requests_refused_total).
         self.counters: Counter[str] = Counter()
+        # Every gateway has metrics, also one given its services by a test: appended here.
+        self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters)
+        self.services = dataclasses.replace(
+            self.services, observers=(*self.services.observers, self.metrics))
         # /media handlers past admission whose bridge is not registered yet (upgrading).
         self._opening: set[asyncio.Task[object]] = set()
         self.drain_started = asyncio.Event()
@@ -171,8 +178,10 @@ class Gateway:
         app.router.add_get("/media/{agent}", self.media)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics.handle)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
         return app
 
     def bridge_settings(self) -> BridgeSettings:
@@ -184,6 +193,8 @@ class Gateway:
             mark_interval_ms=s.mark_interval_ms,
             max_held_frames=s.max_caller_buffer_frames,
             fallback_number=s.fallback_number,
+            recordings_dir=Path(s.recordings_dir), record_all=s.record_all,
+            capture_dir=Path(s.capture_dir) if s.capture_dir else None,
             max_queued_media=s.outbound_queue_items,
         )
 
@@ -382,6 +393,15 @@ class Gateway:
                  signed_requests=self.settings.twilio_auth_token is not None,
                  agents=sorted(self.services.agents.agents) if self.services.agents else [],
                  twilio_rest=self.services.rest is not None)
+        for recorder in self._recorders():
+            await recorder.start()
+
+    def _recorders(self) -> list[CallRecorder]:
+        return [o for o in self.services.observers if isinstance(o, CallRecorder)]
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        for recorder in self._recorders():
+            await recorder.aclose()  # writes what is still queued, within a timeout
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.drain(self.settings.shutdown_grace_s)
@@ -401,9 +421,12 @@ def build_services(settings: Settings, env: Mapping[str, str] | None = None) -> 
     if agents[DEFAULT_AGENT_NAME] is DEFAULT_AGENT:  # not replaced by a plugin
         agents[DEFAULT_AGENT_NAME] = default_agent(settings)
     credentials = TwilioCredentials.from_env(env)
+    # Call records are on by default (SQLite file); VOICEGW_DATABASE=off turns them off.
+    store = store_from_env(env)
     return CallServices(agents=AgentRegistry.from_env(env, agents=agents),
                         rest=TwilioRest(credentials) if credentials else None,
-                        unavailable_prompt=load_prompt())
+                        unavailable_prompt=load_prompt(),
+                        observers=(CallRecorder(store),) if store is not None else ())
 
 
 def load_prompt(name: str = "line_unavailable") -> bytes:

@@ -1,0 +1,111 @@
+"""``voicegw calls list`` and ``voicegw calls show``: records as text or JSON.
+
+Numbers are masked here as in the logs (last three digits) unless asked for in full: a
+terminal or a pasted transcript is not the database, which keeps them whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from gateway.log import mask_number
+from gateway.store.model import CallListing, CallRecord
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else at.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _number(number: str | None, full: bool) -> str:
+    return (number if full else mask_number(number)) or "-"
+
+
+def _reason(reason: str | None, ended: bool) -> str:
+    # No end: still running, or the gateway stopped without seeing the end.
+    return reason if ended and reason else "(no end recorded)"
+
+
+def list_text(calls: Sequence[CallListing], *, full_numbers: bool = False) -> str:
+    if not calls:
+        return "no calls recorded\n"
+    header = ("CALL SID", "STARTED (UTC)", "DURATION", "AGENT", "CALLER", "TURNS", "INTERR",
+              "END REASON")
+    rows = [(c.call_sid, _when(c.started_at), f"{c.duration_s:.1f}s", c.agent or "-",
+             _number(c.caller, full_numbers), str(c.turns), str(c.interruptions),
+             _reason(c.end_reason, c.ended)) for c in calls]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    return "".join("  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True))
+                   + "  " + r[-1] + "\n" for r in [header, *rows])
+
+
+def list_json(calls: Sequence[CallListing], *, full_numbers: bool = False) -> str:
+    return json.dumps([{
+        "call_sid": c.call_sid, "started_at": c.started_at.isoformat(),
+        "duration_s": round(c.duration_s, 3), "agent": c.agent,
+        "caller": c.caller if full_numbers else mask_number(c.caller),
+        "end_reason": c.end_reason, "ended": c.ended, "turns": c.turns,
+        "interruptions": c.interruptions} for c in calls], indent=2) + "\n"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
+
+
+def show_text(r: CallRecord, *, full_numbers: bool = False) -> str:
+    out = [f"call {r.call_sid}  (stream {r.stream_sid or '-'})",
+           f"  agent {r.agent or '-'}; caller {_number(r.caller, full_numbers)}; "
+           f"dialled {_number(r.dialled, full_numbers)}",
+           f"  started {_when(r.started_at)}; ended {_when(r.ended_at)}; "
+           f"{r.duration_s:.1f} s; {_reason(r.end_reason, r.ended_at is not None)}",
+           f"  audio frames in {r.frames_in}, out {r.frames_out}, dropped {r.frames_dropped}; "
+           f"interruptions {r.interruptions}",
+           f"  live reconnects {r.live_reconnects}"
+           + (f" (longest gap {r.longest_gap_ms:.0f} ms; gaps {_compact(r.reconnect_gaps)})"
+              if r.longest_gap_ms is not None else ""),
+           f"  tokens prompt {r.tokens_prompt}, response {r.tokens_response}, "
+           f"total {r.tokens_total}",
+           "  response latency per turn (ms): "
+           + (", ".join(f"{ms:.0f}" for ms in r.response_latency_ms) or "-"),
+           "", "transcript:"]
+    out += [f"  {t.at:7.2f}s  {t.role:<6} {t.text}"
+            + (f"  [interrupted; heard: {t.heard!r}]" if t.interrupted and t.heard is not None
+               else "  [interrupted]" if t.interrupted else "")
+            for t in r.turns] or ["  (nothing said)"]
+    if r.tool_calls:
+        out += ["", "tool calls:"]
+        for t in r.tool_calls:
+            if t.outcome == "cancelled":
+                what = "cancelled"
+            elif t.error is not None:
+                what = f"error: {t.error}"
+            else:
+                what = f"-> {_compact(t.result)}"
+            out.append(f"  {t.name}({_compact(t.args)}) {what}  [{t.latency_ms:.0f} ms]")
+    return "\n".join(out) + "\n"
+
+
+def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
+    data = {
+        "call_sid": r.call_sid, "stream_sid": r.stream_sid, "agent": r.agent,
+        "caller": r.caller if full_numbers else mask_number(r.caller),
+        "dialled": r.dialled if full_numbers else mask_number(r.dialled),
+        "started_at": r.started_at.isoformat(),
+        "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+        "end_reason": r.end_reason, "duration_s": r.duration_s, "frames_in": r.frames_in,
+        "frames_out": r.frames_out, "frames_dropped": r.frames_dropped,
+        "longest_gap_ms": r.longest_gap_ms, "interruptions": r.interruptions,
+        "live_reconnects": r.live_reconnects, "reconnect_gaps": dict(r.reconnect_gaps),
+        "tokens": {"prompt": r.tokens_prompt, "response": r.tokens_response,
+                   "total": r.tokens_total},
+        "response_latency_ms": list(r.response_latency_ms),
+        "updated_at": r.updated_at.isoformat(),
+        "turns": [{"at_s": t.at, "role": t.role, "text": t.text,
+                   "interrupted": t.interrupted, "heard": t.heard} for t in r.turns],
+        "tool_calls": [{"id": t.id, "name": t.name, "args": t.args, "result": t.result,
+                        "error": t.error, "latency_ms": t.latency_ms, "outcome": t.outcome}
+                       for t in r.tool_calls],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
