@@ -7,6 +7,7 @@ kept in a list: memory stays constant and percentiles stay within one bucket (ab
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,6 +27,17 @@ def _bucket(seconds: float) -> int:
 
 def _upper_edge(idx: int) -> float:
     return float(_MIN_S * 10 ** (idx / _PER_DECADE))
+
+
+def edge_index(seconds: float) -> int:
+    """The bucket edge nearest ``seconds``: bucket ``i`` holds samples below edge ``i``, so
+    buckets ``0..i`` are exactly the samples under :func:`edge_seconds` ``(i)``."""
+    idx = round(math.log10(seconds / _MIN_S) * _PER_DECADE)
+    return min(max(idx, 0), _N - 2)  # the overflow bucket has no upper edge
+
+
+def edge_seconds(idx: int) -> float:
+    return _upper_edge(idx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,19 @@ class Histogram:
         self.count += other.count
         self.total += other.total
         self.max = max(self.max, other.max)
+
+    def folded(self, cuts: Sequence[int]) -> list[int]:
+        """Sample counts between consecutive bucket indexes in ``cuts`` (ascending): buckets
+        ``[0, cuts[0])``, ``[cuts[0], cuts[1])``, ..., and ``[cuts[-1], end)`` last. Lets a
+        coarser histogram (Prometheus') be fed from this one without a per-bucket loop."""
+        counts = self._counts
+        out = []
+        lo = 0
+        for hi in cuts:
+            out.append(sum(counts[lo:hi]))
+            lo = hi
+        out.append(sum(counts[lo:]))
+        return out
 
     def percentile(self, q: float) -> float:
         """The ``q`` quantile (0..1) in seconds; 0.0 when empty."""
