@@ -32,6 +32,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/audio_quality.py
 	$(BIN)/python benchmarks/tool_dispatch.py
 	$(BIN)/python benchmarks/live_reconnect.py
+	$(BIN)/python benchmarks/call_records.py
+	$(BIN)/python benchmarks/metrics_cost.py
 
 # Regenerates the committed speech fixtures; needs Debian's flite, espeak-ng and sox.
 fixtures:
