@@ -27,6 +27,7 @@ class Outgoing:
     text: str
     since: float  # perf_counter() of what caused it (for a clear: when `interrupted` arrived)
     audio: bytes = b""  # the mu-law inside a media message, for the call's recording
+    turn_end: bool = False  # the mark after a turn's last audio
 
 
 class OutboundQueue:

@@ -55,6 +55,7 @@ class CallerPlayout:
         self._mark_waiters: dict[str, asyncio.Event] = {}
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
         self.recording: CallRecording | None = None  # when this call is recorded
+        self._played_by: float | None = None  # when the reply written so far ends playing
 
     # -- model -> caller -----------------------------------------------------------------
 
@@ -100,7 +101,7 @@ class CallerPlayout:
 
     def turn_complete(self, event: live.TurnComplete) -> None:
         if self.turn_sent_ms:
-            self.queue_mark(f"{self.turn}:end")
+            self.queue_mark(f"{self.turn}:end", turn_end=True)
         self.next_turn()
         if event.reason:
             self.log.info("turn_complete", reason=event.reason)
@@ -132,8 +133,9 @@ class CallerPlayout:
 
     # -- marks ---------------------------------------------------------------------------
 
-    def queue_mark(self, name: str) -> None:
-        self.out.put(Outgoing(Kind.MARK, self.stream.mark(name), time.perf_counter()))
+    def queue_mark(self, name: str, *, turn_end: bool = False) -> None:
+        self.out.put(Outgoing(Kind.MARK, self.stream.mark(name), time.perf_counter(),
+                              turn_end=turn_end))
         self.stats.marks_sent += 1
 
     def mark(self, event: twilio.Mark) -> None:
@@ -187,9 +189,20 @@ class CallerPlayout:
             if item.kind is Kind.MEDIA:
                 self.stats.media_out += 1
                 self.stats.reply_latency.observe(done - item.since)
+                self._played(done, len(item.audio) / 8000)
                 if self.recording is not None:
                     self.recording.agent(item.audio, done)
             elif item.kind is Kind.CLEAR:
                 self.stats.barge_in.observe(done - item.since)
+                self._played_by = None
                 if self.recording is not None:
                     self.recording.clear(done)
+            elif item.turn_end:
+                self._played_by = None  # silence until the next reply is not a gap
+
+    def _played(self, now: float, seconds: float) -> None:
+        """Twilio plays what it gets back to back; a chunk arriving late leaves a gap."""
+        if self._played_by is not None and now > self._played_by:
+            gap_ms = (now - self._played_by) * 1000
+            self.stats.reply_gap_max_ms = max(self.stats.reply_gap_max_ms, round(gap_ms, 1))
+        self._played_by = max(self._played_by or now, now) + seconds

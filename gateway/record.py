@@ -31,6 +31,9 @@ class CallStats:
     marks_heard: int = 0
     tokens_total: int = 0
     tokens_prompt: int = 0
+    # Longest silence inside a reply as the caller heard it: audio written after what was
+    # already sent had finished playing (the model streaming slower than real time).
+    reply_gap_max_ms: float = 0.0
     tokens_response: int = 0
     forward_latency: Histogram = field(default_factory=Histogram)  # Twilio frame in -> Live
     reply_latency: Histogram = field(default_factory=Histogram)  # Live audio in -> caller

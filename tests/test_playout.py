@@ -82,3 +82,16 @@ async def test_a_prompt_is_queued_in_200_ms_messages() -> None:
     p = playout()
     p.prompt(bytes([0xFF]) * 8000)
     assert [m["event"] for m in await queued(p)] == ["media"] * 5
+
+
+def test_a_reply_chunk_written_after_the_last_finished_playing_is_a_gap() -> None:
+    p = playout(mark_interval_ms=0)
+    # Three 100 ms chunks written at 0, 0.1 and 0.35 s (the last one 150 ms late), then the
+    # turn ends and the next reply starts 2 s later: only the 150 ms counts as a gap.
+    p._played(0.0, 0.1)
+    p._played(0.1, 0.1)
+    p._played(0.35, 0.1)
+    assert p.stats.reply_gap_max_ms == 150.0
+    p._played_by = None  # what the writer does at a turn's end mark or a clear
+    p._played(2.45, 0.1)
+    assert p.stats.reply_gap_max_ms == 150.0

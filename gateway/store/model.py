@@ -57,6 +57,7 @@ class CallRecord:
     updated_at: datetime
     turns: tuple[TranscriptLine, ...] = ()
     tool_calls: tuple[ToolRow, ...] = ()
+    longest_reply_gap_ms: float | None = None  # schema 2; None in records written before
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ def record_of(summary: CallSummary, *, ended: bool, now: float) -> CallRecord | 
         tokens_prompt=stats.tokens_prompt, tokens_response=stats.tokens_response,
         tokens_total=stats.tokens_total,
         response_latency_ms=tuple(stats.turn_latency_ms),
+        longest_reply_gap_ms=stats.reply_gap_max_ms,
         updated_at=utc(now),
         turns=tuple(summary.transcript),
         tool_calls=tuple(ToolRow.of(t) for t in summary.tool_calls),

@@ -61,6 +61,7 @@ def show_text(r: CallRecord, *, full_numbers: bool = False) -> str:
            f"  started {_when(r.started_at)}; ended {_when(r.ended_at)}; "
            f"{r.duration_s:.1f} s; {_reason(r.end_reason, r.ended_at is not None)}",
            f"  audio frames in {r.frames_in}, out {r.frames_out}, dropped {r.frames_dropped}; "
+           f"longest gap in a reply {_ms(r.longest_reply_gap_ms)}; "
            f"interruptions {r.interruptions}",
            f"  live reconnects {r.live_reconnects}"
            + (f" (longest gap {r.longest_gap_ms:.0f} ms; gaps {_compact(r.reconnect_gaps)})"
@@ -96,7 +97,8 @@ def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
         "ended_at": r.ended_at.isoformat() if r.ended_at else None,
         "end_reason": r.end_reason, "duration_s": r.duration_s, "frames_in": r.frames_in,
         "frames_out": r.frames_out, "frames_dropped": r.frames_dropped,
-        "longest_gap_ms": r.longest_gap_ms, "interruptions": r.interruptions,
+        "longest_gap_ms": r.longest_gap_ms, "longest_reply_gap_ms": r.longest_reply_gap_ms,
+        "interruptions": r.interruptions,
         "live_reconnects": r.live_reconnects, "reconnect_gaps": dict(r.reconnect_gaps),
         "tokens": {"prompt": r.tokens_prompt, "response": r.tokens_response,
                    "total": r.tokens_total},
@@ -109,3 +111,7 @@ def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
                        for t in r.tool_calls],
     }
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"

@@ -94,6 +94,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             PRIMARY KEY (call_sid, seq)
         )""",
     )),
+    Migration(2, "the longest silence inside a reply, as the caller heard it", (
+        "ALTER TABLE calls ADD COLUMN longest_reply_gap_ms {real}",
+    )),
 )
 
 LATEST: Final = MIGRATIONS[-1].version

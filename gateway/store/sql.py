@@ -19,7 +19,7 @@ CALL_COLUMNS: Final = (
     "call_sid", "stream_sid", "agent", "caller", "dialled", "started_at", "ended_at",
     "end_reason", "duration_s", "frames_in", "frames_out", "frames_dropped", "longest_gap_ms",
     "interruptions", "live_reconnects", "reconnect_gaps", "tokens_prompt", "tokens_response",
-    "tokens_total", "response_latency_ms", "updated_at",
+    "tokens_total", "response_latency_ms", "updated_at", "longest_reply_gap_ms",
 )
 _JSON: Final = frozenset({"reconnect_gaps", "response_latency_ms"})
 _TIMES: Final = frozenset({"started_at", "ended_at", "updated_at"})

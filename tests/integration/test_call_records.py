@@ -45,6 +45,7 @@ async def test_a_whole_call_is_on_record(kind: str, tmp_path: Path) -> None:
     assert record.frames_dropped == 0
     assert record.interruptions == 1
     assert record.live_reconnects == 0 and record.longest_gap_ms is None
+    assert record.longest_reply_gap_ms == summary.stats.reply_gap_max_ms
     assert record.response_latency_ms == tuple(summary.stats.turn_latency_ms)
     assert len(record.response_latency_ms) == 3
     assert list(record.turns) == summary.transcript
