@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--full-numbers", action="store_true",
                          help="print phone numbers whole (masked by default, as in the logs)")
 
+    from gateway.loadtest.args import add_parser as add_loadtest
+
+    add_loadtest(sub)
+
     demo = sub.add_parser("demo", help="a whole call through the gateway against the "
                           "simulated Live server")
     demo.add_argument("--out", type=Path, default=Path("demo-call.wav"))
@@ -89,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_call(args))
         if args.command == "demo":
             return asyncio.run(_demo(args))
+        if args.command == "loadtest":
+            from gateway.loadtest.command import main as loadtest
+
+            return loadtest(args)
         if args.command == "calls":
             return asyncio.run(_calls(args))
         if args.command == "agents":

@@ -249,12 +249,19 @@ _GAP_TICKS: Final = 25  # 500 ms
 async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.0,
                      parameters: dict[str, str] | None = None, reply_wait_s: float = 8.0,
                      tail_ms: int = 800, max_s: float = 300.0,
-                     headers: dict[str, str] | None = None) -> CallResult:
-    """Call ``url`` (a gateway's ``/media``), say ``utterances``, hang up when all is heard."""
+                     headers: dict[str, str] | None = None,
+                     result: CallResult | None = None) -> CallResult:
+    """Call ``url`` (a gateway's ``/media``), say ``utterances``, hang up when all is heard.
+
+    Pass ``result`` to fill a caller-owned :class:`CallResult`: when the call fails or is
+    cancelled (a load test's timeout), what was measured until then is still there.
+    """
     # Twilio's SID format: two letters and 32 hex digits.
     peer = TwilioPeer(call_sid="CA" + uuid.uuid4().hex, stream_sid="MZ" + uuid.uuid4().hex,
                       custom_parameters=parameters)
     call = _PhoneCall(peer, _Script(utterances, reply_wait_ticks=int(reply_wait_s / TICK_S)))
+    if result is not None:
+        call.result = result
     result = call.result
     result.call_sid = peer.call_sid
     loop = asyncio.get_running_loop()

@@ -1,0 +1,47 @@
+"""``voicegw loadtest``'s arguments: argparse only, so ``voicegw --help`` imports nothing heavy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("loadtest", help="many concurrent simulated Twilio calls against a "
+                       "gateway; latency, errors, CPU; exit 1 if an SLO is missed")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="the gateway's media URL, ws://HOST:PORT/media")
+    target.add_argument("--local", action="store_true", help="start the simulated Live server "
+                        "and a gateway as subprocesses on free loopback ports, and test those")
+    p.add_argument("--calls", type=int, default=10, help="concurrent calls (default 10)")
+    p.add_argument("--ramp", type=float, default=0.0, metavar="S",
+                   help="seconds over which the concurrent calls are started")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--duration", type=float, metavar="S",
+                      help="start calls for this long (calls in flight then finish)")
+    stop.add_argument("--count", type=int, metavar="K", help="place K calls in total "
+                      "(default: --calls, without --duration)")
+    audio = p.add_mutually_exclusive_group()
+    audio.add_argument("--wav", type=Path, help="the caller's recording (default: a bundled "
+                       "caller utterance)")
+    audio.add_argument("--capture", type=Path, help="a captured call (.jsonl) to replay")
+    p.add_argument("--barge-in-ms", type=int, metavar="D",
+                   help="speak over the agent's reply D ms after it starts")
+    p.add_argument("--dtmf", default="", metavar="DIGITS", help="keypad digits to press with "
+                   "the first utterance")
+    p.add_argument("--speed", type=float, default=1.0, help="play faster than real time (the "
+                   "Live server must pace at the same speed; --local does)")
+    p.add_argument("--auth-token", default=None, help="sign each stream as Twilio would "
+                   "(default: TWILIO_AUTH_TOKEN)")
+    p.add_argument("--pid", type=int, help="sample this gateway process's CPU and memory")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="wall-clock limit per call (default 120)")
+    p.add_argument("--reply-wait", type=float, default=10.0, metavar="S",
+                   help="call-time seconds without a reply before a call counts as no_reply")
+    p.add_argument("--json-out", type=Path, help="write the full report as JSON")
+    p.add_argument("--html-out", type=Path, help="write an HTML report with plots "
+                   "(needs matplotlib: the 'loadtest' extra)")
+    p.add_argument("--slo-response-p95-ms", type=float, metavar="MS")
+    p.add_argument("--slo-barge-in-p95-ms", type=float, metavar="MS")
+    p.add_argument("--slo-error-rate", type=float, metavar="FRACTION",
+                   help="e.g. 0.01 for at most 1%% of calls failed")

@@ -1,0 +1,140 @@
+"""One load-test call: what the caller plays (a WAV or a capture), and placing it.
+
+Every call goes through :func:`gateway.phone.place_call`, the same simulated Twilio phone the
+demo and the integration tests use, so a load-test call is exactly what Twilio would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.capture import load_capture
+from gateway.phone import CallResult, Utterance, When, load_utterance, place_call
+from gateway.signing import SIGNATURE_HEADER, compute_signature
+from gateway.simulator.speech import speech_dir
+
+from .errors import CLOSED_EARLY, classify_exception, classify_result
+
+DEFAULT_UTTERANCE = "caller_book_table.wav"
+BARGE_IN_UTTERANCE = "caller_barge_in.wav"
+
+
+@dataclass(frozen=True, slots=True)
+class CallPlan:
+    """The same script for every call; each call gets its own sids from ``place_call``."""
+
+    utterances: tuple[Utterance, ...]
+    parameters: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    source: str = ""  # what is played, for the report
+
+    @property
+    def barge_in(self) -> bool:
+        return any(u.when is When.BARGE_IN for u in self.utterances)
+
+
+def build_plan(*, url: str, wav: Path | None = None, capture: Path | None = None,
+               barge_in_ms: int | None = None, dtmf: str = "",
+               auth_token: str | None = None, start_ms: int = 300) -> CallPlan:
+    parameters: dict[str, str] = {"From": "+15550100", "To": "+15550199"}
+    if capture is not None:
+        cap = load_capture(capture)
+        parameters |= cap.parameters
+        # The capture's audio is replayed frame for frame; its keypad presses go with the
+        # first frame (their timing within the capture is not kept).
+        first = Utterance(bytes(cap.ulaw), When.START, 0, dtmf=dtmf or "".join(cap.dtmf))
+        source = str(capture)
+    else:
+        path = wav or speech_dir() / DEFAULT_UTTERANCE
+        first = Utterance(load_utterance(path), When.START, start_ms, dtmf=dtmf)
+        source = str(path)
+    utterances = [first]
+    if barge_in_ms is not None:
+        # Talking over the reply is what a barge-in is; a different recording than the first
+        # so the simulator hears a new turn.
+        utterances.append(Utterance(load_utterance(speech_dir() / BARGE_IN_UTTERANCE),
+                                    When.BARGE_IN, barge_in_ms))
+    headers: dict[str, str] = {}
+    if auth_token:
+        # Twilio signs the stream URL exactly as written in the TwiML, with no parameters.
+        headers[SIGNATURE_HEADER] = compute_signature(auth_token, url)
+    return CallPlan(tuple(utterances), parameters, headers, source)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One call's figures, in the load test's wall clock (seconds since the run began)."""
+
+    index: int
+    started_s: float
+    ended_s: float = 0.0
+    error: str | None = None
+    connected: bool = False
+    connect_ms: float | None = None
+    response_ms: list[float] = field(default_factory=list)
+    barge_in_ms: list[float] = field(default_factory=list)
+    underruns: int = 0
+    frames_sent: int = 0
+    frames_attempted: int = 0
+    media_received: int = 0
+    clears: int = 0
+    dtmf_sent: int = 0
+    call_sid: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "call_sid": self.call_sid, "ok": self.ok, "error": self.error,
+            "started_s": round(self.started_s, 3), "ended_s": round(self.ended_s, 3),
+            "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 2),
+            "response_ms": self.response_ms, "barge_in_ms": self.barge_in_ms,
+            "underruns": self.underruns, "frames_sent": self.frames_sent,
+            "frames_attempted": self.frames_attempted, "media_received": self.media_received,
+            "clears": self.clears, "dtmf_sent": self.dtmf_sent,
+        }
+
+
+async def run_call(index: int, url: str, plan: CallPlan, *, speed: float, timeout_s: float,
+                   reply_wait_s: float, t0: float) -> CallRecord:
+    """Place one call; never raises (but for cancellation): failures become ``error``."""
+    record = CallRecord(index, time.monotonic() - t0)
+    result = CallResult()
+    send_failed = False
+    try:
+        async with asyncio.timeout(timeout_s):
+            await place_call(url, list(plan.utterances), speed=speed,
+                             parameters=plan.parameters, reply_wait_s=reply_wait_s,
+                             headers=plan.headers or None,
+                             result=result)
+        record.error = classify_result(result)
+    except Exception as exc:  # every failure is a figure of the test, not a crash
+        record.error = classify_exception(exc)
+        send_failed = record.error == CLOSED_EARLY
+    _fill(record, result, send_failed)
+    record.ended_s = time.monotonic() - t0
+    return record
+
+
+def _fill(record: CallRecord, result: CallResult, send_failed: bool) -> None:
+    record.call_sid = result.call_sid
+    # place_call sets connect_ms only once the upgrade succeeded.
+    record.connected = result.connect_ms > 0 or result.frames_sent > 0
+    record.connect_ms = result.connect_ms if record.connected else None
+    record.response_ms = list(result.response_ms)
+    record.barge_in_ms = list(result.barge_in_ms)
+    record.underruns = result.underruns
+    record.frames_sent = result.frames_sent
+    # The gateway sends no per-frame ack, so "acknowledged" means: written to the socket
+    # without error. A socket that broke mid-call failed on a write the phone attempted.
+    record.frames_attempted = result.frames_sent + (1 if send_failed and record.connected
+                                                    else 0)
+    record.media_received = result.media_received
+    record.clears = result.clears
+    record.dtmf_sent = result.dtmf_sent

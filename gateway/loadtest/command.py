@@ -1,0 +1,103 @@
+"""``voicegw loadtest``: its arguments, and the run from setup to the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from contextlib import AsyncExitStack
+from typing import Any
+
+from gateway.errors import ConfigError
+
+from .calls import build_plan
+from .local import LocalStack
+from .monitor import ProcessMonitor
+from .progress import ProgressLine
+from .report import Slo, build_report, check_slos, print_table
+from .runner import LoadConfig, run_load
+from .scrape import FRAMES, metrics_url, scrape, scrape_settled
+
+
+def _slos(args: argparse.Namespace) -> list[Slo]:
+    slos = []
+    if args.slo_response_p95_ms is not None:
+        slos.append(Slo("response p95 ms", "latency_ms.response.p95", args.slo_response_p95_ms))
+    if args.slo_barge_in_p95_ms is not None:
+        slos.append(Slo("barge-in p95 ms", "latency_ms.barge_in.p95", args.slo_barge_in_p95_ms))
+    if args.slo_error_rate is not None:
+        slos.append(Slo("error rate", "calls.error_rate", args.slo_error_rate))
+    return slos
+
+
+def _monitor(pids: dict[str, int], required: bool) -> ProcessMonitor | None:
+    try:
+        return ProcessMonitor(pids)
+    except ConfigError:
+        if required:
+            raise
+        return None  # only the load generator itself would have been watched
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.calls < 1 or (args.count is not None and args.count < 1):
+        raise ConfigError("--calls and --count must be at least 1")
+    if not args.speed > 0:
+        raise ConfigError("--speed must be > 0")
+    if args.html_out is not None:
+        from .html import require_matplotlib  # noqa: PLC0415 - fail before the run, not after
+
+        require_matplotlib()
+    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
+    async with AsyncExitStack() as stack:
+        if args.local:
+            local = await stack.enter_async_context(LocalStack(
+                speed=args.speed, max_calls=max(100, args.calls), auth_token=token))
+            url, target, pids = local.media_url, "local subprocesses", local.pids
+        else:
+            url, target, pids = args.url, "remote", {}
+            if args.pid is not None:
+                pids["gateway"] = args.pid
+        pids["loadgen"] = os.getpid()
+        monitor = _monitor(pids, required=args.local or args.pid is not None)
+        plan = build_plan(url=url, wav=args.wav, capture=args.capture,
+                          barge_in_ms=args.barge_in_ms, dtmf=args.dtmf, auth_token=token)
+        # Neither --duration nor --count: one call per slot.
+        count = args.count if args.count is not None or args.duration is not None \
+            else args.calls
+        config = LoadConfig(url=url, plan=plan, calls=args.calls, ramp_s=args.ramp,
+                            duration_s=args.duration, count=count, speed=args.speed,
+                            timeout_s=args.timeout, reply_wait_s=args.reply_wait)
+        murl = metrics_url(url)
+        before = await scrape(murl)
+        progress = ProgressLine()
+        try:
+            result = await run_load(config, monitor=monitor, progress=progress)
+        finally:
+            progress.finish()
+        after = await scrape_settled(murl) if before is not None else None
+    frames = None
+    if before is not None and after is not None and FRAMES in after:
+        frames = after[FRAMES] - before.get(FRAMES, 0.0)
+    report = build_report(result, source=plan.source, target=target, gateway_frames=frames)
+    report["slo"] = check_slos(report, _slos(args))
+    _write(report, args)
+    return 0 if report["slo"]["passed"] else 1
+
+
+def _write(report: dict[str, Any], args: argparse.Namespace) -> None:
+    print_table(report, sys.stdout)
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"  JSON report: {args.json_out}")
+    if args.html_out is not None:
+        from .html import write_html  # noqa: PLC0415 - matplotlib is an optional extra
+
+        write_html(report, args.html_out)
+        print(f"  HTML report: {args.html_out}")
+
+
+def main(args: argparse.Namespace) -> int:
+    return asyncio.run(run(args))

@@ -1,0 +1,205 @@
+"""The load tester's pure parts: percentiles, summaries, error kinds, SLO verdicts, parsing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.errors import ConfigError
+from gateway.loadtest.calls import CallRecord, build_plan
+from gateway.loadtest.errors import (
+    CLOSED_EARLY,
+    CONNECT_ERROR,
+    CONNECT_REFUSED,
+    NO_REPLY,
+    TIMEOUT,
+    classify_exception,
+    classify_result,
+)
+from gateway.loadtest.monitor import Sample, usage
+from gateway.loadtest.report import Slo, build_report, check_slos, print_table
+from gateway.loadtest.runner import LoadConfig, LoadRun
+from gateway.loadtest.scrape import metrics_url, parse_metrics
+from gateway.loadtest.stats import percentile, summarize
+from gateway.phone import CallResult
+from gateway.signing import SIGNATURE_HEADER, compute_signature
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200), st.floats(0, 100))
+def test_percentile_agrees_with_numpy(values: list[float], q: float) -> None:
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)),
+                                                  rel=1e-9, abs=1e-6)
+
+
+def test_percentile_edges() -> None:
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([4.0, 1.0, 3.0, 2.0], 100) == 4.0  # order of input does not matter
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError, match="0 <= q <= 100"):
+        percentile([1.0], 101)
+
+
+def test_summary_of_nothing_is_nulls_not_zeros() -> None:
+    empty = summarize([])
+    assert empty.count == 0
+    assert empty.as_dict() == {"count": 0, "mean": None, "p50": None, "p95": None,
+                               "p99": None, "max": None}
+    assert empty.format() == "-"
+    s = summarize(range(1, 101))
+    assert (s.count, s.p50, s.max, s.mean) == (100, 50.5, 100.0, 50.5)
+    assert s.p95 == pytest.approx(95.05)
+    assert s.p99 == pytest.approx(99.01)
+
+
+def _handshake(status: int) -> aiohttp.WSServerHandshakeError:
+    return aiohttp.WSServerHandshakeError(None, (), status=status)  # type: ignore[arg-type]
+
+
+def _connector(os_error: OSError) -> aiohttp.ClientConnectorError:
+    return aiohttp.ClientConnectorError(None, os_error)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("exc", "kind"), [
+    (_connector(ConnectionRefusedError(111, "refused")), CONNECT_REFUSED),
+    (_connector(OSError(113, "no route to host")), CONNECT_ERROR),
+    (ConnectionRefusedError(), CONNECT_REFUSED),
+    (_handshake(403), "handshake_403"),
+    (_handshake(503), "handshake_503"),
+    (TimeoutError(), TIMEOUT),
+    (aiohttp.ServerTimeoutError("read"), TIMEOUT),  # a timeout, though a connection error too
+    (aiohttp.ServerDisconnectedError(), CLOSED_EARLY),
+    (ConnectionResetError("Cannot write to closing transport"), CLOSED_EARLY),
+    (aiohttp.ClientOSError(32, "broken pipe"), CLOSED_EARLY),
+    (ValueError("bad"), "error:ValueError"),
+])
+def test_exceptions_are_classified(exc: BaseException, kind: str) -> None:
+    assert classify_exception(exc) == kind
+
+
+def test_results_are_classified() -> None:
+    answered = CallResult(response_ms=[700.0])
+    assert classify_result(answered) is None
+    assert classify_result(CallResult()) == NO_REPLY
+    assert classify_result(CallResult(response_ms=[700.0], unanswered=1)) == NO_REPLY
+    assert classify_result(CallResult(), expect_reply=False) is None
+    cut = CallResult(response_ms=[700.0], closed_by_gateway=True)
+    assert classify_result(cut) == CLOSED_EARLY
+
+
+def _run(records: list[CallRecord], samples: list[Sample] | None = None) -> LoadRun:
+    plan = build_plan(url="ws://127.0.0.1:1/media")
+    run = LoadRun(LoadConfig(url="ws://127.0.0.1:1/media", plan=plan, calls=2, count=3))
+    run.records, run.samples, run.started, run.wall_s = records, samples or [], 3, 9.0
+    return run
+
+
+def _record(i: int, error: str | None = None, response: float | None = 800.0) -> CallRecord:
+    r = CallRecord(i, float(i), ended_s=float(i) + 5, error=error, connected=error is None,
+                   connect_ms=3.0 if error is None else None, frames_sent=100,
+                   frames_attempted=100)
+    r.response_ms = [response] if response is not None else []
+    return r
+
+
+def test_report_aggregates_calls_and_errors() -> None:
+    records = [_record(0), _record(1, response=900.0), _record(2, "handshake_503", None)]
+    samples = [Sample(1.0, 2, {"gateway": 50.0, "loadgen": 10.0}, {"gateway": 80.0}),
+               Sample(2.0, 2, {"gateway": 70.0, "loadgen": 10.0}, {"gateway": 90.0})]
+    samples[1].rss_mb["loadgen"] = 40.0
+    samples[0].rss_mb["loadgen"] = 41.0
+    report = build_report(_run(records, samples), source="x.wav", target="remote",
+                          gateway_frames=290)
+    assert report["calls"] == {"started": 3, "completed": 3, "ok": 2, "failed": 1,
+                               "error_rate": round(1 / 3, 4), "peak_concurrency": 2}
+    assert report["errors"] == {"handshake_503": 1}
+    assert report["latency_ms"]["response"]["p50"] == 850.0
+    assert report["latency_ms"]["barge_in"]["count"] == 0
+    assert report["frames"]["gateway_missing"] == 10
+    assert report["resources"]["gateway"]["cpu_pct_per_call"] == 30.0  # 60% / 2 calls
+    assert "simulator" not in report["resources"]
+    assert any("10 fewer caller frames" in w for w in report["warnings"])
+    out = _capture_table(report)
+    assert "handshake_503 1" in out
+
+
+def _capture_table(report: dict[str, Any]) -> str:
+    import io
+
+    buf = io.StringIO()
+    print_table(report, buf)
+    return buf.getvalue()
+
+
+def test_slos_red_and_green() -> None:
+    report = build_report(_run([_record(0), _record(1, response=1000.0)]), source="",
+                          target="remote")
+    green = check_slos(report, [Slo("response p95 ms", "latency_ms.response.p95", 1000),
+                                Slo("error rate", "calls.error_rate", 0.0)])
+    assert green["passed"]
+    red = check_slos(report, [Slo("response p95 ms", "latency_ms.response.p95", 1)])
+    assert not red["passed"]
+    assert red["checks"][0]["value"] == pytest.approx(990.0)
+    # Nothing measured is not "within the objective".
+    unmeasured = check_slos(report, [Slo("barge-in p95 ms", "latency_ms.barge_in.p95", 1e9)])
+    assert not unmeasured["passed"]
+    report["slo"] = red
+    assert "RED" in _capture_table(report)
+
+
+def test_a_run_where_no_call_succeeded_is_red_without_slos() -> None:
+    report = build_report(_run([_record(0, CONNECT_REFUSED, None)]), source="", target="x")
+    assert not check_slos(report, [])["passed"]
+
+
+def test_saturated_simulator_is_called_out() -> None:
+    samples = [Sample(float(t), 5, {"simulator": 95.0}, {"simulator": 50.0}) for t in range(5)]
+    assert usage(samples, "simulator").saturated
+    report = build_report(_run([_record(0)], samples), source="", target="local")
+    assert any("simulator is the bottleneck" in w for w in report["warnings"])
+
+
+def test_plan_signs_the_stream_url_and_adds_barge_in(tmp_path: Path) -> None:
+    url = "wss://gw.example.com/media"
+    plan = build_plan(url=url, auth_token="tok", barge_in_ms=1500, dtmf="12")
+    assert plan.headers == {SIGNATURE_HEADER: compute_signature("tok", url)}
+    assert plan.barge_in
+    assert plan.utterances[0].dtmf == "12"
+    assert build_plan(url=url).headers == {}
+    with pytest.raises(ConfigError):
+        build_plan(url=url, capture=tmp_path / "missing.jsonl")
+
+
+def test_metrics_parsing() -> None:
+    assert metrics_url("ws://h:8080/media") == "http://h:8080/metrics"
+    assert metrics_url("wss://gw.example.com/media?x=1") == "https://gw.example.com/metrics"
+    text = ("# HELP voicegw_caller_frames_total x\n# TYPE voicegw_caller_frames_total counter\n"
+            "voicegw_caller_frames_total 1234.0\nvoicegw_active_calls 0.0\n"
+            'voicegw_calls_total{reason="x"} 3.0\n')
+    assert parse_metrics(text) == {"voicegw_caller_frames_total": 1234.0,
+                                   "voicegw_active_calls": 0.0}
+
+
+def test_plan_from_a_capture_replays_its_audio_parameters_and_keys(tmp_path: Path) -> None:
+    import json
+
+    from gateway.twilio_peer import TwilioPeer
+
+    peer = TwilioPeer("CA" + "1" * 32, "MZ" + "2" * 32, custom_parameters={"From": "+1555"})
+    frames = [peer.connected(), peer.start(), peer.media(b"\x7f" * 160),
+              peer.dtmf("5"), peer.media(b"\x7e" * 160)]
+    path = tmp_path / "call.jsonl"
+    path.write_text("".join(json.dumps({"t": i * 0.02, "frame": f}) + "\n"
+                            for i, f in enumerate(frames)))
+    plan = build_plan(url="ws://h/media", capture=path)
+    assert plan.parameters["From"] == "+1555"
+    [utt] = plan.utterances
+    assert utt.ulaw == b"\x7f" * 160 + b"\x7e" * 160
+    assert utt.dtmf == "5"
