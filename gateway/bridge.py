@@ -40,10 +40,10 @@ from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
 from gateway.log import mask_number
 from gateway.playout import CallerPlayout
 from gateway.record import CallObserver, CallStats, CallSummary, Transcript, notify
-from gateway.recording import CallRecorder
+from gateway.recording import WavRecorder
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
 from gateway.tools import ToolDispatcher
-from gateway.twilio_rest import TwilioRest, TwilioRestError
+from gateway.twilio_rest import TwilioRest
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
 # A frame peaking above this counts as the caller speaking (-35 dBFS: above line noise,
@@ -134,7 +134,7 @@ class CallBridge:
         self.end_reason = "not started"
         self._end_requested: str | None = None
         self._last_speech: float | None = None  # when the caller last spoke, unanswered
-        self.recorder: CallRecorder | None = None
+        self.recorder: WavRecorder | None = None
         self.capture = (CaptureWriter(settings.capture_dir, self._t0, self.log)
                         if settings.capture_dir else None)
         self._end_event = asyncio.Event()
@@ -345,7 +345,7 @@ class CallBridge:
         folder = self.settings.recordings_dir
         if folder is None or not (self.settings.record_all or agent.record):
             return
-        self.recorder = CallRecorder(folder / f"{call_sid}.wav", self.log)
+        self.recorder = WavRecorder(folder / f"{call_sid}.wav", self.log)
         self.playout.recording = self.recorder.audio
         self._spawn(self.recorder.run())
 
@@ -447,15 +447,9 @@ class CallBridge:
                        fallback=mask_number(self.settings.fallback_number))
         await self._apologise(f"live unavailable: {why}", ending=False)
         number = self.settings.fallback_number
-        if number and self.services.rest is not None and self.twilio.call_sid:
-            try:
-                moved = await self.services.rest.transfer(self.twilio.call_sid, number)
-            except TwilioRestError as exc:
-                self.log.error("fallback_transfer_failed", error=str(exc), status=exc.status)
-                moved = False
-            if moved:
-                raise CallEnding(f"live unavailable ({fault.decision.fault.value}); "
-                                 f"transferred to {mask_number(number)}")
+        if number and await self.control.redirect(number, why="live unavailable"):
+            raise CallEnding(f"live unavailable ({fault.decision.fault.value}); "
+                             f"transferred to {mask_number(number)}")
         raise CallEnding(f"live unavailable ({fault.decision.fault.value}): {why}")
 
     def _response_latency(self, seconds: float) -> None:

@@ -91,15 +91,25 @@ class CallController:
         raise CallEnding(f"agent ended the call: {request.detail}")
 
     async def _transfer(self, to: str) -> None:
-        assert self.rest is not None
-        assert self.call_sid is not None
-        try:
-            found = await self.rest.transfer(self.call_sid, to)
-        except TwilioRestError as exc:
-            self.log.error("transfer_failed", error=str(exc), status=exc.status)
-            raise CallEnding("transfer failed; call ended") from exc
+        found = await self.redirect(to, why="agent")
+        if found is None:
+            raise CallEnding("transfer failed; call ended")
         raise CallEnding(f"transferred to {mask_number(to)}" if found
                          else "call was already over when transferring")
+
+    async def redirect(self, to: str, *, why: str) -> bool | None:
+        """Redirect the call to ``<Dial>to</Dial>`` now, through the REST API.
+
+        True when done, False if the call was already over, None if it could not be done
+        (no REST client or call yet, or Twilio refused: logged).
+        """
+        if self.rest is None or self.call_sid is None:
+            return None
+        try:
+            return await self.rest.transfer(self.call_sid, to)
+        except TwilioRestError as exc:
+            self.log.error("transfer_failed", why=why, error=str(exc), status=exc.status)
+            return None
 
     async def _hang_up(self) -> None:
         if self.rest is None or self.call_sid is None:

@@ -116,7 +116,7 @@ class StereoWavWriter:
         self._wav.close()  # patches the header's sizes and closes the file
 
 
-class CallRecorder:
+class WavRecorder:
     """One call's recording: fed on the call's task, written to disk off it, once a second."""
 
     FLUSH_S: Final = 1.0
