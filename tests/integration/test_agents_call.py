@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from aiohttp import web
 
 from agents import front_desk, support
 from gateway.agent import Agent, CallContext, Scheduling, ToolError, tool
@@ -34,7 +33,8 @@ from gateway.server import Gateway, load_prompt, running
 from gateway.simulator import SimulatorServer, scenario_from_dict
 from gateway.simulator.record import SessionRecord
 from gateway.simulator.speech import fixture, speech_dir
-from gateway.twilio_rest import TwilioCredentials, TwilioRest
+from gateway.twilio_rest import TwilioRest
+from tests.fake_twilio import FakeTwilio, fake_twilio
 
 SPEED = 6.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -420,33 +420,10 @@ async def test_end_call_hangs_up_only_after_the_goodbye_has_played_to_the_end() 
     assert times["mark:call-control"] >= times["media"]  # queued behind the last audio
 
 
-@dataclass
-class FakeTwilio:
-    """Twilio's Call update endpoint, recording what it is sent."""
-
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    async def update_call(self, request: web.Request) -> web.Response:
-        self.requests.append({"path": request.path, "form": dict(await request.post()),
-                              "auth": request.headers.get("Authorization"),
-                              "content_type": request.content_type})
-        return web.json_response({"sid": request.match_info["call"], "status": "completed"})
-
-
 @pytest.fixture
 async def twilio() -> AsyncIterator[tuple[FakeTwilio, TwilioRest]]:
-    fake = FakeTwilio()
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", fake.update_call)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rest = TwilioRest(TwilioCredentials(ACCOUNT, ACCOUNT, TOKEN),
-                      base_url=f"http://127.0.0.1:{runner.addresses[0][1]}", backoff_s=0.0)
-    yield fake, rest
-    await rest.aclose()
-    await runner.cleanup()
+    async with fake_twilio(ACCOUNT, TOKEN) as (fake, rest):
+        yield fake, rest
 
 
 def assert_twilio_request(request: dict[str, Any], call_sid: str) -> None:

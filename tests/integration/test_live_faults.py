@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import structlog
-from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 
 from gateway.bridge import CallServices
@@ -31,7 +30,8 @@ from gateway.simulator import SimulatorServer
 from gateway.simulator.record import SessionRecord
 from gateway.simulator.scenario import scenario_from_dict
 from gateway.simulator.speech import speech_dir
-from gateway.twilio_rest import TwilioCredentials, TwilioRest
+from gateway.twilio_rest import TwilioRest
+from tests.fake_twilio import fake_twilio
 
 SPEED = 8.0
 ACCOUNT = "AC" + "1" * 32
@@ -278,22 +278,8 @@ def assert_heard_the_apology(result: CallResult, *, earlier_ms: float = 0.0) -> 
 
 @pytest.fixture
 async def twilio() -> AsyncIterator[tuple[list[dict[str, Any]], TwilioRest]]:
-    requests: list[dict[str, Any]] = []
-
-    async def update_call(request: web.Request) -> web.Response:
-        requests.append({"path": request.path, "form": dict(await request.post())})
-        return web.json_response({"sid": request.match_info["call"], "status": "in-progress"})
-
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", update_call)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    rest = TwilioRest(TwilioCredentials(ACCOUNT, ACCOUNT, TOKEN),
-                      base_url=f"http://127.0.0.1:{runner.addresses[0][1]}", backoff_s=0.0)
-    yield requests, rest
-    await rest.aclose()
-    await runner.cleanup()
+    async with fake_twilio(ACCOUNT, TOKEN) as (fake, rest):
+        yield fake.requests, rest
 
 
 # -- a long call ----------------------------------------------------------------------------

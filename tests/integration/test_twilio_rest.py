@@ -2,64 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 from structlog.testing import capture_logs
 
 from gateway.errors import ConfigError
 from gateway.twilio_rest import TwilioCredentials, TwilioRest, TwilioRestError, dial_twiml
+from tests.fake_twilio import FakeTwilio, serving
 
 ACCOUNT = "AC" + "1" * 32
 CALL = "CA" + "2" * 32
 TOKEN = "auth-token-very-secret-123"
 
 
-@dataclass
-class FakeTwilio:
-    """Answers Call updates; ``script`` is the list of statuses to answer, then 200."""
-
-    user: str = ACCOUNT
-    password: str = TOKEN
-    script: list[int] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    async def update_call(self, request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization", "")
-        expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        form = dict(await request.post())
-        self.requests.append({"path": request.path, "form": form,
-                              "content_type": request.content_type})
-        if request.match_info["account"] != ACCOUNT or header != expected:
-            return web.json_response({"code": 20003, "message": "Authenticate",
-                                      "status": 401}, status=401)
-        status = self.script.pop(0) if self.script else 200
-        if status == 200:
-            return web.json_response({"sid": request.match_info["call"], "status": "completed"})
-        if status == 404:
-            return web.json_response({"code": 20404, "message": "The requested resource was "
-                                      "not found", "status": 404}, status=404)
-        return web.json_response({"code": 20500, "message": "Internal Server Error",
-                                  "status": status}, status=status)
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeTwilio, str]]:
-    twilio = FakeTwilio()
-    app = web.Application()
-    app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", twilio.update_call)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield twilio, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    twilio = FakeTwilio(ACCOUNT, ACCOUNT, TOKEN)
+    async with serving(twilio) as url:
+        yield twilio, url
 
 
 def client(base_url: str, user: str = ACCOUNT, password: str = TOKEN, **kw: Any) -> TwilioRest:
