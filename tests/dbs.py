@@ -7,6 +7,7 @@ by skipping them; on a developer machine without PostgreSQL they are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -48,20 +49,14 @@ async def postgres_schema() -> AsyncIterator[tuple[str, str]]:
 
 @asynccontextmanager
 async def new_store(kind: str, tmp_path: Path, *, opened: bool = True) -> AsyncIterator[CallStore]:
-    if kind == "sqlite":
-        store: CallStore = SqliteStore(tmp_path / "calls.db")
+    async with contextlib.AsyncExitStack() as stack:
+        store: CallStore
+        if kind == "sqlite":
+            store = SqliteStore(tmp_path / "calls.db")
+        else:
+            dsn, schema = await stack.enter_async_context(postgres_schema())
+            store = PostgresStore(dsn, search_path=schema)
+        stack.push_async_callback(store.aclose)  # closed before its schema is dropped
         if opened:
             await store.open()
-        try:
-            yield store
-        finally:
-            await store.aclose()
-        return
-    async with postgres_schema() as (dsn, schema):
-        store = PostgresStore(dsn, search_path=schema)
-        if opened:
-            await store.open()
-        try:
-            yield store
-        finally:
-            await store.aclose()
+        yield store
