@@ -13,7 +13,6 @@ The service speaks camelCase; snake_case spellings are accepted too, since proto
 
 from __future__ import annotations
 
-import binascii
 import json
 import math
 import re
@@ -21,13 +20,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import pybase64
+
 from gateway.errors import LiveProtocolError
+from gateway.jsonio import JSONDecodeError, json_error, loads
 
 INPUT_RATE: Final = 16000
 OUTPUT_RATE: Final = 24000
 _RATE_RE: Final = re.compile(r"rate=([0-9]+)")
 _DURATION_RE: Final = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?s")
-_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
 
 
 # -- client -> server -------------------------------------------------------------------
@@ -113,11 +114,16 @@ def build_setup(cfg: SessionConfig) -> str:
 
 def audio_message(pcm16: bytes, rate: int = INPUT_RATE) -> str:
     """``realtimeInput.audio``: PCM16 LE mono, rate declared in the MIME type."""
-    # Template rather than json.dumps: this runs every 20 ms per call, and base64 and an
-    # integer never need escaping.
-    data = binascii.b2a_base64(pcm16, newline=False).decode("ascii")
-    return (f'{{"realtimeInput":{{"audio":{{"mimeType":"audio/pcm;rate={int(rate)}",'
-            f'"data":"{data}"}}}}}}')
+    return audio_message_utf8(pcm16, rate).decode("ascii")
+
+
+def audio_message_utf8(pcm16: bytes, rate: int = INPUT_RATE) -> bytes:
+    """:func:`audio_message` as the UTF-8 bytes the socket sends, with no str in between."""
+    # A bytes template rather than json.dumps: this runs every 20 ms per call, and base64
+    # and an integer never need escaping.
+    data = pybase64.b64encode(pcm16)
+    return b'{"realtimeInput":{"audio":{"mimeType":"audio/pcm;rate=%d","data":"%s"}}}' % (
+        int(rate), data)
 
 
 def text_message(text: str) -> str:
@@ -262,13 +268,15 @@ def _section(obj: Mapping[str, Any], camel: str, snake: str,
 def decode_b64(data: str, where: str) -> bytes:
     """Standard or URL-safe base64 (proto3 JSON parsers accept both)."""
     raw = data.encode("ascii", "replace")
-    if b"-" in raw or b"_" in raw:
-        raw = raw.translate(_URLSAFE)
+    altchars = b"-_" if b"-" in raw or b"_" in raw else None
+    if len(raw) % 4:
+        raw += b"=" * (-len(raw) % 4)
     try:
-        # strict: the lenient decoder silently drops non-alphabet bytes, turning garbage
-        # into (shorter, wrong) audio instead of an error.
-        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4), strict_mode=True)
-    except binascii.Error as exc:
+        # Validating: a lenient decoder silently drops non-alphabet bytes, turning garbage
+        # into (shorter, wrong) audio instead of an error. pybase64 (SIMD) decodes a reply
+        # chunk about 8x faster than binascii, which was a third of the outbound path.
+        return pybase64.b64decode(raw, altchars=altchars, validate=True)
+    except ValueError as exc:  # binascii.Error is one
         raise LiveProtocolError("not base64", field=where) from exc
 
 
@@ -392,11 +400,9 @@ _KNOWN: Final = frozenset({
 def parse_server_message(frame: str | bytes) -> tuple[LiveEvent, ...]:
     """Turn one server frame into events, in the order a client should act on them."""
     try:
-        msg = json.loads(frame)
-    except RecursionError as exc:  # "[[[[..." deep enough; not a ValueError (found by fuzzing)
-        raise LiveProtocolError("frame is nested too deeply") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise LiveProtocolError("frame is not JSON") from exc
+        msg = loads(frame)
+    except JSONDecodeError as exc:
+        raise LiveProtocolError(json_error(exc)) from exc
     if not isinstance(msg, dict):
         raise LiveProtocolError("frame is not a JSON object")
     out: list[LiveEvent] = []

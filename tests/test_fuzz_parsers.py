@@ -27,7 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import live, twilio
+from gateway import jsonio, live, twilio
 from gateway.errors import LiveProtocolError, TwilioProtocolError
 from gateway.twilio import StreamState, TwilioStream
 
@@ -49,8 +49,9 @@ TWILIO_BY_EVENT.setdefault("mark", {"event": "mark", "sequenceNumber": "5",
 LIVE_CORPUS = [json.loads(line) for line in LIVE_MESSAGES]
 
 # Any JSON value: what a field holds once a peer gets its types wrong.
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-           | st.text(max_size=12))
+# Finite floats only: NaN and Infinity are not JSON, and the parser rejects them (tested below).
+scalars = (st.none() | st.booleans() | st.integers()
+           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
 json_values = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=3)
@@ -124,7 +125,7 @@ def with_unknown_fields(draw: st.DrawFn, msg: dict[str, Any],
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value)  # NaN and Infinity included: json.loads accepts them too
+    return json.dumps(value)
 
 
 def _nested(depth: int) -> str:
@@ -132,14 +133,14 @@ def _nested(depth: int) -> str:
 
 
 def _deepest_parseable() -> int:
-    """The deepest nesting ``json.loads`` accepts here, at this stack depth."""
+    """The deepest nesting the gateway's JSON parser (orjson, capped) accepts."""
     lo, hi = 1, 100_000
     while lo < hi:
         mid = (lo + hi + 1) // 2
         try:
-            json.loads(_nested(mid))
+            jsonio.loads(_nested(mid))
             lo = mid
-        except RecursionError:
+        except jsonio.JSONDecodeError:
             hi = mid - 1
     return lo
 
@@ -234,20 +235,30 @@ def test_twilio_ignores_fields_it_does_not_know(name: str, data: st.DataObject) 
     assert _stream_in(state).receive(_dumps(extended)) == _stream_in(state).receive(_dumps(msg))
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_are_protocol_errors(literal: str) -> None:
+    with pytest.raises(TwilioProtocolError, match="not JSON"):
+        _stream_in(StreamState.STARTED).receive(
+            f'{{"event":"mark","streamSid":"{TWILIO_BY_EVENT["start"]["streamSid"]}","mark":{{"name":{literal}}}}}')
+    with pytest.raises(LiveProtocolError, match="not JSON"):
+        live.parse_server_message(f'{{"usageMetadata":{{"totalTokenCount":{literal}}}}}')
+
+
 def test_twilio_deep_nesting_is_a_protocol_error_not_a_crash() -> None:
     deepest = _deepest_parseable()
-    # Too deep to decode (RecursionError before the fix) ...
+    # Too deep to decode ...
     with pytest.raises(TwilioProtocolError, match="nested too deeply"):
         _stream_in(StreamState.STARTED).receive(_nested(deepest + 50))
     # ... and just deep enough to decode, in every place a value is read.
     start = copy.deepcopy(TWILIO_BY_EVENT["start"])
+    start["start"]["customParameters"] = {"a": "BLOB"}
+    templates = (_dumps(start), _dumps({"event": "connected", "protocol": "BLOB",
+                                        "version": "BLOB"}),
+                 _dumps({"event": "stop", "stop": {"callSid": "BLOB", "accountSid": "BLOB"}}))
     for depth in range(max(1, deepest - 40), deepest + 5):
-        blob = json.loads(_nested(depth)) if depth <= deepest - 10 else []
-        start["start"]["customParameters"] = {"a": blob}
-        for frame in (_dumps(start),
-                      _dumps({"event": "connected", "protocol": blob, "version": blob}),
-                      _dumps({"event": "stop", "stop": {"callSid": blob, "accountSid": blob}}),
-                      _nested(depth)):
+        # Spliced in as text: the stdlib's encoder would hit Python's recursion limit first.
+        blob = _nested(depth) if depth <= deepest - 10 else "[]"
+        for frame in (*(t.replace('"BLOB"', blob) for t in templates), _nested(depth)):
             _receive_checked(_stream_in(StreamState.CONNECTED), frame)
 
 

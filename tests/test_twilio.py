@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+import pybase64
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -415,13 +415,13 @@ def test_integer_counters_accepted() -> None:
 def test_oversized_payload_rejected_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     s = started(max_payload=160)
     calls: list[object] = []
-    real = binascii.a2b_base64
+    real = pybase64.b64decode
 
     def spy(*args: Any, **kwargs: Any) -> bytes:
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("gateway.twilio.binascii.a2b_base64", spy)
+    monkeypatch.setattr("gateway.twilio.pybase64.b64decode", spy)
     # 10 MB of base64 that would not even decode: it must be refused on length alone
     e = _err(s, media("A" * 10_000_000))
     assert e.field == "media.payload"
