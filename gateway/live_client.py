@@ -15,6 +15,7 @@ from typing import Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
 
 from gateway.config import LiveEndpoint
 from gateway.errors import LiveClosedError, LiveConnectError, LiveSetupTimeoutError
@@ -32,11 +33,31 @@ class LiveSession:
         self._ws = ws
         self.session_id = session_id
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str | bytes) -> None:
+        """One text message (bytes: already UTF-8); waits while the socket is backed up."""
         try:
-            await self._ws.send(text)
+            await self._ws.send(text, text=True)
         except ConnectionClosed as exc:
             raise _closed_error(exc) from exc
+
+    def send_nowait(self, text: bytes) -> bool:
+        """Write one UTF-8 text message now, if nothing says to wait; else False: use send().
+
+        ``send()`` costs a context manager, a drain and a task switch on every message; with
+        a message every 20 ms per call that was a fifth of the gateway's CPU. When the
+        connection is open, no fragmented send is under way and the transport has not asked
+        us to pause, ``send()`` would not wait either, so the frame is serialised and
+        written in place. In every other case the caller awaits ``send()``, which waits for
+        the drain or reports the close as usual. Message order holds either way: frames are
+        serialised in call order.
+        """
+        ws = self._ws
+        if (ws.protocol.state is not State.OPEN or ws.paused or ws.send_in_progress is not None
+                or ws.transport.is_closing()):
+            return False
+        ws.protocol.send_text(text)
+        ws.send_data()
+        return True
 
     async def frames(self) -> AsyncIterator[str | bytes]:
         """Raw frames until the socket closes; the close always raises LiveClosedError.

@@ -73,6 +73,9 @@ class FakeLive:
         self.received.append(json.loads(text))
         self.received_event.set()
 
+    def send_nowait(self, text: bytes) -> bool:
+        return False  # every message through send(), where the tests can hold it
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = True
 
