@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--tls-cert", type=Path)
     sim.add_argument("--tls-key", type=Path)
     sim.add_argument("--scenario", type=Path, help="JSON or YAML scenario file")
+    sim.add_argument("--trace", type=Path, metavar="PATH", help="write a JSON-lines timing "
+                     "trace (sessions, audio in and out, interruptions) for measuring a "
+                     "gateway's added latency with 'voicegw loadtest --sim-trace'")
 
     call = sub.add_parser("call", help="play a recording into a gateway as Twilio would and "
                           "save what came back")
@@ -141,7 +144,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     asyncio.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
-                              tls_cert=args.tls_cert, tls_key=args.tls_key))
+                              tls_cert=args.tls_cert, tls_key=args.tls_key,
+                              trace=args.trace))
     return 0
 
 

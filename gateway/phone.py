@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import aiohttp
 import numpy as np
@@ -102,6 +102,21 @@ def load_utterance(path: str | Path) -> bytes:
     return pcm16_to_ulaw(pcm)
 
 
+class CallObserver(Protocol):
+    """Sees what crosses the phone's socket, when (``time.monotonic()``): for load-test traces.
+
+    ``sent`` and ``received`` carry audio milliseconds: the caller's cumulative audio sent
+    with that frame, and the duration of one reply ``media`` as it arrives (before playback).
+    ``spoke`` is the moment the last frame of an utterance was sent.
+    """
+
+    def connected(self, t: float) -> None: ...
+    def sent(self, t: float, audio_ms: float) -> None: ...
+    def spoke(self, t: float) -> None: ...
+    def received(self, t: float, audio_ms: float) -> None: ...
+    def cleared(self, t: float) -> None: ...
+
+
 class _Script:
     """Decides, tick by tick, what the caller says next."""
 
@@ -174,8 +189,10 @@ class _Script:
 class _PhoneCall:
     """One call's state: the script, the playback buffer, and what was measured."""
 
-    def __init__(self, peer: TwilioPeer, script: _Script) -> None:
+    def __init__(self, peer: TwilioPeer, script: _Script,
+                 observer: CallObserver | None = None) -> None:
         self.peer = peer
+        self.observer = observer
         self.script = script
         self.playback = PlaybackBuffer()
         self.result = CallResult()
@@ -187,12 +204,18 @@ class _PhoneCall:
         self.hanging_up = False
 
     async def receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        r = self.result
+        r, observer = self.result, self.observer
         async for msg in ws:
+            arrived = time.monotonic() if observer is not None else 0.0
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
             event = self.peer.receive(msg.data)
             now = self.tick * 20.0
+            if observer is not None:
+                if isinstance(event, OutMedia):
+                    observer.received(arrived, len(event.payload) / 8.0)
+                elif isinstance(event, OutClear):
+                    observer.cleared(arrived)
             if isinstance(event, OutMedia):
                 r.media_received += 1
                 r.audio_received_ms += len(event.payload) / 8.0
@@ -250,16 +273,19 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                      parameters: dict[str, str] | None = None, reply_wait_s: float = 8.0,
                      tail_ms: int = 800, max_s: float = 300.0,
                      headers: dict[str, str] | None = None,
-                     result: CallResult | None = None) -> CallResult:
+                     result: CallResult | None = None,
+                     observer: CallObserver | None = None) -> CallResult:
     """Call ``url`` (a gateway's ``/media``), say ``utterances``, hang up when all is heard.
 
     Pass ``result`` to fill a caller-owned :class:`CallResult`: when the call fails or is
     cancelled (a load test's timeout), what was measured until then is still there.
+    ``observer`` is told the time of every frame sent and every reply frame received.
     """
     # Twilio's SID format: two letters and 32 hex digits.
     peer = TwilioPeer(call_sid="CA" + uuid.uuid4().hex, stream_sid="MZ" + uuid.uuid4().hex,
                       custom_parameters=parameters)
-    call = _PhoneCall(peer, _Script(utterances, reply_wait_ticks=int(reply_wait_s / TICK_S)))
+    call = _PhoneCall(peer, _Script(utterances, reply_wait_ticks=int(reply_wait_s / TICK_S)),
+                      observer)
     if result is not None:
         call.result = result
     result = call.result
@@ -269,14 +295,27 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
     async with aiohttp.ClientSession() as session, session.ws_connect(
             url, headers=headers, max_msg_size=4 * 1024 * 1024) as ws:
         result.connect_ms = (time.perf_counter() - t_connect) * 1000
+        if observer is not None:
+            observer.connected(time.monotonic())
         await ws.send_str(peer.connected())
         await ws.send_str(peer.start())
         receiver = asyncio.create_task(call.receive(ws))
         t0 = loop.time()
         try:
             while call.tick < int(max_s / TICK_S) and not receiver.done():
-                await ws.send_str(peer.media(call.caller_frame()))
-                result.frames_sent += 1
+                spoken = call.script.done_speaking_tick
+                media = peer.media(call.caller_frame())
+                if observer is None:
+                    await ws.send_str(media)
+                    result.frames_sent += 1
+                else:
+                    t_sent = time.monotonic()
+                    await ws.send_str(media)
+                    result.frames_sent += 1
+                    observer.sent(t_sent, result.frames_sent * TICK_S * 1000)
+                    done = call.script.done_speaking_tick
+                    if done is not None and done != spoken:
+                        observer.spoke(t_sent)
                 for digit in call.script.take_keys():
                     await ws.send_str(peer.dtmf(digit))
                     result.dtmf_sent += 1

@@ -28,8 +28,9 @@ from gateway.loadtest.report import Slo, build_report, check_slos, print_table
 from gateway.loadtest.runner import LoadConfig, LoadRun
 from gateway.loadtest.scrape import metrics_url, parse_metrics
 from gateway.loadtest.stats import percentile, summarize
-from gateway.phone import CallResult
+from gateway.phone import CallResult, When, load_utterance
 from gateway.signing import SIGNATURE_HEADER, compute_signature
+from gateway.simulator.speech import speech_dir
 
 
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200), st.floats(0, 100))
@@ -203,3 +204,16 @@ def test_plan_from_a_capture_replays_its_audio_parameters_and_keys(tmp_path: Pat
     [utt] = plan.utterances
     assert utt.ulaw == b"\x7f" * 160 + b"\x7e" * 160
     assert utt.dtmf == "5"
+
+
+def test_several_recordings_make_a_conversation() -> None:
+    speech = speech_dir()
+    names = ["caller_book_table.wav", "caller_seven_thirty.wav", "caller_goodbye.wav"]
+    plan = build_plan(url="ws://127.0.0.1:1/media", wav=[speech / n for n in names],
+                      barge_in_ms=900)
+    # The first when the call starts; each further one once the reply has been heard; the
+    # barge-in last, over the final reply.
+    assert [u.when for u in plan.utterances] == [When.START, When.AFTER_REPLY,
+                                                 When.AFTER_REPLY, When.BARGE_IN]
+    assert [u.ulaw for u in plan.utterances[:3]] == [load_utterance(speech / n) for n in names]
+    assert all(n in plan.source for n in names)

@@ -22,8 +22,9 @@ def add_parser(sub: Any) -> None:
     stop.add_argument("--count", type=int, metavar="K", help="place K calls in total "
                       "(default: --calls, without --duration)")
     audio = p.add_mutually_exclusive_group()
-    audio.add_argument("--wav", type=Path, help="the caller's recording (default: a bundled "
-                       "caller utterance)")
+    audio.add_argument("--wav", type=Path, action="append", help="the caller's recording "
+                       "(default: a bundled caller utterance); repeat it for a conversation: "
+                       "each further one is said once the agent's reply has been heard")
     audio.add_argument("--capture", type=Path, help="a captured call (.jsonl) to replay")
     p.add_argument("--barge-in-ms", type=int, metavar="D",
                    help="speak over the agent's reply D ms after it starts")
@@ -38,6 +39,13 @@ def add_parser(sub: Any) -> None:
                    help="wall-clock limit per call (default 120)")
     p.add_argument("--reply-wait", type=float, default=10.0, metavar="S",
                    help="call-time seconds without a reply before a call counts as no_reply")
+    p.add_argument("--trace", type=Path, metavar="PATH", help="write the phones' timing "
+                   "trace (JSON lines: frames sent, reply audio and clears received); with a "
+                   "simulator trace too, the report gains the gateway's added latency")
+    p.add_argument("--sim-trace", type=Path, metavar="PATH", help="the simulator's trace "
+                   "(voicegw simulate-live --trace) on this machine, read after the run; with "
+                   "--local, where the simulator it starts writes it (default with --trace: "
+                   "next to it, NAME.sim.jsonl)")
     p.add_argument("--json-out", type=Path, help="write the full report as JSON")
     p.add_argument("--html-out", type=Path, help="write an HTML report with plots "
                    "(needs matplotlib: the 'loadtest' extra)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from gateway.signing import SIGNATURE_HEADER, compute_signature
 from gateway.simulator.speech import speech_dir
 
 from .errors import CLOSED_EARLY, classify_exception, classify_result
+from .trace import PhoneTrace
 
 DEFAULT_UTTERANCE = "caller_book_table.wav"
 BARGE_IN_UTTERANCE = "caller_barge_in.wav"
+REPLY_BEAT_MS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,8 @@ class CallPlan:
         return any(u.when is When.BARGE_IN for u in self.utterances)
 
 
-def build_plan(*, url: str, wav: Path | None = None, capture: Path | None = None,
+def build_plan(*, url: str, wav: Sequence[Path] | Path | None = None,
+               capture: Path | None = None,
                barge_in_ms: int | None = None, dtmf: str = "",
                auth_token: str | None = None, start_ms: int = 300) -> CallPlan:
     parameters: dict[str, str] = {"From": "+15550100", "To": "+15550199"}
@@ -49,10 +53,16 @@ def build_plan(*, url: str, wav: Path | None = None, capture: Path | None = None
         first = Utterance(bytes(cap.ulaw), When.START, 0, dtmf=dtmf or "".join(cap.dtmf))
         source = str(capture)
     else:
-        path = wav or speech_dir() / DEFAULT_UTTERANCE
-        first = Utterance(load_utterance(path), When.START, start_ms, dtmf=dtmf)
-        source = str(path)
+        paths = [wav] if isinstance(wav, Path) else list(wav or [])
+        paths = paths or [speech_dir() / DEFAULT_UTTERANCE]
+        first = Utterance(load_utterance(paths[0]), When.START, start_ms, dtmf=dtmf)
+        source = ", ".join(str(p) for p in paths)
     utterances = [first]
+    if capture is None:
+        # A conversation: each further recording once the reply to the previous one is heard,
+        # after the beat a person takes before answering.
+        utterances += [Utterance(load_utterance(p), When.AFTER_REPLY, REPLY_BEAT_MS)
+                       for p in paths[1:]]
     if barge_in_ms is not None:
         # Talking over the reply is what a barge-in is; a different recording than the first
         # so the simulator hears a new turn.
@@ -102,23 +112,29 @@ class CallRecord:
 
 
 async def run_call(index: int, url: str, plan: CallPlan, *, speed: float, timeout_s: float,
-                   reply_wait_s: float, t0: float) -> CallRecord:
+                   reply_wait_s: float, t0: float, trace: PhoneTrace | None = None
+                   ) -> CallRecord:
     """Place one call; never raises (but for cancellation): failures become ``error``."""
-    record = CallRecord(index, time.monotonic() - t0)
+    started = time.monotonic()
+    record = CallRecord(index, started - t0)
     result = CallResult()
+    observer = None if trace is None else trace.call(index, started)
     send_failed = False
     try:
         async with asyncio.timeout(timeout_s):
             await place_call(url, list(plan.utterances), speed=speed,
                              parameters=plan.parameters, reply_wait_s=reply_wait_s,
                              headers=plan.headers or None,
-                             result=result)
+                             result=result, observer=observer)
         record.error = classify_result(result)
     except Exception as exc:  # every failure is a figure of the test, not a crash
         record.error = classify_exception(exc)
         send_failed = record.error == CLOSED_EARLY
     _fill(record, result, send_failed)
-    record.ended_s = time.monotonic() - t0
+    ended = time.monotonic()
+    record.ended_s = ended - t0
+    if trace is not None:
+        trace.end(index, ended, record.error)
     return record
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
 
+from .added import analyse
 from .calls import build_plan
 from .local import LocalStack
 from .monitor import ProcessMonitor
@@ -19,6 +22,7 @@ from .progress import ProgressLine
 from .report import Slo, build_report, check_slos, print_table
 from .runner import LoadConfig, run_load
 from .scrape import FRAMES, metrics_url, scrape, scrape_settled
+from .trace import PhoneTrace, default_sim_trace, read_jsonl, settled
 
 
 def _slos(args: argparse.Namespace) -> list[Slo]:
@@ -30,6 +34,18 @@ def _slos(args: argparse.Namespace) -> list[Slo]:
     if args.slo_error_rate is not None:
         slos.append(Slo("error rate", "calls.error_rate", args.slo_error_rate))
     return slos
+
+
+def _sim_trace(args: argparse.Namespace) -> Path | None:
+    sim_trace: Path | None = args.sim_trace
+    if sim_trace is not None and args.trace is None:
+        raise ConfigError("--sim-trace needs --trace (the phones' side of the measurement)")
+    if args.local and sim_trace is None and args.trace is not None:
+        sim_trace = default_sim_trace(args.trace)
+    if not args.local and sim_trace is not None and not sim_trace.exists():
+        raise ConfigError(f"--sim-trace {sim_trace}: no such file (start the simulator with "
+                          "'voicegw simulate-live --trace PATH' first)")
+    return sim_trace
 
 
 def _monitor(pids: dict[str, int], required: bool) -> ProcessMonitor | None:
@@ -51,10 +67,17 @@ async def run(args: argparse.Namespace) -> int:
 
         require_matplotlib()
     token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
+    sim_trace = _sim_trace(args)
+    phone_trace = None if args.trace is None else PhoneTrace(args.trace)
     async with AsyncExitStack() as stack:
+        if phone_trace is not None:
+            stack.callback(phone_trace.close)
+            flusher = asyncio.create_task(phone_trace.flush_every())
+            stack.push_async_callback(_cancel, flusher)
         if args.local:
             local = await stack.enter_async_context(LocalStack(
-                speed=args.speed, max_calls=max(100, args.calls), auth_token=token))
+                speed=args.speed, max_calls=max(100, args.calls), auth_token=token,
+                sim_trace=sim_trace))
             url, target, pids = local.media_url, "local subprocesses", local.pids
         else:
             url, target, pids = args.url, "remote", {}
@@ -69,7 +92,8 @@ async def run(args: argparse.Namespace) -> int:
             else args.calls
         config = LoadConfig(url=url, plan=plan, calls=args.calls, ramp_s=args.ramp,
                             duration_s=args.duration, count=count, speed=args.speed,
-                            timeout_s=args.timeout, reply_wait_s=args.reply_wait)
+                            timeout_s=args.timeout, reply_wait_s=args.reply_wait,
+                            trace=phone_trace)
         murl = metrics_url(url)
         before = await scrape(murl)
         progress = ProgressLine()
@@ -78,13 +102,27 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             progress.finish()
         after = await scrape_settled(murl) if before is not None else None
+        if sim_trace is not None and not args.local:
+            await settled(sim_trace)  # another process's: let its last buffer land
+    # Here the local simulator has been stopped, and has written out its trace.
+    added = None
+    if args.trace is not None and sim_trace is not None:
+        added = analyse(read_jsonl(args.trace), read_jsonl(sim_trace)).as_dict()
+        print(f"  traces: {args.trace}, {sim_trace}", file=sys.stderr)
     frames = None
     if before is not None and after is not None and FRAMES in after:
         frames = after[FRAMES] - before.get(FRAMES, 0.0)
-    report = build_report(result, source=plan.source, target=target, gateway_frames=frames)
+    report = build_report(result, source=plan.source, target=target, gateway_frames=frames,
+                          added=added)
     report["slo"] = check_slos(report, _slos(args))
     _write(report, args)
     return 0 if report["slo"]["passed"] else 1
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _write(report: dict[str, Any], args: argparse.Namespace) -> None:

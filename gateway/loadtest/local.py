@@ -36,6 +36,7 @@ class LocalStack:
     speed: float = 1.0
     max_calls: int = 100
     auth_token: str | None = None
+    sim_trace: Path | None = None  # the simulator's --trace; complete once stopped
     startup_s: float = 20.0
     gateway: subprocess.Popen[bytes] | None = None
     simulator: subprocess.Popen[bytes] | None = None
@@ -68,9 +69,10 @@ class LocalStack:
         if self.auth_token:
             env["TWILIO_AUTH_TOKEN"] = self.auth_token
         try:
+            trace = [] if self.sim_trace is None else ["--trace", str(self.sim_trace.resolve())]
             self.simulator = self._spawn(
                 ["simulate-live", "--port", str(self.simulator_port), "--scenario",
-                 str(scenario)], work / "simulator.log", env)
+                 str(scenario), *trace], work / "simulator.log", env)
             await self._wait_for(self.simulator, self.simulator_port, "simulator")
             sim_url = f"ws://127.0.0.1:{self.simulator_port}"
             self.gateway = self._spawn(
@@ -119,7 +121,8 @@ class LocalStack:
         return ""
 
     def stop(self) -> None:
-        # The gateway first, so its calls end before their Live sessions do.
+        # The gateway first, so its calls end before their Live sessions do. SIGTERM lets
+        # the simulator close its sessions and write out its trace.
         for proc in (self.gateway, self.simulator):
             if proc is None or proc.poll() is not None:
                 continue

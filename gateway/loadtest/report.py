@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .added import table_rows
 from .monitor import usage
 from .runner import LoadRun
 from .stats import summarize
@@ -27,7 +28,9 @@ class Slo:
 
 
 def build_report(run: LoadRun, *, source: str, target: str,
-                 gateway_frames: float | None = None) -> dict[str, Any]:
+                 gateway_frames: float | None = None,
+                 added: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``added``: :meth:`gateway.loadtest.added.AddedLatency.as_dict`, when traced."""
     records = run.records
     failed = [r for r in records if not r.ok]
     response = [ms for r in records for ms in r.response_ms]
@@ -70,6 +73,8 @@ def build_report(run: LoadRun, *, source: str, target: str,
                      for s in run.samples],
         "calls_detail": [r.as_dict() for r in records],
     }
+    if added is not None:
+        report["added_latency"] = added
     report["warnings"] = warnings(report)
     return report
 
@@ -86,6 +91,7 @@ def warnings(report: dict[str, Any]) -> list[str]:
     missing = report["frames"]["gateway_missing"]
     if missing:
         out.append(f"the gateway counted {missing} fewer caller frames than were sent")
+    out.extend(report.get("added_latency", {}).get("warnings", []))
     return out
 
 
@@ -129,6 +135,7 @@ def print_table(report: dict[str, Any], out: TextIO) -> None:
         ("connect ms  p50/p95/p99/max", _ms(lat["connect"])),
         ("response ms p50/p95/p99/max", _ms(lat["response"])),
         ("barge-in ms p50/p95/p99/max", _ms(lat["barge_in"])),
+        *(table_rows(report["added_latency"]) if "added_latency" in report else []),
         ("underruns", f"{pb['underruns_total']} in {pb['calls_with_underruns']} calls"),
         ("frames", f"{f['sent']} written of {f['attempted']} attempted" +
                    ("" if f["gateway_received"] is None

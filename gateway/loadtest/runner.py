@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from .calls import CallPlan, CallRecord, run_call
 from .monitor import ProcessMonitor, Sample
+from .trace import PhoneTrace
 
 SAMPLE_S = 1.0
 
@@ -32,6 +33,7 @@ class LoadConfig:
     speed: float = 1.0
     timeout_s: float = 120.0  # wall clock, per call
     reply_wait_s: float = 10.0  # call time: no reply after this long is "no_reply"
+    trace: PhoneTrace | None = field(default=None, compare=False)  # --trace
 
     def __post_init__(self) -> None:
         if self.calls < 1:
@@ -72,7 +74,8 @@ async def run_load(config: LoadConfig, *, monitor: ProcessMonitor | None = None,
             try:
                 run.records.append(await run_call(
                     run.started - 1, config.url, config.plan, speed=config.speed,
-                    timeout_s=config.timeout_s, reply_wait_s=config.reply_wait_s, t0=t0))
+                    timeout_s=config.timeout_s, reply_wait_s=config.reply_wait_s, t0=t0,
+                    trace=config.trace))
             finally:
                 run.active -= 1
 

@@ -258,6 +258,12 @@ class Send:
 
     kind: str
     message: Message = field(hash=False, repr=False)
+    # For traces: the session's model turn (1, 2...) an audio/interrupted/turnComplete
+    # message belongs to; for audio the turn's reply audio so far, this chunk included, and
+    # when the pacing wanted it sent (monotonic; 0: not paced).
+    turn: int = 0
+    audio_ms: float = 0.0
+    due: float = 0.0
 
     def frame(self) -> bytes:
         return encode(self.message)

@@ -25,6 +25,7 @@ class SessionRecord:
     api_key_seen: bool = False
     model: str | None = None
     resumed: bool = False  # setup carried a handle this server issued
+    handle_offered: bool = False  # setup carried a handle, known or not
     audio_chunks: int = 0  # audio blobs received (each mediaChunks entry counts)
     audio_bytes: int = 0  # decoded audio bytes received
     audio_rates: set[int] = field(default_factory=set)

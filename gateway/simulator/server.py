@@ -8,7 +8,9 @@ protocol-related lives in the sans-I/O core; this module only moves frames and t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import signal
 import ssl
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from gateway.simulator.protocol import Action, Close, Send
 from gateway.simulator.record import HandleStore, SessionRecord
 from gateway.simulator.scenario import Scenario, load_scenario
 from gateway.simulator.session import LiveSession
+from gateway.simulator.trace import SimTrace
 
 GEMINI_PATH: Final = re.compile(
     r"^/ws/google\.ai\.generativelanguage\.(?P<ver>v\w+)\.GenerativeService"
@@ -71,11 +74,14 @@ class SimulatorServer:
     """A simulated Gemini Live server for tests and demos (it has no model behind it).
 
     ``async with SimulatorServer(scenario) as sim:`` listens on ``sim.url``; each accepted
-    connection appends a :class:`SessionRecord` to ``sim.sessions``.
+    connection appends a :class:`SessionRecord` to ``sim.sessions``. With ``trace=PATH`` it
+    writes a :class:`~gateway.simulator.trace.SimTrace` there (complete once the ``async
+    with`` has exited); session numbers in it are positions in ``sim.sessions``, from 1.
     """
 
     def __init__(self, scenario: Scenario | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
+                 port: int = 0, ssl_context: ssl.SSLContext | None = None,
+                 trace: str | Path | None = None) -> None:
         self.scenario = scenario if scenario is not None else Scenario()
         register_secret(self.scenario.required_key)  # never in a log line
         self.host = host
@@ -85,6 +91,9 @@ class SimulatorServer:
         self.handles = HandleStore()
         self._server: Server | None = None
         self._changed = asyncio.Condition()
+        self.trace_path = None if trace is None else Path(trace)
+        self.trace: SimTrace | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -99,6 +108,9 @@ class SimulatorServer:
         return f"https://{host}:{self.port}"
 
     async def __aenter__(self) -> SimulatorServer:
+        if self.trace_path is not None:
+            self.trace = SimTrace(self.trace_path)
+            self._flusher = asyncio.create_task(self.trace.flush_every())
         self._server = await serve(
             self._handle, self.host, self.port, ssl=self.ssl_context,
             process_request=self._check_path, server_header="voicegw-live-simulator")
@@ -109,10 +121,19 @@ class SimulatorServer:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        try:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+                self._server = None
+        finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
+                self._flusher = None
+            if self.trace is not None:
+                self.trace.close()  # the connections above have closed: their records are in
         await self._notify()
 
     async def serve_forever(self) -> None:
@@ -136,6 +157,7 @@ class SimulatorServer:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
+        accepted = time.monotonic()
         path = urlsplit(ws.request.path if ws.request else "").path
         key = _api_key(ws.request) if ws.request else None
         record = SessionRecord(path=path)
@@ -146,11 +168,14 @@ class SimulatorServer:
         slog = _log().bind(session=number, path=path, remote=str(ws.remote_address[0]))
         slog.info("simulator.session_start", credentials_sent=bool(key), simulated=True)
         await self._notify()
+        tracer = None if self.trace is None else _SessionTracer(self.trace, number, accepted)
         try:
-            await self._run(ws, core)
+            await self._run(ws, core, tracer)
         finally:
             if record.closed is None:
                 record.closed = (ws.close_code or 1006, ws.close_reason or "")
+            if tracer is not None:
+                tracer.close(record)
             slog.info("simulator.session_end", simulated=True, close_code=record.closed[0],
                       close_reason=record.closed[1], model=record.model,
                       audio_chunks=record.audio_chunks, audio_bytes=record.audio_bytes,
@@ -158,9 +183,10 @@ class SimulatorServer:
                       interruptions=record.interruptions, resumed=record.resumed)
             await self._notify()
 
-    async def _run(self, ws: ServerConnection, core: LiveSession) -> None:
+    async def _run(self, ws: ServerConnection, core: LiveSession,
+                   tracer: _SessionTracer | None) -> None:
         while not core.closed:
-            if await self._perform(ws, core, core.tick(time.monotonic())):
+            if await self._perform(ws, core, core.tick(time.monotonic()), tracer):
                 return
             deadline = core.deadline
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -172,18 +198,28 @@ class SimulatorServer:
             except ConnectionClosed as exc:
                 _closed_by_peer(core.record, exc)
                 return
-            done = await self._perform(ws, core, core.receive(frame, time.monotonic()))
+            now = time.monotonic()
+            heard = core.record.audio_seconds
+            actions = core.receive(frame, now)
+            if tracer is not None:
+                tracer.received(now, core.record, heard)
+            done = await self._perform(ws, core, actions, tracer)
             await self._notify()  # counters moved even when nothing was sent
             if done:
                 return
 
     async def _perform(self, ws: ServerConnection, core: LiveSession,
-                       actions: list[Action]) -> bool:
+                       actions: list[Action], tracer: _SessionTracer | None = None) -> bool:
         """Carry out the core's actions; ``True`` once the connection is finished."""
         try:
             for action in actions:
                 if isinstance(action, Send):
-                    await ws.send(action.frame())
+                    frame = action.frame()
+                    if tracer is not None:
+                        # Stamped as the frame is handed to the socket (websockets writes
+                        # it to the transport at once), not when the core scheduled it.
+                        tracer.sent(time.monotonic(), action)
+                    await ws.send(frame)
                 elif isinstance(action, Close):
                     await ws.close(action.code, action.reason)
                     return True
@@ -199,6 +235,42 @@ class SimulatorServer:
         return False
 
 
+class _SessionTracer:
+    """One connection's trace records; the adapter's side only (times are taken here)."""
+
+    __slots__ = ("accepted", "number", "opened", "trace")
+
+    def __init__(self, trace: SimTrace, number: int, accepted: float) -> None:
+        self.trace = trace
+        self.number = number
+        self.accepted = accepted
+        self.opened = False
+
+    def received(self, now: float, record: SessionRecord, heard_before: float) -> None:
+        if not self.opened and record.setup is not None:
+            self.opened = True
+            self.trace.opened(self.accepted, self.number, record.handle_offered, now)
+        if record.audio_seconds != heard_before:
+            self.trace.received(now, self.number, record.audio_seconds * 1000)
+
+    def sent(self, now: float, action: Send) -> None:
+        kind = action.kind
+        if kind == "audio":
+            late = (now - action.due) * 1000 if action.due else 0.0
+            self.trace.reply(now, self.number, action.turn, action.audio_ms, late)
+        elif kind == "interrupted":
+            self.trace.interrupted(now, self.number, action.turn)
+        elif kind == "turnComplete":
+            self.trace.turn_complete(now, self.number, action.turn)
+
+    def close(self, record: SessionRecord) -> None:
+        if not self.opened:  # closed before its setup arrived
+            self.opened = True
+            self.trace.opened(self.accepted, self.number, None, None)
+        code = record.closed[0] if record.closed is not None else 1006
+        self.trace.closed_session(time.monotonic(), self.number, code)
+
+
 def _closed_by_peer(record: SessionRecord, exc: ConnectionClosed) -> None:
     if record.closed is None:
         rcvd = exc.rcvd
@@ -207,8 +279,13 @@ def _closed_by_peer(record: SessionRecord, exc: ConnectionClosed) -> None:
 
 async def run_simulator(host: str, port: int, *, scenario_path: str | Path | None = None,
                         tls_cert: str | Path | None = None,
-                        tls_key: str | Path | None = None) -> None:
-    """Run a simulated Live server until cancelled (``voicegw simulate-live``)."""
+                        tls_key: str | Path | None = None,
+                        trace: str | Path | None = None) -> None:
+    """Run a simulated Live server until cancelled or sent SIGTERM (``voicegw simulate-live``).
+
+    SIGTERM shuts it down cleanly: connections are closed and the trace (if any) is written
+    out in full before the process exits.
+    """
     if not structlog.is_configured():
         configure()
     scenario = load_scenario(scenario_path) if scenario_path else Scenario()
@@ -218,8 +295,26 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
         ctx.load_cert_chain(str(tls_cert), str(tls_key) if tls_key else None)
     elif tls_key:
         raise ValueError("--tls-key needs --tls-cert")
-    async with SimulatorServer(scenario, host=host, port=port, ssl_context=ctx) as sim:
-        _log().info("simulator.ready", url=sim.url, scenario=str(scenario_path or "(default)"),
-                 tls=ctx is not None, simulated=True,
-                 note="simulated Live API for tests and demos; no model behind it")
-        await sim.serve_forever()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)  # main thread, POSIX only
+    try:
+        async with SimulatorServer(scenario, host=host, port=port, ssl_context=ctx,
+                                   trace=trace) as sim:
+            _log().info("simulator.ready", url=sim.url,
+                        scenario=str(scenario_path or "(default)"), tls=ctx is not None,
+                        simulated=True, trace=str(trace) if trace else None,
+                        note="simulated Live API for tests and demos; no model behind it")
+            serving = asyncio.create_task(sim.serve_forever())
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (serving, stopping):
+                    task.cancel()  # a task that failed re-raises its error just below
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGTERM)

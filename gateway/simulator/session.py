@@ -87,6 +87,7 @@ class LiveSession:
         self._chunks: list[bytes] = []
         self._texts: list[str] = []
         self._sent = 0
+        self._sent_bytes = 0  # reply audio of the current turn sent so far
         self._t0 = 0.0
 
     # -- public ---------------------------------------------------------------------------
@@ -169,9 +170,10 @@ class LiveSession:
     def _scaled(self, ms: float) -> float:
         return ms / 1000 / self.scenario.speed
 
-    def _send(self, kind: str, message: p.Message) -> list[Action]:
+    def _send(self, kind: str, message: p.Message, *, turn: int = 0,
+              audio_ms: float = 0.0, due: float = 0.0) -> list[Action]:
         self.record.sent.append(kind)
-        return [Send(kind, message)]
+        return [Send(kind, message, turn, audio_ms, due)]
 
     def _close(self, code: int, reason: str) -> list[Action]:
         self._closed = True
@@ -202,6 +204,7 @@ class LiveSession:
                                      f"{self._api_version}, or is not supported for "
                                      f"bidiGenerateContent. Call ListModels")
         if setup.handle is not None:
+            self.record.handle_offered = True
             found = self.handles.resolve(setup.handle)
             if found is None:
                 return self._close(1008, SESSION_NOT_FOUND)
@@ -297,6 +300,7 @@ class LiveSession:
         self._reply = self.scenario.resolve_reply(self._spec, self._position)
         self._prompt_s, self._caller_s = self._caller_s, 0.0
         self._sent, self._chunks, self._texts, self._call_ids = 0, [], [], []
+        self._sent_bytes = 0
         out: list[Action] = []
         if self._caller_kind == "audio" and self._setup.input_transcription:
             text = (self._spec.caller_text if self._spec and self._spec.caller_text
@@ -351,13 +355,17 @@ class LiveSession:
         text_mode = self._text_mode()
         while self._sent < len(self._chunks) and self._t0 + self._sent * period <= t + 1e-9:
             chunk, piece = self._chunks[self._sent], self._texts[self._sent]
+            due = self._t0 + self._sent * period
             self._sent += 1
             if text_mode:
                 if piece:
                     out += self._send("text", p.model_text(piece))
                 continue
             data = binascii.b2a_base64(chunk, newline=False).decode("ascii")
-            out += self._send("audio", p.model_audio(data, OUTPUT_RATE))
+            self._sent_bytes += len(chunk)
+            out += self._send("audio", p.model_audio(data, OUTPUT_RATE),
+                              turn=self.record.turns_completed + 1,
+                              audio_ms=self._sent_bytes * 500 / OUTPUT_RATE, due=due)
             if piece and self._setup.output_transcription:
                 out += self._send("outputTranscription", p.output_transcription(piece))
         if self._sent < len(self._chunks):
@@ -369,7 +377,8 @@ class LiveSession:
         return out
 
     def _finish(self, t: float) -> list[Action]:
-        return self._send("turnComplete", p.turn_complete()) + self._end_turn(t)
+        turn = self.record.turns_completed + 1
+        return self._send("turnComplete", p.turn_complete(), turn=turn) + self._end_turn(t)
 
     def _interrupt(self, now: float) -> list[Action]:
         self._epoch += 1  # stops the stream, the tool timeout and during_turn injections
@@ -380,8 +389,9 @@ class LiveSession:
                else list(cancel or ()))
         if ids:
             out += self._send("toolCallCancellation", p.tool_call_cancellation(list(ids)))
-        out += self._send("interrupted", p.interrupted())
-        out += self._send("turnComplete", p.turn_complete())
+        turn = self.record.turns_completed + 1
+        out += self._send("interrupted", p.interrupted(), turn=turn)
+        out += self._send("turnComplete", p.turn_complete(), turn=turn)
         self.record.interruptions += 1
         self.record.interrupted_at.append(now)
         return out + self._end_turn(now)

@@ -125,3 +125,35 @@ async def test_a_wrong_signature_is_handshake_403(tmp_path: Path,
     assert report["slo"]["checks"] == [{"name": "error rate", "limit": 0.5, "value": 1.0,
                                         "ok": False}]
     capsys.readouterr()
+
+
+def test_local_added_latency_from_both_traces(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    trace, json_out = tmp_path / "phones.jsonl", tmp_path / "report.json"
+    code = main(["loadtest", "--local", "--calls", "3", "--count", "3", "--ramp", "0.3",
+                 "--speed", str(SPEED), "--barge-in-ms", "1500", "--trace", str(trace),
+                 "--json-out", str(json_out)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "added inbound ms" in out
+    assert (tmp_path / "phones.sim.jsonl").stat().st_size > 0  # the simulator's, by default
+    report = json.loads(json_out.read_text())
+    added = report["added_latency"]
+    # Every call found its own Live session, and nothing was left over or in doubt.
+    assert added["matched"] == added["phone_calls"] == added["sessions"] == 3
+    assert added["unmatched_calls_count"] == added["unmatched_sessions_count"] == 0
+    assert added["ambiguous"] == 0
+    assert all(not c["notes"] for c in added["per_call"])
+    # Each 20 ms the phones sent is one inbound sample: all of it reached the simulator.
+    assert added["inbound_ms"]["count"] == report["frames"]["sent"]
+    # Loopback through our gateway: positive (causal) and well under 50 ms for most of it.
+    # (Loose bounds: a busy CI machine stalls processes for tens of ms now and then.)
+    for key in ("inbound_ms", "reply_ms"):
+        s = added[key]
+        assert s["count"] > 0
+        assert 0 < s["p50"] < 20, (key, s)
+        assert s["p95"] < 50, (key, s)
+        assert s["p99"] < 100, (key, s)
+    barge = added["barge_in_ms"]
+    assert barge["count"] == 3
+    assert 0 < barge["p50"] < 50
