@@ -43,7 +43,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-__all__ = ["ULAW_RATE", "Resampler", "frame_bytes", "pcm16_to_ulaw", "peak", "ulaw_to_pcm16"]
+__all__ = ["ULAW_RATE", "Resampler", "frame_bytes", "pcm16_to_ulaw", "peak", "rms",
+           "ulaw_to_pcm16"]
 
 ULAW_RATE = 8000
 
@@ -68,6 +69,11 @@ def pcm16_to_ulaw(pcm: bytes) -> bytes:
     if len(pcm) % 2:
         raise AudioFormatError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
     return audioop.lin2ulaw(pcm, 2)
+
+
+def rms(pcm: bytes) -> int:
+    """Root mean square of PCM16 audio, truncated to an integer (0 for none)."""
+    return int(audioop.rms(pcm, 2)) if pcm else 0
 
 
 def peak(pcm: bytes) -> int:

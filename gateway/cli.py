@@ -137,12 +137,12 @@ def _serve(args: argparse.Namespace) -> int:
         gwlog.register_secret(settings.twilio_auth_token.reveal())
     gwlog.configure(settings.log_level)
     gateway = Gateway(settings, services=build_services(settings))
-    with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         runner.run(serve(gateway))
     return 0
 
 
-def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked, or by default where it is installed; else asyncio's own loop."""
     if choice == "asyncio":
         return None
@@ -160,9 +160,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
-    asyncio.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
-                              tls_cert=args.tls_cert, tls_key=args.tls_key,
-                              trace=args.trace))
+    # The same loop as the gateway's: under load, the simulator must not be the bottleneck.
+    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
+        runner.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
+                                 tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                 trace=args.trace))
     return 0
 
 

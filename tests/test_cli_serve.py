@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from gateway.cli import _loop_factory
+from gateway.cli import loop_factory
 
 
 def test_asyncio_is_asyncio_and_auto_picks_uvloop_where_installed() -> None:
-    assert _loop_factory("asyncio") is None  # asyncio.Runner's default loop
+    assert loop_factory("asyncio") is None  # asyncio.Runner's default loop
     for choice in ("auto", "uvloop"):
-        factory = _loop_factory(choice)
+        factory = loop_factory(choice)
         assert factory is not None
         loop = factory()
         try:
@@ -29,6 +29,6 @@ def test_uvloop_asked_for_but_missing_is_a_configuration_error(
     from gateway.errors import ConfigError
 
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
-    assert _loop_factory("auto") is None
+    assert loop_factory("auto") is None
     with pytest.raises(ConfigError, match="uvloop is not installed"):
-        _loop_factory("uvloop")
+        loop_factory("uvloop")

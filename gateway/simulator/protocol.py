@@ -9,13 +9,16 @@ Outgoing JSON is encoded for *binary* frames, as production does.
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 from gateway.errors import ProtocolError
+from gateway.jsonio import JSONDecodeError, json_error, loads
 from gateway.live import INPUT_RATE, decode_b64
 
 _RATE_RE: Final = re.compile(r"rate=(\d+)")
@@ -26,6 +29,7 @@ class ClientProtocolError(ProtocolError):
     """A Live *client* sent something the service would reject (close 1007)."""
 
 
+@functools.cache  # a handful of field names, looked up for every frame
 def snake(name: str) -> str:
     """``"mimeType"`` -> ``"mime_type"``."""
     return _CAMEL_HUMP.sub("_", name).lower()
@@ -224,9 +228,9 @@ def _tool_response(tr: Mapping[str, Any]) -> ToolResponse:
 def parse_client_message(frame: str | bytes) -> tuple[ClientEvent, ...]:
     """One client frame (text or binary) -> events; raises :class:`ClientProtocolError`."""
     try:
-        msg = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ClientProtocolError("frame is not JSON") from exc
+        msg = loads(frame)
+    except JSONDecodeError as exc:
+        raise ClientProtocolError(json_error(exc)) from exc
     if not isinstance(msg, dict):
         raise ClientProtocolError("frame is not a JSON object")
     out: list[ClientEvent] = []
@@ -287,7 +291,7 @@ Action = Send | Close | Drop
 
 def encode(message: Message) -> bytes:
     """JSON for a binary frame, as production sends."""
-    return json.dumps(message, separators=(",", ":")).encode()
+    return orjson.dumps(message)
 
 
 def setup_complete() -> Message:
