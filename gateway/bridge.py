@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import enum
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn, Protocol
@@ -56,7 +56,8 @@ YIELD_EVERY_FRAMES: Final = 8
 class CallerSocket(Protocol):
     """The provider's WebSocket, as the bridge needs it."""
 
-    def frames(self) -> AsyncIterator[str | bytes]: ...
+    async def receive(self) -> str | bytes | None:
+        """The next frame (bytes for a binary one); None once the stream has ended."""
     async def send(self, text: str) -> None:
         """Raises ConnectionError once the socket is closed."""
     async def close(self, code: int, reason: str) -> None: ...
@@ -240,7 +241,7 @@ class CallBridge:
         # ignored and counted, or the stream closed with a code saying why.
         handled = 0
         try:
-            async for frame in self.caller.frames():
+            while (frame := await self.caller.receive()) is not None:
                 received = time.perf_counter()
                 if self.capture is not None and isinstance(frame, str):
                     self.capture.add(frame, received)

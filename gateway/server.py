@@ -87,18 +87,20 @@ class AiohttpCaller:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CALLER_SOCKET_BUFFER)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CALLER_SOCKET_BUFFER)
 
-    async def frames(self) -> AsyncIterator[str | bytes]:
-        async for msg in self.ws:
-            if msg.type is WSMsgType.TEXT:
-                yield msg.data
-            elif msg.type is WSMsgType.BINARY:
-                yield msg.data  # not Twilio's: the bridge closes the stream with 1003
-            elif (msg.type is WSMsgType.ERROR and isinstance(msg.data, WebSocketError)
-                  and msg.data.code == WSCloseCode.MESSAGE_TOO_BIG):
-                # Already closed with 1009 by aiohttp; tell the bridge why, not "hung up".
-                raise FrameTooLarge(MAX_FRAME_BYTES)
-            else:
-                return
+    async def receive(self) -> str | bytes | None:
+        # ws.receive() itself, not `async for`: two fewer layers of async iteration on
+        # every 20 ms frame of every call.
+        msg = await self.ws.receive()
+        kind = msg.type
+        if kind is WSMsgType.TEXT:
+            return msg.data  # type: ignore[no-any-return]
+        if kind is WSMsgType.BINARY:
+            return msg.data  # type: ignore[no-any-return]  # not Twilio's: closed with 1003
+        if (kind is WSMsgType.ERROR and isinstance(msg.data, WebSocketError)
+                and msg.data.code == WSCloseCode.MESSAGE_TOO_BIG):
+            # Already closed with 1009 by aiohttp; tell the bridge why, not "hung up".
+            raise FrameTooLarge(MAX_FRAME_BYTES)
+        return None  # closing, closed, or an error that ends the stream
 
     async def send(self, text: str) -> None:
         try:

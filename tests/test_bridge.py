@@ -27,10 +27,13 @@ class FakeCaller:
         self.sent_event = asyncio.Event()
         self.closed: tuple[int, str] | None = None
 
-    async def frames(self) -> AsyncIterator[str | bytes]:
-        while (item := await self.inbox.get()) is not _END:
-            assert isinstance(item, str | bytes)
-            yield item
+    async def receive(self) -> str | bytes | None:
+        item = await self.inbox.get()
+        if item is _END:
+            self.inbox.put_nowait(_END)  # ended stays ended
+            return None
+        assert isinstance(item, str | bytes)
+        return item
 
     async def send(self, text: str) -> None:
         self.sent.append(json.loads(text))
