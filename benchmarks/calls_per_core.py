@@ -294,6 +294,8 @@ def main() -> None:
                     "(it saturates its core at 50 calls; higher loads only fail)")
     ap.add_argument("--window", type=float, default=30.0, help="seconds of CPU measured")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--keep", type=Path, metavar="DIR", help="keep every run's load-test "
+                    "report, traces and logs in DIR (default: a temporary directory)")
     args = ap.parse_args()
     targets = args.targets.split(",")
     pipecat_loads = {int(x) for x in args.pipecat_loads.split(",")}
@@ -301,7 +303,8 @@ def main() -> None:
                    | (pipecat_loads if "pipecat" in targets else set()))
     rows = []
     with tempfile.TemporaryDirectory(prefix="calls-per-core-") as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.keep is None else args.keep
+        work.mkdir(parents=True, exist_ok=True)
         track, share = conversation()
         tls = tls_files(work)
         print(f"{len(track)} caller turns a call, the agent speaking {share:.0%} of the time; "
@@ -317,8 +320,28 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     print()
     print_table(rows)
+    delays = resampler_delays("pipecat" in targets)
+    print("\nresampler delay, ms (algorithmic; held back mean / max), 20 ms chunks:")
+    for name, by_dir in delays.items():
+        print(f"  {name:8}" + "".join(
+            f"  {d}: {v['algorithmic_ms']:g}; {v['held_mean_ms']:g} / {v['held_max_ms']:g}"
+            for d, v in by_dir.items()))
     if args.json_out:
-        args.json_out.write_text(json.dumps(rows, indent=2) + "\n")
+        args.json_out.write_text(json.dumps({"runs": rows, "resampler_delay": delays},
+                                            indent=2) + "\n")
+
+
+def resampler_delays(pipecat: bool) -> dict[str, Any]:
+    """Both resamplers under benchmarks/resampler_delay.py, Pipecat's in its own venv."""
+    from resampler_delay import ours  # noqa: PLC0415 - a sibling script, not a package
+
+    out: dict[str, Any] = {"voicegw": ours()}
+    if pipecat:
+        python = _pipecat_launch().ensure_venv()
+        done = subprocess.run([str(python), str(ROOT / "benchmarks/pipecat/resampler_delay.py")],
+                              capture_output=True, text=True, check=True)
+        out["pipecat"] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="any string for the simulator")
     p.add_argument("--model", default=MODEL)
     p.add_argument("--uvloop", action="store_true",
-                   help="run on uvloop (our gateway runs plain asyncio unless told otherwise)")
+                   help="run on uvloop, as our gateway does by default")
     return p.parse_args(argv)
 
 
