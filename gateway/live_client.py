@@ -20,6 +20,7 @@ from websockets.protocol import State
 from gateway.config import LiveEndpoint
 from gateway.errors import LiveClosedError, LiveConnectError, LiveSetupTimeoutError
 from gateway.live import SetupComplete, parse_server_message
+from gateway.wsframe import MaskedTextFramer
 
 # Audio replies are small (a few KiB each); 4 MiB leaves room for large tool calls while
 # bounding what one message can make us allocate.
@@ -32,6 +33,7 @@ class LiveSession:
     def __init__(self, ws: ClientConnection, session_id: str | None) -> None:
         self._ws = ws
         self.session_id = session_id
+        self._framer = MaskedTextFramer()
 
     async def send(self, text: str | bytes) -> None:
         """One text message (bytes: already UTF-8); waits while the socket is backed up."""
@@ -52,11 +54,17 @@ class LiveSession:
         serialised in call order.
         """
         ws = self._ws
-        if (ws.protocol.state is not State.OPEN or ws.paused or ws.send_in_progress is not None
+        protocol = ws.protocol
+        if (protocol.state is not State.OPEN or ws.paused or ws.send_in_progress is not None
                 or ws.transport.is_closing()):
             return False
-        ws.protocol.send_text(text)
-        ws.send_data()
+        if protocol.extensions or protocol.writes:
+            # An extension would transform the frame, and bytes the protocol has queued must
+            # go first: let websockets serialise it.
+            protocol.send_text(text)
+            ws.send_data()
+        else:
+            ws.transport.write(self._framer.frame(text))
         return True
 
     async def frames(self) -> AsyncIterator[str | bytes]:
