@@ -381,7 +381,7 @@ class CallBridge:
         session = self.keeper.session
         if session is None:
             return  # no session yet, or a swap: the keeper replays it to the next one
-        message = live.audio_message_utf8(pcm)
+        message = live.audio_message(pcm)
         try:
             if not session.send_nowait(message):
                 await session.send(message)

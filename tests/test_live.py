@@ -336,7 +336,7 @@ def strict_check(model: type[pydantic.BaseModel], data: Any, path: str = "$") ->
         _check_value(table[key].annotation, value, f"{path}.{key}")
 
 
-def sdk_validate(text: str) -> gt.LiveClientMessage:
+def sdk_validate(text: str | bytes) -> gt.LiveClientMessage:
     """Validate one client message against ``google.genai.types``; fail on any doubt.
 
     SDK 3.4's ``LiveClientSetup`` has no ``realtimeInputConfig`` although its own converter

@@ -17,7 +17,7 @@ async def test_send_nowait_writes_at_once_in_order_and_defers_when_told_to_wait(
     async with SimulatorServer() as sim:
         session = await open_session(custom_endpoint(sim.url, "test-model"),
                                      '{"setup":{"model":"models/test-model"}}')
-        message = live.audio_message_utf8(FRAME)
+        message = live.audio_message(FRAME)
         assert all(session.send_nowait(message) for _ in range(40))
         # The slow path and the fast one share the socket: order holds across them.
         await session.send(live.text_message("between"))
