@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__
+from gateway import __version__, eventloop
 from gateway import log as gwlog
 from gateway.errors import ConfigError, GatewayError
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-unsigned", action="store_true",
                        help="serve on a non-loopback address without TWILIO_AUTH_TOKEN, i.e. "
                        "without checking Twilio's request signatures")
-    serve.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+    serve.add_argument("--loop", choices=eventloop.CHOICES, default="auto",
                        help="event loop: uvloop (C; cheaper sockets and TLS per frame) or "
                        "asyncio's; auto picks uvloop where it is installed")
 
@@ -137,22 +137,8 @@ def _serve(args: argparse.Namespace) -> int:
         gwlog.register_secret(settings.twilio_auth_token.reveal())
     gwlog.configure(settings.log_level)
     gateway = Gateway(settings, services=build_services(settings))
-    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        runner.run(serve(gateway))
+    eventloop.run(serve(gateway), args.loop)
     return 0
-
-
-def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when asked, or by default where it is installed; else asyncio's own loop."""
-    if choice == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if choice == "uvloop":
-            raise ConfigError("--loop uvloop: uvloop is not installed") from None
-        return None
-    return uvloop.new_event_loop
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -160,11 +146,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
-    # The same loop as the gateway's: under load, the simulator must not be the bottleneck.
-    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
-        runner.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
-                                 tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                 trace=args.trace))
+    eventloop.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
+                                tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                trace=args.trace))
     return 0
 
 

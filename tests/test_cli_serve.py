@@ -1,4 +1,4 @@
-"""``voicegw serve --loop``: which event loop the gateway runs on."""
+"""``voicegw serve --loop`` and the other commands: which event loop they run on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.cli import loop_factory
+from gateway.eventloop import loop_factory
 
 
 def test_asyncio_is_asyncio_and_auto_picks_uvloop_where_installed() -> None:

@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from gateway import eventloop
 from gateway.errors import ConfigError
 
 from .added import analyse
@@ -138,8 +139,4 @@ def _write(report: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from gateway.cli import loop_factory  # noqa: PLC0415 - cli imports this module lazily
-
-    # uvloop where installed: hundreds of simulated phones must cost less than the gateway.
-    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
-        return runner.run(run(args))
+    return eventloop.run(run(args))
