@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.util
 import json
 import os
@@ -41,9 +42,12 @@ from typing import Any
 
 import psutil
 import trustme
+from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.loadtest.added import read_sim
 from gateway.loadtest.local import free_port
 from gateway.loadtest.scrape import metrics_url
+from gateway.loadtest.trace import read_jsonl
 from gateway.phone import load_utterance
 from gateway.simulator.speech import speech_dir
 
@@ -140,6 +144,7 @@ def start_target(name: str, *, sim_port: int, ca_file: Path, calls: int,
     return proc, port
 
 
+@functools.cache  # one module object for the bot and the resampler measurement
 def _pipecat_launch() -> Any:
     # By path: a package named "pipecat" on sys.path would shadow the real one.
     spec = importlib.util.spec_from_file_location("pipecat_launch",
@@ -153,16 +158,8 @@ def _pipecat_launch() -> Any:
 
 def audio_received_s(sim_trace: Path, t0: float, t1: float) -> float:
     """Caller audio the simulator received between t0 and t1 (monotonic), all sessions."""
-    at: dict[int, list[float]] = {}  # session -> [ms by t0, ms by t1]
-    for line in sim_trace.read_text().splitlines():
-        rec = json.loads(line)
-        if rec.get("ev") != "in" or rec["t"] > t1:
-            continue
-        marks = at.setdefault(rec["s"], [0.0, 0.0])
-        if rec["t"] <= t0:
-            marks[0] = rec["ms"]
-        marks[1] = rec["ms"]
-    return sum(b - a for a, b in at.values()) / 1000
+    sessions = read_sim(read_jsonl(sim_trace))
+    return sum(s.received.total_at(t1) - s.received.total_at(t0) for s in sessions) / 1000
 
 
 def cpu_seconds(pid: int) -> float:
@@ -172,11 +169,10 @@ def cpu_seconds(pid: int) -> float:
 
 def histogram_p(text: str, name: str, q: float) -> float | None:
     """Upper bound (ms) of the Prometheus bucket holding quantile ``q``: coarse, never low."""
-    buckets: list[tuple[float, float]] = []
-    for line in text.splitlines():
-        if line.startswith(f"voicegw_{name}_bucket{{"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    buckets = [(float(s.labels["le"]), s.value)
+               for family in text_string_to_metric_families(text)
+               if family.name == f"voicegw_{name}"
+               for s in family.samples if s.name.endswith("_bucket")]
     if not buckets or buckets[-1][1] == 0:
         return None
     total = buckets[-1][1]
