@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -72,9 +70,8 @@ async def run(args: argparse.Namespace) -> int:
     phone_trace = None if args.trace is None else PhoneTrace(args.trace)
     async with AsyncExitStack() as stack:
         if phone_trace is not None:
-            stack.callback(phone_trace.close)
-            flusher = asyncio.create_task(phone_trace.flush_every())
-            stack.push_async_callback(_cancel, flusher)
+            phone_trace.start()
+            stack.push_async_callback(phone_trace.aclose)
         if args.local:
             local = await stack.enter_async_context(LocalStack(
                 speed=args.speed, max_calls=max(100, args.calls), auth_token=token,
@@ -118,12 +115,6 @@ async def run(args: argparse.Namespace) -> int:
     report["slo"] = check_slos(report, _slos(args))
     _write(report, args)
     return 0 if report["slo"]["passed"] else 1
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def _write(report: dict[str, Any], args: argparse.Namespace) -> None:

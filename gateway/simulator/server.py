@@ -93,7 +93,6 @@ class SimulatorServer:
         self._changed = asyncio.Condition()
         self.trace_path = None if trace is None else Path(trace)
         self.trace: SimTrace | None = None
-        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -110,7 +109,7 @@ class SimulatorServer:
     async def __aenter__(self) -> SimulatorServer:
         if self.trace_path is not None:
             self.trace = SimTrace(self.trace_path)
-            self._flusher = asyncio.create_task(self.trace.flush_every())
+            self.trace.start()
         self._server = await serve(
             self._handle, self.host, self.port, ssl=self.ssl_context,
             process_request=self._check_path, server_header="voicegw-live-simulator")
@@ -127,13 +126,9 @@ class SimulatorServer:
                 await self._server.wait_closed()
                 self._server = None
         finally:
-            if self._flusher is not None:
-                self._flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._flusher
-                self._flusher = None
             if self.trace is not None:
-                self.trace.close()  # the connections above have closed: their records are in
+                # The connections above have closed: their records are in.
+                await self.trace.aclose()
         await self._notify()
 
     async def serve_forever(self) -> None:

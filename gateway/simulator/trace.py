@@ -7,15 +7,16 @@ one machine CLOCK_MONOTONIC is shared by all processes, so the two files can be 
 record by record (``gateway.loadtest.added`` does).
 
 Cost: recording an event formats one short line (about 1 µs) and appends it to a list; the
-list is written out in batches by :meth:`TraceWriter.flush_every` (a task, every 100 ms), or
+list is written out in batches by a task :meth:`TraceWriter.start` runs (every 100 ms), or
 at once when it reaches ``max_buffered`` lines, so memory stays bounded and the file never
-lags far behind. :meth:`TraceWriter.close` writes what is left: the simulator calls it on
-shutdown, including SIGTERM.
+lags far behind. :meth:`TraceWriter.aclose` stops that task and writes what is left: the
+simulator calls it on shutdown, including SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -32,6 +33,7 @@ class TraceWriter:
         self.lines = 0  # written or waiting, over the whole run
         self._buf: list[str] = []
         self._file: TextIO | None = self.path.open("w", encoding="utf-8")
+        self._flusher: asyncio.Task[None] | None = None
 
     def add(self, line: str) -> None:
         if self._file is None:
@@ -54,6 +56,20 @@ class TraceWriter:
         while True:
             await asyncio.sleep(interval_s)
             self.flush()
+
+    def start(self) -> None:
+        """Write the buffer out every ``FLUSH_EVERY_S`` from a task, until :meth:`aclose`."""
+        if self._flusher is None and self._file is not None:
+            self._flusher = asyncio.create_task(self.flush_every())
+
+    async def aclose(self) -> None:
+        """Stop the flushing task, then :meth:`close`."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        self.close()
 
     def close(self) -> None:
         if self._file is None:
