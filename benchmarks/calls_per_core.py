@@ -84,12 +84,12 @@ def tls_files(work: Path) -> tuple[Path, Path, Path]:
 
 
 def spawn(args: list[str], *, cpu: int, log: Path, env: dict[str, str] | None = None,
-          ) -> subprocess.Popen[bytes]:
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
     taskset = shutil.which("taskset")
     prefix = [taskset, "-c", str(cpu)] if taskset else []
     with log.open("wb") as out:
         return subprocess.Popen([*prefix, *args], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env or dict(os.environ))
+                                stdin=subprocess.DEVNULL, env=env or dict(os.environ), cwd=cwd)
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -162,9 +162,10 @@ def audio_received_s(sim_trace: Path, t0: float, t1: float) -> float:
     return sum(s.received.total_at(t1) - s.received.total_at(t0) for s in sessions) / 1000
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     t = psutil.Process(pid).cpu_times()
-    return float(t.user + t.system)
+    return float(t.user), float(t.system)
 
 
 def histogram_p(text: str, name: str, q: float) -> float | None:
@@ -221,14 +222,19 @@ def run_one(target: str, calls: int, args: argparse.Namespace, work: Path,
         # The window: every call up (ramp done, plus a margin for the slowest setups) and
         # none ended (a call lasts about a minute).
         time.sleep(ramp + 3)
-        c0, s0, w0 = cpu_seconds(proc.pid), cpu_seconds(sim.pid), time.monotonic()
-        time.sleep(args.window)
-        c1, s1, w1 = cpu_seconds(proc.pid), cpu_seconds(sim.pid), time.monotonic()
+        c0, s0, w0 = cpu_seconds(proc.pid), sum(cpu_seconds(sim.pid)), time.monotonic()
+        if args.profile:
+            profile(proc.pid, args.window, work / f"profile-{target}-{calls}.txt")
+        else:
+            time.sleep(args.window)
+        c1, s1, w1 = cpu_seconds(proc.pid), sum(cpu_seconds(sim.pid)), time.monotonic()
         load.wait(400)
         # After the run: each call's barge-in comes with its last utterance.
         hist = asyncio.run(fetch(metrics_url(url))) if target == "voicegw" else ""
         report = json.loads(report_file.read_text())
-    cpu_pct = (c1 - c0) / (w1 - w0) * 100
+    cpu_pct = (sum(c1) - sum(c0)) / (w1 - w0) * 100
+    # The kernel's share (socket calls, loopback TCP) is out of reach of anything in Python.
+    sys_pct = (c1[1] - c0[1]) / (w1 - w0) * 100
     # Calls as the model heard them: caller audio that reached the simulator per second of
     # the window. Equal to `calls` when every frame flows; lower when anything (the target,
     # or the load generator on a saturated core) held frames back, so CPU per call is never
@@ -238,6 +244,7 @@ def run_one(target: str, calls: int, args: argparse.Namespace, work: Path,
     lat = report["latency_ms"]
     row = {
         "target": target, "calls": calls, "cpu_pct": round(cpu_pct, 1),
+        "sys_pct": round(sys_pct, 1),
         "calls_streaming": round(live_calls, 1),
         "cpu_pct_per_call": None if per_call is None else round(per_call, 3),
         "calls_per_core": round(100 / per_call) if per_call else None,
@@ -266,6 +273,7 @@ def run_one(target: str, calls: int, args: argparse.Namespace, work: Path,
 
 
 COLUMNS = (("target", "target"), ("calls", "calls"), ("cpu %", "cpu_pct"),
+           ("of it sys", "sys_pct"),
            ("streaming", "calls_streaming"), ("%/call", "cpu_pct_per_call"),
            ("calls/core", "calls_per_core"),
            ("sim %", "sim_cpu_pct"), ("load %", "loadgen_cpu_pct"),
@@ -274,6 +282,19 @@ COLUMNS = (("target", "target"), ("calls", "calls"), ("cpu %", "cpu_pct"),
            ("+reply p99", "added_reply_p99_ms"), ("+barge p99", "added_barge_in_p99_ms"),
            ("sim late", "simulator_late_p99_ms"), ("errors", "errors"),
            ("underruns", "underruns"))
+
+
+def profile(pid: int, seconds: float, out: Path) -> None:
+    """Sample the target with py-spy for the window: native frames, main thread, collapsed.
+
+    Sampling costs the target a little CPU, so a profiled run's figures are read apart from
+    unprofiled ones.
+    """
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                    "--rate", "250", "--native", "--format", "raw", "--output", str(out)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"profile of pid {pid}: {out}", file=sys.stderr)
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -290,6 +311,8 @@ def main() -> None:
                     "(it saturates its core at 50 calls; higher loads only fail)")
     ap.add_argument("--window", type=float, default=30.0, help="seconds of CPU measured")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--profile", action="store_true", help="sample the target with py-spy "
+                    "during the window (collapsed stacks kept beside the reports)")
     ap.add_argument("--keep", type=Path, metavar="DIR", help="keep every run's load-test "
                     "report, traces and logs in DIR (default: a temporary directory)")
     args = ap.parse_args()
