@@ -67,7 +67,8 @@ def start_gateway(code: Path, name: str, *, sim_port: int, ca_file: Path, calls:
     log = work / f"gateway-{name}.log"
     # `python -m` puts the working directory first on sys.path: run from the checkout so its
     # package is the one imported.
-    env = dict(os.environ, SSL_CERT_FILE=str(ca_file), PYTHONPATH=str(code),
+    path = os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, SSL_CERT_FILE=str(ca_file), PYTHONPATH=path,
                VOICEGW_DATABASE=str(work / f"calls-{name}.db"))
     env.pop("TWILIO_AUTH_TOKEN", None)
     proc = spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "serve",

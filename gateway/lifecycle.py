@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from typing import Final
 
@@ -34,6 +35,11 @@ async def serve(gateway: Gateway) -> None:
     try:
         async with running(gateway, settings.host, settings.port) as port:
             log.info("gateway_listening", host=settings.host, port=port)
+            # What start-up built (modules, agents, the app) lives as long as the process.
+            # Frozen, it is no longer walked by every full collection, which otherwise
+            # paused every call for up to 64 ms of CPU at 50 calls.
+            gc.collect()
+            gc.freeze()
             sig = await received.get()
             log.info("shutdown_signal", signal=sig.name, grace_s=settings.shutdown_grace_s)
             drain = asyncio.create_task(gateway.drain(settings.shutdown_grace_s))
