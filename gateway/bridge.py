@@ -58,6 +58,8 @@ class CallerSocket(Protocol):
 
     async def receive(self) -> str | bytes | None:
         """The next frame (bytes for a binary one); None once the stream has ended."""
+    def send_nowait(self, text: str) -> bool:
+        """Write now if the socket takes it without waiting; False if it must be queued."""
     async def send(self, text: str) -> None:
         """Raises ConnectionError once the socket is closed."""
     async def close(self, code: int, reason: str) -> None: ...

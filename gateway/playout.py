@@ -29,6 +29,8 @@ PROMPT_CHUNK = 1600  # 200 ms of mu-law per message
 
 
 class CallerSender(Protocol):
+    def send_nowait(self, text: str) -> bool:
+        """Write now if the socket takes it without waiting; False if it must be queued."""
     async def send(self, text: str) -> None:
         """Raises ConnectionError once the socket is closed."""
 
@@ -56,6 +58,7 @@ class CallerPlayout:
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
         self.recording: CallRecording | None = None  # when this call is recorded
         self._played_by: float | None = None  # when the reply written so far ends playing
+        self._writing = False  # the writer task holds an item it is sending
 
     # -- model -> caller -----------------------------------------------------------------
 
@@ -73,7 +76,7 @@ class CallerPlayout:
         ulaw = pcm16_to_ulaw(self._resampler.process(event.pcm))
         if not ulaw:
             return
-        if self.out.put(Outgoing(Kind.MEDIA, self.stream.media(ulaw), received, ulaw)):
+        if self._emit(Outgoing(Kind.MEDIA, self.stream.media(ulaw), received, ulaw)):
             self.turn_sent_ms += len(ulaw) / 8.0
         else:
             self.stats.media_dropped_full += 1
@@ -89,7 +92,7 @@ class CallerPlayout:
         dropped = self.out.drop_audio()
         self.stats.media_dropped_barge_in += dropped
         self._resampler.reset()
-        self.out.put(Outgoing(Kind.CLEAR, self.stream.clear(), received))
+        self._emit(Outgoing(Kind.CLEAR, self.stream.clear(), received))
         self.stats.interruptions += 1
         heard_turn, heard_ms = self.heard
         heard = heard_ms if heard_turn == self.turn else 0.0
@@ -128,14 +131,14 @@ class CallerPlayout:
         """Queue a recorded prompt (8 kHz mu-law) for the caller."""
         for i in range(0, len(ulaw), PROMPT_CHUNK):
             chunk = ulaw[i:i + PROMPT_CHUNK]
-            self.out.put(Outgoing(Kind.MEDIA, self.stream.media(chunk), time.perf_counter(),
-                                  chunk))
+            self._emit(Outgoing(Kind.MEDIA, self.stream.media(chunk), time.perf_counter(),
+                                chunk))
 
     # -- marks ---------------------------------------------------------------------------
 
     def queue_mark(self, name: str, *, turn_end: bool = False) -> None:
-        self.out.put(Outgoing(Kind.MARK, self.stream.mark(name), time.perf_counter(),
-                              turn_end=turn_end))
+        self._emit(Outgoing(Kind.MARK, self.stream.mark(name), time.perf_counter(),
+                            turn_end=turn_end))
         self.stats.marks_sent += 1
 
     def mark(self, event: twilio.Mark) -> None:
@@ -166,9 +169,22 @@ class CallerPlayout:
 
     # -- writer --------------------------------------------------------------------------
 
+    def _emit(self, item: Outgoing) -> bool:
+        """Write ``item`` at once when nothing is ahead of it, else queue it (False if full).
+
+        Written in place, a reply chunk or a ``clear`` leaves in the same step as the Live
+        message that caused it, however busy the event loop; queued, it waits for the writer
+        task's turn. Only an idle writer and an empty queue keep the order intact.
+        """
+        if not self._writing and not self.out and self.caller.send_nowait(item.text):
+            self._sent(item, time.perf_counter())
+            return True
+        return self.out.put(item)
+
     async def writer(self) -> None:
         while True:
             item = await self.out.get()
+            self._writing = True
             try:
                 # Once the socket's buffers are full, a send waits for the peer to read, and
                 # aiohttp waits with no limit of its own.
@@ -185,20 +201,24 @@ class CallerPlayout:
                 # too. Give it the time to say so instead of racing it.
                 await asyncio.sleep(CALLER_SEND_TIMEOUT_S)
                 raise CallEnding("caller socket closed while writing") from exc
-            done = time.perf_counter()
-            if item.kind is Kind.MEDIA:
-                self.stats.media_out += 1
-                self.stats.reply_latency.observe(done - item.since)
-                self._played(done, len(item.audio) / 8000)
-                if self.recording is not None:
-                    self.recording.agent(item.audio, done)
-            elif item.kind is Kind.CLEAR:
-                self.stats.barge_in.observe(done - item.since)
-                self._played_by = None
-                if self.recording is not None:
-                    self.recording.clear(done)
-            elif item.turn_end:
-                self._played_by = None  # silence until the next reply is not a gap
+            finally:
+                self._writing = False
+            self._sent(item, time.perf_counter())
+
+    def _sent(self, item: Outgoing, done: float) -> None:
+        if item.kind is Kind.MEDIA:
+            self.stats.media_out += 1
+            self.stats.reply_latency.observe(done - item.since)
+            self._played(done, len(item.audio) / 8000)
+            if self.recording is not None:
+                self.recording.agent(item.audio, done)
+        elif item.kind is Kind.CLEAR:
+            self.stats.barge_in.observe(done - item.since)
+            self._played_by = None
+            if self.recording is not None:
+                self.recording.clear(done)
+        elif item.turn_end:
+            self._played_by = None  # silence until the next reply is not a gap
 
     def _played(self, now: float, seconds: float) -> None:
         """Twilio plays what it gets back to back; a chunk arriving late leaves a gap."""

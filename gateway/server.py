@@ -43,6 +43,7 @@ from gateway.store import CallRecorder, store_from_env
 from gateway.twilio import FrameTooLarge
 from gateway.twilio_rest import TwilioCredentials, TwilioRest
 from gateway.wav import read_wav
+from gateway.wsframe import server_text_frame
 
 # Twilio frames are ~300 bytes; anything near this is not a Media Stream. aiohttp refuses a
 # bigger frame from its header, before reading it, and closes with 1009.
@@ -100,6 +101,17 @@ class AiohttpCaller:
             # Already closed with 1009 by aiohttp; tell the bridge why, not "hung up".
             raise FrameTooLarge(MAX_FRAME_BYTES)
         return None  # closing, closed, or an error that ends the stream
+
+    def send_nowait(self, text: str) -> bool:
+        # The frame goes straight to the transport when nothing is waiting in our buffer:
+        # no task switch, no timer. Whole frames only, so it cannot split one of aiohttp's
+        # (its close and pong frames are whole writes too). Not after a close has begun.
+        transport = self.transport
+        if (transport is None or self.ws.closed or transport.is_closing()
+                or transport.get_write_buffer_size()):
+            return False
+        transport.write(server_text_frame(text.encode()))
+        return True
 
     async def send(self, text: str) -> None:
         try:

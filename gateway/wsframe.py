@@ -1,4 +1,7 @@
-"""A client's WebSocket text frame, masked, built in one step (RFC 6455, section 5.2). Sans-I/O.
+"""WebSocket text frames built in one step (RFC 6455, section 5.2). Sans-I/O.
+
+A client's frames are masked (:class:`MaskedTextFramer`); a server's are not
+(:func:`server_text_frame`).
 
 The Live client sends a 20 ms audio message per call every 20 ms. ``websockets`` builds each
 frame through a Frame object, a BytesIO and a fresh ``os.urandom(4)`` system call for the
@@ -26,6 +29,19 @@ _LEN16: Final = struct.Struct("!BBH")
 _LEN64: Final = struct.Struct("!BBQ")
 
 
+def _header(size: int, mask_bit: int) -> bytes:
+    if size < 126:
+        return bytes((FIN_TEXT, mask_bit | size))
+    if size < 65536:
+        return _LEN16.pack(FIN_TEXT, mask_bit | 126, size)
+    return _LEN64.pack(FIN_TEXT, mask_bit | 127, size)
+
+
+def server_text_frame(payload: bytes) -> bytes:
+    """One whole, unmasked frame carrying ``payload`` (UTF-8 text), as a server sends it."""
+    return _header(len(payload), 0) + payload
+
+
 class MaskedTextFramer:
     """Serialises unfragmented, masked text frames, as a client must send them."""
 
@@ -41,11 +57,4 @@ class MaskedTextFramer:
             self._pool, at = self._entropy(POOL_BYTES), 0
         mask = self._pool[at:at + 4]
         self._at = at + 4
-        size = len(payload)
-        if size < 126:
-            head = bytes((FIN_TEXT, MASKED | size))
-        elif size < 65536:
-            head = _LEN16.pack(FIN_TEXT, MASKED | 126, size)
-        else:
-            head = _LEN64.pack(FIN_TEXT, MASKED | 127, size)
-        return head + mask + apply_mask(payload, mask)
+        return _header(len(payload), MASKED) + mask + apply_mask(payload, mask)

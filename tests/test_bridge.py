@@ -26,6 +26,7 @@ class FakeCaller:
         self.sent: list[dict[str, object]] = []
         self.sent_event = asyncio.Event()
         self.closed: tuple[int, str] | None = None
+        self.room = True  # False: as a socket whose buffers are full, nothing written in place
 
     async def receive(self) -> str | bytes | None:
         item = await self.inbox.get()
@@ -34,6 +35,13 @@ class FakeCaller:
             return None
         assert isinstance(item, str | bytes)
         return item
+
+    def send_nowait(self, text: str) -> bool:
+        if not self.room:
+            return False
+        self.sent.append(json.loads(text))
+        self.sent_event.set()
+        return True
 
     async def send(self, text: str) -> None:
         self.sent.append(json.loads(text))
@@ -140,6 +148,7 @@ async def test_barge_in_drops_queued_reply_and_nothing_old_follows_clear(peers) 
         await original_send(text)
 
     caller.send = slow_send  # type: ignore[method-assign]
+    caller.room = False
     for _ in range(10):
         model.inbox.put_nowait(_audio(40, value=3000))
     model.inbox.put_nowait(json.dumps({"serverContent": {"interrupted": True}}))

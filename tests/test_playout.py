@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 
@@ -15,16 +17,35 @@ from gateway.twilio_peer import TwilioPeer
 
 
 class Sink:
+    def send_nowait(self, text: str) -> bool:
+        return False  # these tests read what was queued
+
     async def send(self, text: str) -> None:
         raise AssertionError("the writer is not run in these tests")
 
 
-def playout(mark_interval_ms: int = 200) -> CallerPlayout:
+class Socket:
+    """A caller socket with room in its buffers until told otherwise."""
+
+    def __init__(self) -> None:
+        self.written: list[dict[str, object]] = []
+        self.room = True
+
+    def send_nowait(self, text: str) -> bool:
+        if self.room:
+            self.written.append(json.loads(text))
+        return self.room
+
+    async def send(self, text: str) -> None:
+        self.written.append(json.loads(text))
+
+
+def playout(mark_interval_ms: int = 200, caller: Sink | Socket | None = None) -> CallerPlayout:
     stream = twilio.TwilioStream()
     peer = TwilioPeer(call_sid="CA" + "a" * 32, stream_sid="MZ" + "b" * 32)
     stream.receive(peer.connected())
     stream.receive(peer.start())
-    return CallerPlayout(Sink(), stream, CallStats(), Transcript(time.perf_counter()),
+    return CallerPlayout(caller or Sink(), stream, CallStats(), Transcript(time.perf_counter()),
                          max_queued=100, mark_interval_ms=mark_interval_ms,
                          log=structlog.get_logger("test"))
 
@@ -95,3 +116,60 @@ def test_a_reply_chunk_written_after_the_last_finished_playing_is_a_gap() -> Non
     p._played_by = None  # what the writer does at a turn's end mark or a clear
     p._played(2.45, 0.1)
     assert p.stats.reply_gap_max_ms == 150.0
+
+
+def test_with_room_in_the_socket_reply_audio_and_clear_are_written_in_place() -> None:
+    socket = Socket()
+    p = playout(mark_interval_ms=200, caller=socket)
+    for _ in range(3):
+        p.audio(reply(100), 0.0)
+    p.interrupted(0.0)
+    assert [m["event"] for m in socket.written] == ["media", "media", "mark", "media", "clear"]
+    assert not len(p.out)
+    # Counted as the writer counts what it sends.
+    assert p.stats.media_out == 3 and p.stats.reply_latency.count == 3
+    assert p.stats.barge_in.count == 1
+
+
+async def test_once_anything_waits_what_follows_waits_too() -> None:
+    socket = Socket()
+    p = playout(mark_interval_ms=0, caller=socket)
+    p.audio(reply(40), 0.0)
+    socket.room = False  # buffers full: the next chunk must queue
+    p.audio(reply(40), 0.0)
+    socket.room = True  # room again, but a chunk is still queued ahead
+    p.audio(reply(40), 0.0)
+    assert [m["event"] for m in socket.written] == ["media"] and len(p.out) == 2
+    p.interrupted(0.0)
+    # The queued audio is dropped, which leaves nothing ahead of the clear: it goes at once.
+    assert [m["event"] for m in socket.written] == ["media", "clear"]
+    assert not await queued(p) and p.stats.media_dropped_barge_in == 2
+
+
+async def test_nothing_is_written_in_place_while_the_writer_is_sending() -> None:
+    socket = Socket()
+    p = playout(mark_interval_ms=0, caller=socket)
+    sending, gate, both = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def stalled_send(text: str) -> None:
+        sending.set()
+        await gate.wait()
+        socket.written.append(json.loads(text))
+        if len(socket.written) == 2:
+            both.set()
+
+    socket.room = False
+    p.audio(reply(40), 0.0)  # queued: the writer will hold it in a stalled send
+    socket.send = stalled_send  # type: ignore[method-assign]
+    writer = asyncio.create_task(p.writer())
+    await sending.wait()
+    socket.room = True
+    p.audio(reply(40), 1.0)  # the writer holds a chunk: this one queues behind it
+    assert socket.written == [] and len(p.out) == 1
+    gate.set()
+    await both.wait()
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
+    assert [m["event"] for m in socket.written] == ["media", "media"]
+    assert p.stats.media_out == 2

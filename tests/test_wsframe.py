@@ -8,14 +8,15 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from gateway.wsframe import POOL_BYTES, MaskedTextFramer
+from gateway.wsframe import POOL_BYTES, MaskedTextFramer, server_text_frame
 
 
-def _parse(data: bytes) -> Frame:
+def _parse(data: bytes, *, mask: bool = True) -> Frame:
     reader = StreamReader()
     reader.feed_data(data)
     reader.feed_eof()
-    parser = Frame.parse(reader.read_exact, mask=True)  # as a server reads a client's frame
+    # mask=True as a server reads a client's frame; False as a client reads a server's.
+    parser = Frame.parse(reader.read_exact, mask=mask)
     try:
         next(parser)
     except StopIteration as done:
@@ -28,6 +29,8 @@ def _parse(data: bytes) -> Frame:
 def test_frames_parse_back_to_the_payload_at_every_length_encoding(size: int) -> None:
     payload = bytes(itertools.islice(itertools.cycle(b"0123456789abcdef"), size))
     frame = _parse(MaskedTextFramer().frame(payload))
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
+    frame = _parse(server_text_frame(payload), mask=False)
     assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
 
 
