@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import aiohttp
+import websockets
 
 from gateway.config import Settings, custom_endpoint
 from gateway.server import Gateway, running
@@ -54,3 +55,15 @@ async def test_healthz_reports_active_calls() -> None:
             f"http://127.0.0.1:{port}/healthz") as resp:
         assert resp.status == 200
         assert await resp.json() == {"status": "ok", "active_calls": 0}
+
+
+async def test_the_media_stream_declines_compression_a_client_offers() -> None:
+    gateway = Gateway(_settings())
+    # websockets offers permessage-deflate unless told not to.
+    async with running(gateway) as port, websockets.connect(
+            f"ws://127.0.0.1:{port}/media") as ws:
+        offered = ws.request.headers.get("Sec-WebSocket-Extensions") if ws.request else None
+        accepted = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
+        extensions = ws.protocol.extensions
+    assert offered is not None and "permessage-deflate" in offered
+    assert accepted is None and extensions == []
