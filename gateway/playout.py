@@ -1,11 +1,13 @@
 """What the caller hears: the model's replies turned into Twilio messages, marks and barge-in.
 
-One per call, owned by the bridge. Reply audio is resampled to 8 kHz mu-law and queued for the
+One per call, owned by the bridge. Reply audio is resampled to 8 kHz mu-law and sent to the
 caller's socket with a ``mark`` every ``mark_interval_ms`` of audio, so the gateway knows what
-the caller has actually heard. On ``interrupted``, in one synchronous step, every queued reply
-frame and mark of the turn is dropped, the resampler is reset (so no filter tail of the old
-reply leaks) and ``clear`` is queued; the next reply audio can only be queued after that, so
-none of the interrupted turn is written after the ``clear``.
+the caller has actually heard. Each message is written in place when nothing is queued ahead
+of it and the socket has room, else queued for the writer task (see :meth:`_emit`). On
+``interrupted``, in one synchronous step, every queued reply frame and mark of the turn is
+dropped, the resampler is reset (so no filter tail of the old reply leaks) and ``clear`` is
+sent or queued; the next reply audio can only follow it, so none of the interrupted turn is
+written after the ``clear``.
 """
 
 from __future__ import annotations
