@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--trace", type=Path, metavar="PATH", help="write a JSON-lines timing "
                      "trace (sessions, audio in and out, interruptions) for measuring a "
                      "gateway's added latency with 'voicegw loadtest --sim-trace'")
+    sim.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="run N simulator processes on the one port (SO_REUSEPORT) and the "
+                     "one trace, for loads one process cannot carry; needs a fixed --port")
+    sim.add_argument("--worker", help=argparse.SUPPRESS)  # K/N: set by --workers for each
 
     call = sub.add_parser("call", help="play a recording into a gateway as Twilio would and "
                           "save what came back")
@@ -146,10 +150,35 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers > 1:
+        return _simulate_workers(args)
+    worker = (0, 1)
+    if args.worker:
+        k, _, n = args.worker.partition("/")
+        worker = (int(k), int(n))
     eventloop.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
                                 tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                trace=args.trace))
+                                trace=args.trace, worker=worker))
     return 0
+
+
+def _simulate_workers(args: argparse.Namespace) -> int:
+    from gateway.simulator.workers import run_workers, worker_argv
+
+    if args.port == 0:
+        raise ConfigError("--workers needs a fixed --port: the workers share it")
+    base = ["--log-level", args.log_level, "simulate-live", "--host", args.host,
+            "--port", str(args.port)]
+    for flag, value in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
+                        ("--scenario", args.scenario), ("--trace", args.trace)):
+        if value is not None:
+            base += [flag, str(Path(value).resolve())]
+    if args.trace is not None:
+        args.trace.write_bytes(b"")  # one run, one trace: the workers append to it
+    argvs = [worker_argv(base, k, args.workers) for k in range(args.workers)]
+    return eventloop.run(run_workers(argvs))
 
 
 async def _call(args: argparse.Namespace) -> int:

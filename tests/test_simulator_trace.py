@@ -138,3 +138,57 @@ async def test_sigterm_leaves_a_complete_trace(tmp_path: Path) -> None:
     assert len(ev["in"]) == -(-len(caller_audio()) // CHUNK)
     assert ev["out"]
     assert ev["close"][0]["code"] == 1001  # going away: the server shut down
+
+
+async def test_workers_share_the_port_and_the_trace_and_stop_together(tmp_path: Path) -> None:
+    path, scenario = tmp_path / "sim.jsonl", tmp_path / "scenario.yaml"
+    scenario.write_text("name: t\nspeed: 4\n", encoding="utf-8")
+    path.write_text("left over from an earlier run\n", encoding="utf-8")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--log-level", "info", "simulate-live", "--port",
+        str(port), "--scenario", str(scenario), "--trace", str(path), "--workers", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    sessions = 20  # all on one worker by chance: 2 in 2**20
+    try:
+        assert proc.stdout is not None
+        ready = 0
+        async with asyncio.timeout(30):
+            while ready < 2:  # each worker says so once it listens
+                ready += b"simulator.ready" in await proc.stdout.readline()
+        url = (f"ws://127.0.0.1:{port}/ws/google.ai.generativelanguage.v1beta."
+               "GenerativeService.BidiGenerateContent")
+
+        async def one_call() -> int | None:
+            async with connect(url, max_size=None) as ws:
+                await _talk(ws)
+                started.release()
+                async with asyncio.timeout(30):
+                    async for _ in ws:  # the rest of the reply, until the worker closes
+                        pass
+                return ws.close_code
+
+        # The workers log to this pipe: keep it drained, or they would block on a full one.
+        drain = asyncio.create_task(proc.stdout.read())
+
+        started = asyncio.Semaphore(0)
+        calls = [asyncio.create_task(one_call()) for _ in range(sessions)]
+        for _ in range(sessions):
+            await started.acquire()  # every reply is streaming
+        proc.terminate()
+        codes = await asyncio.gather(*calls)
+        async with asyncio.timeout(30):
+            assert await proc.wait() == 0
+        await drain
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert codes == [1001] * sessions  # going away: each worker closed its own
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    ev = _by_kind(records)  # every line whole: the workers' writes never interleaved
+    numbers = sorted(r["s"] for r in ev["open"])
+    assert numbers == sorted({r["s"] for r in ev["close"]}) and len(set(numbers)) == sessions
+    assert {n % 2 for n in numbers} == {0, 1}  # worker 0 numbers 1, 3, ...; worker 1 2, 4, ...
+    per_session = {n: [r for r in ev["in"] if r["s"] == n] for n in numbers}
+    assert all(len(v) == -(-len(caller_audio()) // CHUNK) for v in per_session.values())

@@ -77,11 +77,15 @@ class SimulatorServer:
     connection appends a :class:`SessionRecord` to ``sim.sessions``. With ``trace=PATH`` it
     writes a :class:`~gateway.simulator.trace.SimTrace` there (complete once the ``async
     with`` has exited); session numbers in it are positions in ``sim.sessions``, from 1.
+
+    ``worker=(k, n)`` makes it worker ``k`` of ``n`` processes sharing one port (each socket
+    bound with SO_REUSEPORT, the kernel spreading connections) and one trace (appended to):
+    its sessions are numbered ``k + 1``, ``k + 1 + n``, ... so that numbers never collide.
     """
 
     def __init__(self, scenario: Scenario | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, ssl_context: ssl.SSLContext | None = None,
-                 trace: str | Path | None = None) -> None:
+                 trace: str | Path | None = None, worker: tuple[int, int] = (0, 1)) -> None:
         self.scenario = scenario if scenario is not None else Scenario()
         register_secret(self.scenario.required_key)  # never in a log line
         self.host = host
@@ -93,6 +97,9 @@ class SimulatorServer:
         self._changed = asyncio.Condition()
         self.trace_path = None if trace is None else Path(trace)
         self.trace: SimTrace | None = None
+        self.worker, self.workers = worker
+        if not 0 <= self.worker < self.workers:
+            raise ValueError(f"worker {self.worker} of {self.workers}")
 
     @property
     def url(self) -> str:
@@ -108,11 +115,12 @@ class SimulatorServer:
 
     async def __aenter__(self) -> SimulatorServer:
         if self.trace_path is not None:
-            self.trace = SimTrace(self.trace_path)
+            self.trace = SimTrace(self.trace_path, append=self.workers > 1)
             self.trace.start()
         self._server = await serve(
             self._handle, self.host, self.port, ssl=self.ssl_context,
-            process_request=self._check_path, server_header="voicegw-live-simulator")
+            process_request=self._check_path, server_header="voicegw-live-simulator",
+            reuse_port=self.workers > 1)
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])
         _log().info("simulator.listening", url=self.url, simulated=True)
@@ -157,7 +165,7 @@ class SimulatorServer:
         key = _api_key(ws.request) if ws.request else None
         record = SessionRecord(path=path)
         self.sessions.append(record)
-        number = len(self.sessions)
+        number = self.worker + 1 + (len(self.sessions) - 1) * self.workers
         core = LiveSession(self.scenario, record, handles=self.handles, api_key=key,
                            api_version=_route(path) or "v1beta")
         slog = _log().bind(session=number, path=path, remote=str(ws.remote_address[0]))
@@ -275,7 +283,8 @@ def _closed_by_peer(record: SessionRecord, exc: ConnectionClosed) -> None:
 async def run_simulator(host: str, port: int, *, scenario_path: str | Path | None = None,
                         tls_cert: str | Path | None = None,
                         tls_key: str | Path | None = None,
-                        trace: str | Path | None = None) -> None:
+                        trace: str | Path | None = None,
+                        worker: tuple[int, int] = (0, 1)) -> None:
     """Run a simulated Live server until cancelled or sent SIGTERM (``voicegw simulate-live``).
 
     SIGTERM shuts it down cleanly: connections are closed and the trace (if any) is written
@@ -296,7 +305,7 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
         loop.add_signal_handler(signal.SIGTERM, stop.set)  # main thread, POSIX only
     try:
         async with SimulatorServer(scenario, host=host, port=port, ssl_context=ctx,
-                                   trace=trace) as sim:
+                                   trace=trace, worker=worker) as sim:
             _log().info("simulator.ready", url=sim.url,
                         scenario=str(scenario_path or "(default)"), tls=ctx is not None,
                         simulated=True, trace=str(trace) if trace else None,

@@ -11,14 +11,19 @@ list is written out in batches by a task :meth:`TraceWriter.start` runs (every 1
 at once when it reaches ``max_buffered`` lines, so memory stays bounded and the file never
 lags far behind. :meth:`TraceWriter.aclose` stops that task and writes what is left: the
 simulator calls it on shutdown, including SIGTERM.
+
+Each batch goes out in one ``write`` on a file opened for appending, so several processes
+can share one trace (``voicegw simulate-live --workers``): Linux appends each write whole,
+never interleaving two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final
 
 FLUSH_EVERY_S: Final = 0.1
 MAX_BUFFERED: Final = 20_000  # lines (~1.2 MB); a full buffer is written at once
@@ -27,16 +32,19 @@ MAX_BUFFERED: Final = 20_000  # lines (~1.2 MB); a full buffer is written at onc
 class TraceWriter:
     """Buffered JSON-lines output. Lines are appended already formatted, without newline."""
 
-    def __init__(self, path: str | Path, *, max_buffered: int = MAX_BUFFERED) -> None:
+    def __init__(self, path: str | Path, *, max_buffered: int = MAX_BUFFERED,
+                 append: bool = False) -> None:
+        """``append``: add to the file (shared with other writers) instead of starting it."""
         self.path = Path(path)
         self.max_buffered = max_buffered
         self.lines = 0  # written or waiting, over the whole run
         self._buf: list[str] = []
-        self._file: TextIO | None = self.path.open("w", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        self._fd: int | None = os.open(self.path, flags, 0o644)
         self._flusher: asyncio.Task[None] | None = None
 
     def add(self, line: str) -> None:
-        if self._file is None:
+        if self._fd is None:
             return  # closed: late events (a connection torn down at exit) are dropped
         self._buf.append(line)
         self.lines += 1
@@ -44,12 +52,13 @@ class TraceWriter:
             self.flush()
 
     def flush(self) -> None:
-        if self._file is None or not self._buf:
+        if self._fd is None or not self._buf:
             return
         buf, self._buf = self._buf, []
         buf.append("")  # a newline after the last line too
-        self._file.write("\n".join(buf))
-        self._file.flush()
+        data = "\n".join(buf).encode()
+        while data:  # a regular file takes it whole; only a full disk would leave a rest
+            data = data[os.write(self._fd, data):]
 
     async def flush_every(self, interval_s: float = FLUSH_EVERY_S) -> None:
         """Write the buffer every ``interval_s`` until cancelled (run it as a task)."""
@@ -59,7 +68,7 @@ class TraceWriter:
 
     def start(self) -> None:
         """Write the buffer out every ``FLUSH_EVERY_S`` from a task, until :meth:`aclose`."""
-        if self._flusher is None and self._file is not None:
+        if self._flusher is None and self._fd is not None:
             self._flusher = asyncio.create_task(self.flush_every())
 
     async def aclose(self) -> None:
@@ -72,15 +81,15 @@ class TraceWriter:
         self.close()
 
     def close(self) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
         self.flush()
-        self._file.close()
-        self._file = None
+        os.close(self._fd)
+        self._fd = None
 
     @property
     def closed(self) -> bool:
-        return self._file is None
+        return self._fd is None
 
 
 class SimTrace(TraceWriter):
