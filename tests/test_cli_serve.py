@@ -1,4 +1,5 @@
-"""``voicegw serve --loop`` and the other commands: which event loop they run on."""
+"""``voicegw serve --loop`` and the other commands: which event loop they run on; the
+simulator's worker options."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ def test_uvloop_asked_for_but_missing_is_a_configuration_error(
     assert loop_factory("auto") is None
     with pytest.raises(ConfigError, match="uvloop is not installed"):
         loop_factory("uvloop")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--port", "0", "--workers", "2"], "--workers needs a fixed --port"),
+    (["--workers", "0"], "--workers must be at least 1"),
+])
+def test_simulator_workers_need_a_shared_port_and_a_count(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    assert main(["simulate-live", *argv]) == 2
+    assert message in capsys.readouterr().err
