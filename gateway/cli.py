@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help="Live model id (default: VOICEGW_MODEL or the built-in)")
     serve.add_argument("--max-calls", type=int, help="concurrent calls before callers hear "
                        "'all lines are busy' (default: VOICEGW_MAX_CALLS or 100)")
+    serve.add_argument("--max-loop-lag-ms", type=float, help="event-loop lag (median over "
+                       "about a second) past which new callers hear 'all lines are busy'; "
+                       "0 turns it off (default: VOICEGW_MAX_LOOP_LAG_MS or 100)")
     serve.add_argument("--allow-unsigned", action="store_true",
                        help="serve on a non-loopback address without TWILIO_AUTH_TOKEN, i.e. "
                        "without checking Twilio's request signatures")
@@ -132,7 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(host=args.host, port=args.port, live_url=args.live_url,
                              model=args.model, log_level=args.log_level,
-                             max_calls=args.max_calls)
+                             max_calls=args.max_calls, max_loop_lag_ms=args.max_loop_lag_ms)
     check_exposure(settings, allow_unsigned=args.allow_unsigned)
     for secret in settings.endpoint.headers.values():
         gwlog.register_secret(secret.reveal())

@@ -131,6 +131,7 @@ class Settings:
     # With a token, every webhook and stream upgrade must carry Twilio's signature.
     twilio_auth_token: Secret | None = field(default=None, repr=False)
     max_calls: int = 100  # concurrent calls; past this /twiml answers "busy"
+    max_loop_lag_ms: float = 100.0  # event-loop lag (median over ~1 s) past which: "busy"
     # Where a call goes (with Twilio REST credentials) when the Live API cannot serve it.
     fallback_number: str | None = None
     # Stereo WAVs of calls: those of agents with record=True, or all with VOICEGW_RECORD=all.
@@ -163,7 +164,7 @@ def _number(env: Mapping[str, str], name: str, flag: float | None, default: floa
 
 def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | None = None,
                   model: str | None = None, log_level: str = "info",
-                  max_calls: int | None = None,
+                  max_calls: int | None = None, max_loop_lag_ms: float | None = None,
                   env: Mapping[str, str] | None = None) -> Settings:
     """Settings from flags (arguments) and the environment (``VOICEGW_*``, ``GEMINI_API_KEY``,
     ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION``/``VOICEGW_VERTEX_TOKEN``,
@@ -197,11 +198,13 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
     if not float(calls).is_integer():  # also refuses inf
         raise ConfigError(f"VOICEGW_MAX_CALLS must be a whole number, got {calls:g}")
     grace = _number(env, "VOICEGW_SHUTDOWN_GRACE_S", None, 10.0, minimum=0)
+    lag = _number(env, "VOICEGW_MAX_LOOP_LAG_MS", max_loop_lag_ms, 100.0, minimum=0,
+                  flag_name="--max-loop-lag-ms")
     token = _env(env, "TWILIO_AUTH_TOKEN")
     settings = Settings(endpoint=endpoint, host=host, port=port, public_url=public_url,
                         voice=voice, language=language, log_level=log_level,
                         twilio_auth_token=Secret(token) if token else None,
-                        max_calls=int(calls), shutdown_grace_s=grace)
+                        max_calls=int(calls), max_loop_lag_ms=lag, shutdown_grace_s=grace)
     record = (_env(env, "VOICEGW_RECORD") or "agents").lower()
     if record not in ("agents", "all"):
         raise ConfigError(f"VOICEGW_RECORD must be 'agents' or 'all', got {record!r}")

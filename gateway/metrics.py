@@ -79,11 +79,12 @@ def end_reason_label(reason: str) -> str:
 
 
 # Gateway.counters keys -> `voicegw_requests_refused_total{reason}`.
-REFUSAL_REASONS: Final = ("signature", "capacity", "draining")
+REFUSAL_REASONS: Final = ("signature", "capacity", "draining", "overloaded")
 _REFUSAL_KEYS: Final = {
     "signature_rejected": "signature",
     "twiml_refused_capacity": "capacity", "media_refused_capacity": "capacity",
     "twiml_refused_draining": "draining", "media_refused_draining": "draining",
+    "twiml_refused_overloaded": "overloaded", "media_refused_overloaded": "overloaded",
 }
 
 # -- what is read from a call's snapshot ---------------------------------------------------
@@ -212,8 +213,10 @@ class GatewayMetrics:
     """
 
     def __init__(self, *, active_calls: Callable[[], int] | None = None,
-                 refusals: Mapping[str, int] | None = None) -> None:
+                 refusals: Mapping[str, int] | None = None,
+                 loop_lag: Callable[[], float] | None = None) -> None:
         self._active_calls = active_calls
+        self._loop_lag = loop_lag
         self._refusals = refusals if refusals is not None else {}
         self._seen: dict[int, _Seen] = {}
         self._totals = [0] * len(_READS)
@@ -280,6 +283,10 @@ class GatewayMetrics:
         active = self._active_calls() if self._active_calls else len(self._seen)
         yield GaugeMetricFamily(PREFIX + "active_calls", "Calls in progress, including "
                                 "streams being set up.", value=active)
+        if self._loop_lag is not None:
+            yield GaugeMetricFamily(PREFIX + "event_loop_lag_seconds", "How late the event "
+                                    "loop runs a timer: the median over about a second.",
+                                    value=self._loop_lag())
         calls = CounterMetricFamily(PREFIX + "calls", "Calls ended, by why.", labels=["reason"])
         for reason, n in self._ended.items():
             calls.add_metric([reason], n)
@@ -289,7 +296,8 @@ class GatewayMetrics:
             if key in _REFUSAL_KEYS:
                 refused[_REFUSAL_KEYS[key]] += n
         family = CounterMetricFamily(PREFIX + "requests_refused", "Webhooks and streams "
-                                     "refused: bad signature, at capacity, draining.",
+                                     "refused: bad signature, at capacity, draining, "
+                                     "event loop overloaded.",
                                      labels=["reason"])
         for reason, n in refused.items():
             family.add_metric([reason], n)

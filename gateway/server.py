@@ -32,6 +32,7 @@ from gateway.config import Settings
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
 from gateway.metrics import GatewayMetrics
+from gateway.overload import LoopLag
 from gateway.record import CallSummary
 from gateway.registry import (
     DEFAULT_AGENT,
@@ -167,13 +168,16 @@ class Gateway:
         self.connect_live: LiveConnector = connect_live or functools.partial(
             open_session, settings.endpoint, setup_timeout=settings.setup_timeout_s)
         self.calls: dict[asyncio.Task[object], CallBridge] = {}
+        self.lag = LoopLag(settings.max_loop_lag_ms / 1000)
+        self._lag_task: asyncio.Task[None] | None = None
         self.finished: deque[CallSummary] = deque(maxlen=FINISHED_KEPT)
         self.accepting = True
         self._call_done = asyncio.Event()
         # Refusals and rejections by reason; /metrics exports them (requests_refused_total).
         self.counters: Counter[str] = Counter()
         # Every gateway has metrics, also one given its services by a test: appended here.
-        self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters)
+        self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters,
+                                      loop_lag=lambda: self.lag.lag_s)
         self.services = dataclasses.replace(
             self.services, observers=(*self.services.observers, self.metrics))
         # /media handlers past admission whose bridge is not registered yet (upgrading).
@@ -231,7 +235,8 @@ class Gateway:
         if (refusal := self.admission_refusal()) is not None:
             self.counters[f"twiml_refused_{refusal}"] += 1
             log.warning("call_refused", route="twiml", reason=refusal,
-                        active_calls=self.active_calls(), max_calls=self.settings.max_calls)
+                        active_calls=self.active_calls(), max_calls=self.settings.max_calls,
+                        loop_lag_ms=round(self.lag.lag_s * 1000, 1))
             return web.Response(text=BUSY_TWIML, content_type="text/xml")
         params = "".join(
             f"<Parameter name={quoteattr(name)} value={quoteattr(str(form[name]))}/>"
@@ -255,7 +260,7 @@ class Gateway:
         return len(self.calls) + len(self._opening)
 
     def admission_refusal(self) -> str | None:
-        """Why a new call cannot be taken now ("draining", "capacity"), or None.
+        """Why a new call cannot be taken now ("draining", "capacity", "overloaded"), or None.
 
         Counts running bridges and streams being upgraded. A call that /twiml admitted holds
         no slot until Twilio opens its stream (usually well under a second later), so a burst
@@ -267,6 +272,8 @@ class Gateway:
             return "draining"
         if self.active_calls() >= self.settings.max_calls:
             return "capacity"
+        if self.lag.overloaded:
+            return "overloaded"
         return None
 
     def check_signature(self, request: web.Request, params: list[tuple[str, str]], *,
@@ -306,8 +313,10 @@ class Gateway:
         if (refusal := self.admission_refusal()) is not None:
             self.counters[f"media_refused_{refusal}"] += 1
             log.warning("call_refused", route="media", reason=refusal,
-                        active_calls=self.active_calls(), max_calls=self.settings.max_calls)
-            text = "shutting down" if refusal == "draining" else "too many calls"
+                        active_calls=self.active_calls(), max_calls=self.settings.max_calls,
+                        loop_lag_ms=round(self.lag.lag_s * 1000, 1))
+            text = {"draining": "shutting down", "capacity": "too many calls"}.get(
+                refusal, "overloaded")
             return web.Response(status=503, text=text)
         task = asyncio.current_task()
         assert task is not None
@@ -411,11 +420,17 @@ class Gateway:
                  twilio_rest=self.services.rest is not None)
         for recorder in self._recorders():
             await recorder.start()
+        self._lag_task = asyncio.create_task(self.lag.run(), name="loop-lag")
 
     def _recorders(self) -> list[CallRecorder]:
         return [o for o in self.services.observers if isinstance(o, CallRecorder)]
 
     async def _on_cleanup(self, _app: web.Application) -> None:
+        lag, self._lag_task = self._lag_task, None
+        if lag is not None:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
         for recorder in self._recorders():
             await recorder.aclose()  # writes what is still queued, within a timeout
 

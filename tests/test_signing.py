@@ -166,12 +166,16 @@ def test_token_max_calls_and_grace_come_from_the_environment() -> None:
     assert load_settings(env={**ENV, "VOICEGW_MAX_CALLS": "7"}, max_calls=3).max_calls == 3
     defaults = load_settings(env=ENV)
     assert (defaults.twilio_auth_token, defaults.max_calls) == (None, 100)
+    assert defaults.max_loop_lag_ms == 100.0
+    assert load_settings(env={**ENV, "VOICEGW_MAX_LOOP_LAG_MS": "0"}).max_loop_lag_ms == 0.0
+    assert load_settings(env={**ENV, "VOICEGW_MAX_LOOP_LAG_MS": "40"},
+                         max_loop_lag_ms=250).max_loop_lag_ms == 250
 
 
 @pytest.mark.parametrize(("name", "value"), [
     ("VOICEGW_MAX_CALLS", "0"), ("VOICEGW_MAX_CALLS", "2.5"), ("VOICEGW_MAX_CALLS", "many"),
     ("VOICEGW_MAX_CALLS", "inf"), ("VOICEGW_SHUTDOWN_GRACE_S", "-1"),
-    ("VOICEGW_SHUTDOWN_GRACE_S", "nan"),
+    ("VOICEGW_SHUTDOWN_GRACE_S", "nan"), ("VOICEGW_MAX_LOOP_LAG_MS", "-5"),
 ])
 def test_bad_numbers_are_refused_at_start_up(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -96,6 +97,35 @@ async def test_over_capacity_callers_hear_busy_and_streams_get_503() -> None:
         assert not _is_busy(await _twiml(http, port))
     assert gateway.counters["twiml_refused_capacity"] == 1
     assert gateway.counters["media_refused_capacity"] == 1
+
+
+def _hold_the_loop(seconds: float) -> None:
+    time.sleep(seconds)  # the stimulus: work that keeps the loop from its timers
+
+
+async def test_while_the_event_loop_lags_callers_hear_busy_and_streams_get_503() -> None:
+    async with line(max_loop_lag_ms=50) as (sim, gateway, port), \
+            aiohttp.ClientSession() as http:
+        assert not _is_busy(await _twiml(http, port))
+        async with asyncio.timeout(30):  # bounds a broken test only
+            while not gateway.lag.overloaded:  # the loop falls behind, tick after tick
+                _hold_the_loop(0.2)  # each tick comes about 0.1 s late
+                await gateway.lag.ticked.wait()
+        assert _is_busy(await _twiml(http, port))
+        assert await _refused_stream(http, port) == 503
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+        assert 'voicegw_requests_refused_total{reason="overloaded"} 2.0' in text
+        lag_line = next(x for x in text.splitlines()
+                        if x.startswith("voicegw_event_loop_lag_seconds "))
+        assert float(lag_line.split()[1]) > 0.05
+        async with asyncio.timeout(30):
+            while gateway.lag.overloaded:  # left alone, the loop catches up
+                await gateway.lag.ticked.wait()
+        assert not _is_busy(await _twiml(http, port))
+        result = await call(port, SHORT_CALL)  # and calls are taken again
+        assert result.media_received > 0 and result.response_ms
+    assert len(sim.sessions) == 1  # the refused stream never opened a Live session
 
 
 async def test_drain_refuses_new_calls_and_ends_active_ones_cleanly() -> None:
