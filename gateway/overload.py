@@ -10,6 +10,8 @@ already up keep their audio.
 Lag is how late a timer that should fire every ``interval_s`` fires. One late tick is a
 garbage collection or a burst; the loop counts as overloaded when the median of the last
 ``window`` ticks is over the limit, which takes the better part of a second of lateness.
+Nothing is judged before the window has filled: the first ticks come while the server is
+still starting (imports, the first collection), and one of those alone was 300 ms late.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class LoopLag:
 
     @property
     def overloaded(self) -> bool:
-        return 0 < self.limit_s < self.lag_s
+        ticks = self._ticks
+        return 0 < self.limit_s < self.lag_s and len(ticks) == ticks.maxlen
 
     def add(self, lag_s: float) -> None:
         self._ticks.append(lag_s)

@@ -25,6 +25,15 @@ def test_one_late_tick_is_not_overload_most_of_a_window_is() -> None:
     assert not lag.overloaded  # it recovers as the loop does
 
 
+def test_nothing_is_judged_before_the_window_has_filled() -> None:
+    lag = LoopLag(0.05, window=10)
+    for _ in range(9):
+        lag.add(0.3)  # start-up: imports, the first collection
+    assert lag.lag_s == 0.3 and not lag.overloaded
+    lag.add(0.3)
+    assert lag.overloaded
+
+
 def test_a_limit_of_zero_never_refuses() -> None:
     lag = LoopLag(0.0)
     for _ in range(10):
