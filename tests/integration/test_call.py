@@ -22,10 +22,10 @@ from gateway.simulator.speech import speech_dir
 SPEED = 4.0
 
 
-def _scenario(tmp_path: Path) -> Path:
+def _scenario(tmp_path: Path, speed: float = SPEED) -> Path:
     path = tmp_path / "call.yaml"
     path.write_text(f"""
-speed: {SPEED}
+speed: {speed}
 turns:
   - caller_text: "Hi, I'd like to book a table for two tomorrow evening."
     reply: agent_options
