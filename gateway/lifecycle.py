@@ -11,7 +11,6 @@ closes and the process exits 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 from typing import Final
@@ -19,6 +18,7 @@ from typing import Final
 import structlog
 
 from gateway.server import Gateway, running
+from gateway.tasks import cancel_and_wait
 
 SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
@@ -47,9 +47,7 @@ async def serve(gateway: Gateway) -> None:
             try:
                 await drain
             finally:
-                hurry.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await hurry
+                await cancel_and_wait(hurry)
     finally:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)

@@ -13,7 +13,6 @@ Used by ``voicegw call``, ``voicegw demo`` and the integration tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import time
 import uuid
@@ -25,6 +24,7 @@ import aiohttp
 import numpy as np
 
 from gateway.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
+from gateway.tasks import cancel_and_wait
 from gateway.twilio_peer import (
     FRAME_BYTES,
     ULAW_SILENCE,
@@ -332,8 +332,6 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                 await ws.send_str(peer.stop())
                 await ws.close()
         finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
+            await cancel_and_wait(receiver)
         result.close_code = ws.close_code
     return result

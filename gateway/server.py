@@ -41,6 +41,7 @@ from gateway.registry import (
     discover_agents,
 )
 from gateway.store import CallRecorder, store_from_env
+from gateway.tasks import cancel_and_wait
 from gateway.twilio import FrameTooLarge
 from gateway.twilio_rest import TwilioCredentials, TwilioRest
 from gateway.wav import read_wav
@@ -428,9 +429,7 @@ class Gateway:
     async def _on_cleanup(self, _app: web.Application) -> None:
         lag, self._lag_task = self._lag_task, None
         if lag is not None:
-            lag.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag
+            await cancel_and_wait(lag)
         for recorder in self._recorders():
             await recorder.aclose()  # writes what is still queued, within a timeout
 

@@ -10,10 +10,11 @@ how many calls were up, and the progress line is redrawn.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from gateway.tasks import cancel_and_wait
 
 from .calls import CallPlan, CallRecord, run_call
 from .monitor import ProcessMonitor, Sample
@@ -97,9 +98,7 @@ async def run_load(config: LoadConfig, *, monitor: ProcessMonitor | None = None,
     try:
         await asyncio.gather(*(slot(i) for i in range(config.calls)))
     finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        await cancel_and_wait(ticker)
     run.wall_s = time.monotonic() - t0
     run.records.sort(key=lambda r: r.index)
     return run

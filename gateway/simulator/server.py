@@ -31,6 +31,7 @@ from gateway.simulator.record import HandleStore, SessionRecord
 from gateway.simulator.scenario import Scenario, load_scenario
 from gateway.simulator.session import LiveSession
 from gateway.simulator.trace import SimTrace
+from gateway.tasks import cancel_and_wait
 
 GEMINI_PATH: Final = re.compile(
     r"^/ws/google\.ai\.generativelanguage\.(?P<ver>v\w+)\.GenerativeService"
@@ -316,9 +317,8 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
                 await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for task in (serving, stopping):
-                    task.cancel()  # a task that failed re-raises its error just below
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    # A task that failed re-raises its error here.
+                    await cancel_and_wait(task)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGTERM)

@@ -20,10 +20,11 @@ never interleaving two.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 from typing import Final
+
+from gateway.tasks import cancel_and_wait
 
 FLUSH_EVERY_S: Final = 0.1
 MAX_BUFFERED: Final = 20_000  # lines (~1.2 MB); a full buffer is written at once
@@ -75,9 +76,7 @@ class TraceWriter:
         """Stop the flushing task, then :meth:`close`."""
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            await cancel_and_wait(flusher)
         self.close()
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ import structlog
 from gateway.record import CallSummary
 from gateway.store.base import CallStore, StoreError
 from gateway.store.model import CallRecord, record_of
+from gateway.tasks import cancel_and_wait
 
 MAX_PENDING: Final = 256  # calls with a snapshot waiting; beyond it, updates are dropped
 BATCH: Final = 32  # snapshots per trip to the database thread / server
@@ -145,9 +146,7 @@ class CallRecorder:
             self.log.error("call_records_not_written", count=self.stats.lost_at_close,
                            where=self.store.where)
         if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            await cancel_and_wait(self._writer)
         await self.store.aclose()
         self.log.info("call_records_closed", written=self.stats.written,
                       dropped=self.stats.dropped, write_errors=self.stats.write_errors)
