@@ -16,7 +16,6 @@ Run: .venv/bin/python benchmarks/ab_cpu.py --a HEAD --b WORKTREE [--calls 25] [-
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from calls_per_core import (
     cpu_seconds,
     running,
     spawn,
+    spawn_simulator,
+    spawn_voicegw,
     tls_files,
     wait_port,
 )
@@ -65,31 +66,17 @@ def start_gateway(code: Path, name: str, *, sim_port: int, ca_file: Path, calls:
                   work: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = work / f"gateway-{name}.log"
-    # `python -m` puts the working directory first on sys.path: run from the checkout so its
-    # package is the one imported.
-    path = os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, SSL_CERT_FILE=str(ca_file), PYTHONPATH=path,
-               VOICEGW_DATABASE=str(work / f"calls-{name}.db"))
-    env.pop("TWILIO_AUTH_TOKEN", None)
-    proc = spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "serve",
-                  "--port", str(port), "--live-url", f"wss://127.0.0.1:{sim_port}",
-                  "--max-calls", str(calls + 10)], cpu=0, log=log, env=env, cwd=code)
+    proc = spawn_voicegw(port, sim_port=sim_port, ca_file=ca_file, calls=calls, log=log,
+                         database=work / f"calls-{name}.db", code=code)
     wait_port(port, proc, log)
     return proc, port
 
 
 def one_round(order: list[tuple[str, Path]], args: argparse.Namespace, work: Path,
               track: list[Path], tls: tuple[Path, Path, Path]) -> dict[str, float]:
-    ca_file, cert, key = tls
-    sim_port = free_port()
-    scenario = work / "scenario.yaml"
-    scenario.write_text("name: ab-cpu\nspeed: 1\n", encoding="utf-8")
-    sim_trace = work / "sim.jsonl"
-    sim_trace.unlink(missing_ok=True)
-    sim_log = work / "sim.log"
-    sim = spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "simulate-live",
-                 "--port", str(sim_port), "--tls-cert", str(cert), "--tls-key", str(key),
-                 "--scenario", str(scenario), "--trace", str(sim_trace)], cpu=1, log=sim_log)
+    ca_file = tls[0]
+    sim_trace, sim_log = work / "sim.jsonl", work / "sim.log"
+    sim, sim_port = spawn_simulator(work, tls, sim_trace, sim_log)
     procs = [sim]
     per_call: dict[str, float] = {}
     with running(procs):

@@ -121,17 +121,44 @@ def running(procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
                     p.wait()
 
 
+def spawn_simulator(work: Path, tls: tuple[Path, Path, Path], trace: Path, log: Path, *,
+                    workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+    """The TLS simulator on CPU 1, writing ``trace``; its port (wait for it in ``running``)."""
+    _, cert, key = tls
+    port = free_port()
+    scenario = work / "scenario.yaml"
+    scenario.write_text("name: calls-per-core\nspeed: 1\n", encoding="utf-8")
+    # More than one worker may use both cores: the simulator then competes with the target,
+    # whose CPU figure is no longer its own (the table says so).
+    proc = spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "simulate-live",
+                  "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
+                  "--scenario", str(scenario), "--trace", str(trace),
+                  "--workers", str(workers)], cpu=1 if workers == 1 else "0,1", log=log)
+    return proc, port
+
+
+def spawn_voicegw(port: int, *, sim_port: int, ca_file: Path, calls: int, log: Path,
+                  database: Path, code: Path | None = None) -> subprocess.Popen[bytes]:
+    """``voicegw serve`` on CPU 0 against the simulator; from the checkout ``code`` if given."""
+    env = dict(os.environ, SSL_CERT_FILE=str(ca_file), VOICEGW_DATABASE=str(database))
+    env.pop("TWILIO_AUTH_TOKEN", None)
+    if code is not None:
+        # `python -m` puts the working directory first on sys.path: run from the checkout so
+        # its package is the one imported.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(code), os.environ.get("PYTHONPATH")) if p)
+    return spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "serve",
+                  "--port", str(port), "--live-url", f"wss://127.0.0.1:{sim_port}",
+                  "--max-calls", str(calls + 10)], cpu=0, log=log, env=env, cwd=code)
+
+
 def start_target(name: str, *, sim_port: int, ca_file: Path, calls: int,
                  work: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = work / f"{name}-{calls}.log"
     if name == "voicegw":
-        env = dict(os.environ, SSL_CERT_FILE=str(ca_file),
-                   VOICEGW_DATABASE=str(work / f"calls-{calls}.db"))
-        env.pop("TWILIO_AUTH_TOKEN", None)
-        proc = spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "serve",
-                      "--port", str(port), "--live-url", f"wss://127.0.0.1:{sim_port}",
-                      "--max-calls", str(calls + 10)], cpu=0, log=log, env=env)
+        proc = spawn_voicegw(port, sim_port=sim_port, ca_file=ca_file, calls=calls, log=log,
+                             database=work / f"calls-{calls}.db")
     elif name == "pipecat":
         launch = _pipecat_launch()
         launch.ensure_venv()
@@ -198,19 +225,10 @@ async def fetch(url: str) -> str:
 
 def run_one(target: str, calls: int, args: argparse.Namespace, work: Path,
             track: list[Path], tls: tuple[Path, Path, Path]) -> dict[str, Any]:
-    ca_file, cert, key = tls
-    sim_port = free_port()
-    scenario = work / "scenario.yaml"
-    scenario.write_text("name: calls-per-core\nspeed: 1\n", encoding="utf-8")
+    ca_file = tls[0]
     sim_log = work / f"sim-{target}-{calls}.log"
     sim_trace = work / f"sim-{target}-{calls}.jsonl"
-    # More than one worker may use both cores: the simulator then competes with the target,
-    # whose CPU figure is no longer its own (the table says so).
-    workers = args.sim_workers
-    sim = spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "simulate-live",
-                 "--port", str(sim_port), "--tls-cert", str(cert), "--tls-key", str(key),
-                 "--scenario", str(scenario), "--trace", str(sim_trace),
-                 "--workers", str(workers)], cpu=1 if workers == 1 else "0,1", log=sim_log)
+    sim, sim_port = spawn_simulator(work, tls, sim_trace, sim_log, workers=args.sim_workers)
     procs = [sim]
     with running(procs):
         wait_port(sim_port, sim, sim_log)
