@@ -33,7 +33,6 @@ class LoopLag:
         self.interval_s = interval_s
         self._ticks: deque[float] = deque(maxlen=window)
         self.lag_s = 0.0  # the median of the window
-        self.max_s = 0.0  # the worst single tick in the window
         self.ticked = asyncio.Event()  # set at each tick, for whoever waits on one
 
     @property
@@ -44,7 +43,6 @@ class LoopLag:
     def add(self, lag_s: float) -> None:
         self._ticks.append(lag_s)
         self.lag_s = statistics.median(self._ticks)
-        self.max_s = max(self._ticks)
 
     async def run(self) -> None:
         """Measure until cancelled."""
