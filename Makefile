@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck bench fixtures clean
 
-$(VENV)/.installed: pyproject.toml
+# setup.py and the C kernel too: an edited kernel must be rebuilt, not run stale.
+$(VENV)/.installed: pyproject.toml setup.py gateway/_fir.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
 	$(BIN)/pip install -q --disable-pip-version-check -e .

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway import audio
 from gateway.audio import (
     ULAW_RATE,
     Resampler,
@@ -138,13 +139,13 @@ def test_frame_bytes() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(pair=st.sampled_from(PAIRS), seed=st.integers(0, 2**32 - 1),
-       chunks=st.lists(st.integers(0, 1200), max_size=30))
+       chunks=st.lists(st.integers(0, 1200), max_size=30), compiled=st.booleans())
 def test_streaming_in_any_chunks_is_bit_identical_to_one_shot(
-    pair: tuple[int, int], seed: int, chunks: list[int]
+    pair: tuple[int, int], seed: int, chunks: list[int], compiled: bool
 ) -> None:
     data = noise(seed, sum(chunks))
-    one_shot = Resampler(*pair).process(data)
-    r, parts, at = Resampler(*pair), [], 0
+    one_shot = Resampler(*pair, compiled=compiled).process(data)
+    r, parts, at = Resampler(*pair, compiled=compiled), [], 0
     for n in chunks:
         parts.append(r.process(data[2 * at : 2 * (at + n)]))
         at += n
@@ -168,10 +169,11 @@ def test_long_one_shot_matches_frames() -> None:
     assert Resampler(24000, 8000).process(data) == stream(Resampler(24000, 8000), data, 960)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize(("src", "dst"), PAIRS)
-def test_reset_forgets_everything(src: int, dst: int) -> None:
+def test_reset_forgets_everything(src: int, dst: int, compiled: bool) -> None:
     data = noise(7, src // 5)
-    r = Resampler(src, dst)
+    r = Resampler(src, dst, compiled=compiled)
     r.process(noise(8, 1001))  # leaves history and a partial block behind
     r.reset()
     assert stream(r, data, 226) == Resampler(src, dst).process(data)
@@ -186,14 +188,66 @@ def test_identity_is_passthrough() -> None:
     assert r.process(b"") == b""
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize(("src", "dst"), [*PAIRS, (8000, 8000)])
-def test_odd_byte_count_raises_and_leaves_state_alone(src: int, dst: int) -> None:
+def test_odd_byte_count_raises_and_leaves_state_alone(src: int, dst: int, compiled: bool) -> None:
     data = noise(3, 500)
-    r = Resampler(src, dst)
+    r = Resampler(src, dst, compiled=compiled)
     first = r.process(data[:300])
     with pytest.raises(AudioFormatError):
         r.process(b"\x00" * 321)
     assert first + r.process(data[300:]) == Resampler(src, dst).process(data)
+
+
+# The compiled kernel -------------------------------------------------------------------
+
+def test_the_compiled_kernel_was_built_and_is_the_default() -> None:
+    # The extension is optional at install time, so a missing compiler would otherwise
+    # pass every other test on the numpy path and leave the gateway slower unnoticed.
+    assert audio.COMPILED, "gateway._fir was not built: is a C compiler installed?"
+    assert Resampler(8000, 16000).compiled
+    assert not Resampler(8000, 16000, compiled=False).compiled
+    assert not Resampler(8000, 8000).compiled
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair=st.sampled_from([*PAIRS, (44100, 8000), (8000, 44100), (22050, 16000)]),
+       seed=st.integers(0, 2**32 - 1), chunks=st.lists(st.integers(0, 1500), max_size=25),
+       reset_at=st.integers(0, 25))
+def test_compiled_kernel_gives_the_numpy_path_s_bytes(
+    pair: tuple[int, int], seed: int, chunks: list[int], reset_at: int
+) -> None:
+    # Full-scale noise, so clipping is exercised too; a reset part way through.
+    data = np.random.default_rng(seed).integers(-32768, 32768, sum(chunks)).astype("<i2")
+    fast, slow = Resampler(*pair), Resampler(*pair, compiled=False)
+    at = 0
+    for i, n in enumerate(chunks):
+        if i == reset_at:
+            fast.reset()
+            slow.reset()
+        piece = data[at : at + n].tobytes()
+        assert fast.process(piece) == slow.process(piece)
+        at += n
+
+
+def test_compiled_kernel_rejects_a_malformed_filter() -> None:
+    from gateway import _fir
+
+    with pytest.raises(ValueError, match="up \\* taps"):
+        _fir.Fir(b"", 1, 1)
+    with pytest.raises(ValueError, match="up \\* taps"):
+        _fir.Fir(np.zeros(5).tobytes(), 2, 1)
+    with pytest.raises(ValueError, match="up \\* taps"):
+        _fir.Fir(np.zeros(4).tobytes(), 0, 1)
+
+
+def test_without_the_kernel_the_numpy_path_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = noise(11, 4000)
+    want = Resampler(8000, 16000).process(data)
+    monkeypatch.setattr(audio, "_fir", None)
+    with pytest.raises(ValueError, match="not built"):
+        Resampler(8000, 16000, compiled=True)
+    assert Resampler(8000, 16000, compiled=False).process(data) == want
 
 
 def test_bad_rates_raise() -> None:
