@@ -17,6 +17,7 @@ from typing import Final
 
 import structlog
 
+from gateway import audio
 from gateway.server import Gateway, running
 from gateway.tasks import cancel_and_wait
 
@@ -34,7 +35,10 @@ async def serve(gateway: Gateway) -> None:
         loop.add_signal_handler(sig, received.put_nowait, sig)
     try:
         async with running(gateway, settings.host, settings.port) as port:
-            log.info("gateway_listening", host=settings.host, port=port)
+            # An install without a C compiler serves on the numpy resampler: same audio,
+            # more CPU per call. Said here so an operator sizing by CPU can see it.
+            log.info("gateway_listening", host=settings.host, port=port,
+                     resampler_kernel="compiled" if audio.COMPILED else "numpy")
             # What start-up built (modules, agents, the app) lives as long as the process.
             # Frozen, it is no longer walked by every full collection, which otherwise
             # paused every call for up to 64 ms of CPU at 50 calls.

@@ -242,7 +242,9 @@ async def test_sigterm_drains_the_process_and_it_exits_0() -> None:
             stderr=asyncio.subprocess.PIPE)
         gw = Process(proc)
         try:
-            port = int((await gw.event("gateway_listening"))["port"])
+            listening = await gw.event("gateway_listening")
+            port = int(listening["port"])
+            assert listening["resampler_kernel"] == "compiled"
             async with aiohttp.ClientSession() as http:
                 await _poll_ready(http, port, 200)
                 phone = call(port, LONG_CALL)
