@@ -8,9 +8,12 @@ the machine does during the window, it does to both; the ratio is what to read.
 
 Each revision is checked out into a temporary git worktree (``--a``/``--b``: any commit;
 ``WORKTREE`` is the working tree as it stands, uncommitted changes included) and run from
-there. Rounds swap which gateway starts first.
+there. ``PIPECAT`` instead runs Pipecat's Twilio bot (``benchmarks/pipecat/``), so the ratio
+against Pipecat is measured the same way: run one after the other, that ratio moved between
+2.9x and 4.0x in three runs of ``calls_per_core.py``. Rounds swap which one starts first.
 
 Run: .venv/bin/python benchmarks/ab_cpu.py --a HEAD --b WORKTREE [--calls 25] [--rounds 3]
+     .venv/bin/python benchmarks/ab_cpu.py --a PIPECAT --b HEAD --calls 25 --rounds 4
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from calls_per_core import (
     cpu_seconds,
     running,
     spawn,
+    spawn_pipecat,
     spawn_simulator,
     spawn_voicegw,
     tls_files,
@@ -44,11 +48,15 @@ from calls_per_core import (
 from gateway.loadtest.local import free_port
 
 WORKTREE = "WORKTREE"
+PIPECAT = "PIPECAT"
 
 
 @contextmanager
-def checkout(rev: str, work: Path) -> Iterator[Path]:
-    """A directory holding ``rev``'s gateway package."""
+def checkout(rev: str, work: Path) -> Iterator[Path | None]:
+    """A directory holding ``rev``'s gateway package (None for Pipecat)."""
+    if rev == PIPECAT:
+        yield None
+        return
     if rev == WORKTREE:
         yield ROOT
         return
@@ -67,17 +75,20 @@ def checkout(rev: str, work: Path) -> Iterator[Path]:
                        check=False, capture_output=True)
 
 
-def start_gateway(code: Path, name: str, *, sim_port: int, ca_file: Path, calls: int,
+def start_gateway(code: Path | None, name: str, *, sim_port: int, ca_file: Path, calls: int,
                   work: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = work / f"gateway-{name}.log"
-    proc = spawn_voicegw(port, sim_port=sim_port, ca_file=ca_file, calls=calls, log=log,
-                         database=work / f"calls-{name}.db", code=code)
+    if code is None:
+        proc = spawn_pipecat(port, sim_port=sim_port, ca_file=ca_file, log=log)
+    else:
+        proc = spawn_voicegw(port, sim_port=sim_port, ca_file=ca_file, calls=calls, log=log,
+                             database=work / f"calls-{name}.db", code=code)
     wait_port(port, proc, log)
     return proc, port
 
 
-def one_round(order: list[tuple[str, Path]], args: argparse.Namespace, work: Path,
+def one_round(order: list[tuple[str, Path | None]], args: argparse.Namespace, work: Path,
               track: list[Path], tls: tuple[Path, Path, Path]) -> dict[str, float]:
     ca_file = tls[0]
     sim_trace, sim_log = work / "sim.jsonl", work / "sim.log"
@@ -119,8 +130,8 @@ def one_round(order: list[tuple[str, Path]], args: argparse.Namespace, work: Pat
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--a", default="HEAD", help="a commit, or WORKTREE")
-    ap.add_argument("--b", default=WORKTREE, help="a commit, or WORKTREE")
+    ap.add_argument("--a", default="HEAD", help="a commit, WORKTREE or PIPECAT")
+    ap.add_argument("--b", default=WORKTREE, help="a commit, WORKTREE or PIPECAT")
     ap.add_argument("--calls", type=int, default=25, help="calls on each gateway")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window", type=float, default=30.0, help="seconds of CPU measured")
@@ -141,8 +152,9 @@ def main() -> None:
                 ratios.append(got["b"] / got["a"])
                 print(f"  round {r + 1}: a ({args.a}) {got['a']:.3f}  b ({args.b}) "
                       f"{got['b']:.3f}  b/a {ratios[-1]:.3f}", flush=True)
-    print(f"b/a over {args.rounds} rounds: mean {statistics.mean(ratios):.3f}, "
-          f"min {min(ratios):.3f}, max {max(ratios):.3f}")
+    mean = statistics.mean(ratios)
+    print(f"b/a over {args.rounds} rounds: mean {mean:.3f}, "
+          f"min {min(ratios):.3f}, max {max(ratios):.3f} (a/b {1 / mean:.2f}x)")
 
 
 if __name__ == "__main__":

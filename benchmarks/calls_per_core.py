@@ -152,6 +152,17 @@ def spawn_voicegw(port: int, *, sim_port: int, ca_file: Path, calls: int, log: P
                   "--max-calls", str(calls + 10)], cpu=0, log=log, env=env, cwd=code)
 
 
+def spawn_pipecat(port: int, *, sim_port: int, ca_file: Path,
+                  log: Path) -> subprocess.Popen[bytes]:
+    """Pipecat's Twilio bot on CPU 0, its venv made first if need be."""
+    launch = _pipecat_launch()
+    launch.ensure_venv()
+    # uvloop, as our gateway runs by default: the same loop for both.
+    proc: subprocess.Popen[bytes] = launch.start_bot(
+        port, f"https://127.0.0.1:{sim_port}", ca_file, cpu=0, log=log, uvloop=True)
+    return proc
+
+
 def start_target(name: str, *, sim_port: int, ca_file: Path, calls: int,
                  work: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
@@ -160,11 +171,7 @@ def start_target(name: str, *, sim_port: int, ca_file: Path, calls: int,
         proc = spawn_voicegw(port, sim_port=sim_port, ca_file=ca_file, calls=calls, log=log,
                              database=work / f"calls-{calls}.db")
     elif name == "pipecat":
-        launch = _pipecat_launch()
-        launch.ensure_venv()
-        # uvloop, as our gateway runs by default: the same loop for both.
-        proc = launch.start_bot(port, f"https://127.0.0.1:{sim_port}", ca_file, cpu=0,
-                                log=log, uvloop=True)
+        proc = spawn_pipecat(port, sim_port=sim_port, ca_file=ca_file, log=log)
     else:
         raise SystemExit(f"unknown target {name!r}")
     wait_port(port, proc, log)
