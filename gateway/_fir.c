@@ -41,7 +41,7 @@ typedef struct {
 } Fir;
 
 static void
-Fir_dealloc(Fir *self)
+fir_free(Fir *self)
 {
     PyMem_Free(self->coef);
     PyMem_Free(self->pos);
@@ -49,6 +49,15 @@ Fir_dealloc(Fir *self)
     PyMem_Free(self->work);
     PyMem_Free(self->lanes);
     PyMem_Free(self->acc);
+    self->coef = self->work = self->lanes = self->acc = NULL;
+    self->pos = self->start = NULL;
+    self->cap = 0;
+}
+
+static void
+Fir_dealloc(Fir *self)
+{
+    fir_free(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -131,17 +140,10 @@ Fir_init(Fir *self, PyObject *args, PyObject *kwds)
     }
     start[up] = kept;
     PyBuffer_Release(&view);
-    PyMem_Free(self->coef);
-    PyMem_Free(self->pos);
-    PyMem_Free(self->start);
-    PyMem_Free(self->work);
-    PyMem_Free(self->lanes);
-    PyMem_Free(self->acc);
+    fir_free(self);
     self->coef = coef;
     self->pos = pos;
     self->start = start;
-    self->work = self->lanes = self->acc = NULL;
-    self->cap = 0;
     self->up = up;
     self->down = down;
     self->taps = taps;
