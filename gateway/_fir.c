@@ -61,6 +61,17 @@ Fir_dealloc(Fir *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Fir.__new__ without __init__ (or an __init__ that ran out of memory) leaves no buffers:
+ * refuse, rather than read through NULL and take every call in the process down. */
+static int
+fir_ready(Fir *self)
+{
+    if (self->work != NULL)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError, "Fir is not initialised");
+    return -1;
+}
+
 static int
 fir_grow(double **buf, Py_ssize_t n)
 {
@@ -172,7 +183,7 @@ static PyObject *
 Fir_process(Fir *self, PyObject *arg)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    if (fir_ready(self) < 0 || PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     if (view.len % 2) {
         PyBuffer_Release(&view);
@@ -250,6 +261,8 @@ Fir_process(Fir *self, PyObject *arg)
 static PyObject *
 Fir_reset(Fir *self, PyObject *Py_UNUSED(ignored))
 {
+    if (fir_ready(self) < 0)
+        return NULL;
     fir_clear(self);
     Py_RETURN_NONE;
 }

@@ -241,6 +241,16 @@ def test_compiled_kernel_rejects_a_malformed_filter() -> None:
         _fir.Fir(np.zeros(4).tobytes(), 0, 1)
 
 
+def test_compiled_kernel_refuses_to_run_uninitialised() -> None:
+    from gateway import _fir
+
+    bare = _fir.Fir.__new__(_fir.Fir)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.process(b"\x00\x00")
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.reset()
+
+
 def test_without_the_kernel_the_numpy_path_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     data = noise(11, 4000)
     want = Resampler(8000, 16000).process(data)
