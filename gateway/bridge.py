@@ -42,6 +42,7 @@ from gateway.playout import CallerPlayout
 from gateway.record import CallObserver, CallStats, CallSummary, Transcript, notify
 from gateway.recording import WavRecorder
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
+from gateway.timing_trace import GatewayTrace
 from gateway.tools import ToolDispatcher
 from gateway.twilio_rest import TwilioRest
 
@@ -102,6 +103,7 @@ class CallServices:
     rest: TwilioRest | None = None
     unavailable_prompt: bytes = b""  # mu-law 8 kHz, played when a call cannot be served
     observers: tuple[CallObserver, ...] = ()  # call records, metrics
+    trace: GatewayTrace | None = None  # `voicegw serve --trace`: write times, for measuring
 
 
 class CallBridge:
@@ -131,6 +133,8 @@ class CallBridge:
         self.playout = CallerPlayout(caller, self.twilio, self.stats, self.transcript,
                                      max_queued=settings.max_queued_media,
                                      mark_interval_ms=settings.mark_interval_ms, log=self.log)
+        trace = self.services.trace
+        self.timings = self.playout.timings = trace.call(self._t0) if trace else None
         self._params: dict[str, str] = {}
         self.agent: Agent | None = None
         self.control = CallController(self.services.rest, self.log)
@@ -183,6 +187,8 @@ class CallBridge:
             for keeper in (self.recorder, self.capture):
                 if keeper is not None:
                     await keeper.finish()
+            if self.timings is not None:
+                self.timings.end(time.perf_counter())
         summary = self.summary()
         self._notify("call_ended", summary)
         self.log.info("call_ended", reason=self.end_reason, agent=summary.agent,
@@ -395,7 +401,10 @@ class CallBridge:
 
     def _delivered(self, received: float) -> None:
         self.stats.frames_forwarded += 1
-        self.stats.forward_latency.observe(time.perf_counter() - received)
+        now = time.perf_counter()
+        self.stats.forward_latency.observe(now - received)
+        if self.timings is not None:
+            self.timings.forwarded(now)
 
     async def handle_dtmf(self, event: twilio.Dtmf) -> None:
         self.log.info("dtmf", digit=event.digit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-unsigned", action="store_true",
                        help="serve on a non-loopback address without TWILIO_AUTH_TOKEN, i.e. "
                        "without checking Twilio's request signatures")
+    serve.add_argument("--trace", type=Path, metavar="PATH", help="write when each caller "
+                       "frame, reply chunk and clear left the gateway (JSON lines), for "
+                       "voicegw loadtest --gateway-trace; a measuring aid, not for production")
     serve.add_argument("--loop", choices=eventloop.CHOICES, default="auto",
                        help="event loop: uvloop (C; cheaper sockets and TLS per frame) or "
                        "asyncio's; auto picks uvloop where it is installed")
@@ -143,7 +147,12 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.twilio_auth_token is not None:
         gwlog.register_secret(settings.twilio_auth_token.reveal())
     gwlog.configure(settings.log_level)
-    gateway = Gateway(settings, services=build_services(settings))
+    services = build_services(settings)
+    if args.trace is not None:
+        from gateway.timing_trace import GatewayTrace
+
+        services = dataclasses.replace(services, trace=GatewayTrace(args.trace))
+    gateway = Gateway(settings, services=services)
     eventloop.run(serve(gateway), args.loop)
     return 0
 

@@ -23,6 +23,7 @@ from gateway.errors import AudioFormatError
 from gateway.outbound import Kind, OutboundQueue, Outgoing
 from gateway.record import CallStats, Transcript
 from gateway.recording import CallRecording
+from gateway.timing_trace import CallTimings
 
 # Twilio reads as it plays, so a send to the caller blocked this long means its socket stopped
 # reading: the call is ended rather than left hanging. Not Final: tests shorten it.
@@ -59,6 +60,7 @@ class CallerPlayout:
         self._mark_waiters: dict[str, asyncio.Event] = {}
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
         self.recording: CallRecording | None = None  # when this call is recorded
+        self.timings: CallTimings | None = None  # `voicegw serve --trace`
         self._played_by: float | None = None  # when the reply written so far ends playing
         self._writing = False  # the writer task holds an item it is sending
 
@@ -214,13 +216,19 @@ class CallerPlayout:
             self._played(done, len(item.audio) / 8000)
             if self.recording is not None:
                 self.recording.agent(item.audio, done)
+            if self.timings is not None:
+                self.timings.media(done, len(item.audio) / 8.0)
         elif item.kind is Kind.CLEAR:
             self.stats.barge_in.observe(done - item.since)
             self._played_by = None
             if self.recording is not None:
                 self.recording.clear(done)
+            if self.timings is not None:
+                self.timings.clear(done)
         elif item.turn_end:
             self._played_by = None  # silence until the next reply is not a gap
+            if self.timings is not None:  # in order with the turn's audio, queued or not
+                self.timings.turn_end(done)
 
     def _played(self, now: float, seconds: float) -> None:
         """Twilio plays what it gets back to back; a chunk arriving late leaves a gap."""

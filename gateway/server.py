@@ -421,6 +421,8 @@ class Gateway:
                  twilio_rest=self.services.rest is not None)
         for recorder in self._recorders():
             await recorder.start()
+        if self.services.trace is not None:
+            self.services.trace.start()
         self._lag_task = asyncio.create_task(self.lag.run(), name="loop-lag")
 
     def _recorders(self) -> list[CallRecorder]:
@@ -432,6 +434,8 @@ class Gateway:
             await cancel_and_wait(lag)
         for recorder in self._recorders():
             await recorder.aclose()  # writes what is still queued, within a timeout
+        if self.services.trace is not None:
+            await self.services.trace.aclose()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.drain(self.settings.shutdown_grace_s)

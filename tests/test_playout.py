@@ -173,3 +173,49 @@ async def test_nothing_is_written_in_place_while_the_writer_is_sending() -> None
         await writer
     assert [m["event"] for m in socket.written] == ["media", "media"]
     assert p.stats.media_out == 2
+
+
+class Timings:
+    """Records what ``voicegw serve --trace`` would write, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, float]] = []
+
+    def media(self, t: float, ms: float) -> None:
+        self.events.append(("media", ms))
+
+    def clear(self, t: float) -> None:
+        self.events.append(("clear", 0.0))
+
+    def turn_end(self, t: float) -> None:
+        self.events.append(("turn_end", 0.0))
+
+
+async def test_the_timing_trace_follows_the_socket_writes_not_the_model() -> None:
+    socket = Socket()
+    p = playout(mark_interval_ms=0, caller=socket)
+    timings = p.timings = Timings()  # type: ignore[assignment]
+    p.audio(reply(40), 0.0)
+    socket.room = False  # the next chunk and the turn's end mark wait for the writer
+    p.audio(reply(40), 0.0)
+    p.turn_complete(live.TurnComplete())
+    # The model's turn is over, but the caller's socket has had only the first chunk.
+    assert timings.events == [("media", 40.0)]
+    socket.room = True
+    sent = asyncio.Event()
+
+    async def send(text: str) -> None:
+        socket.written.append(json.loads(text))
+        if len(socket.written) == 3:
+            sent.set()
+
+    socket.send = send  # type: ignore[method-assign]
+    writer = asyncio.create_task(p.writer())
+    await sent.wait()
+    p.audio(reply(40), 0.0)  # the next turn, written in place
+    p.interrupted(0.0)
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
+    assert timings.events == [("media", 40.0), ("media", 40.0), ("turn_end", 0.0),
+                              ("media", 40.0), ("clear", 0.0)]

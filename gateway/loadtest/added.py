@@ -457,7 +457,7 @@ def analyse(phone_records: Iterable[Mapping[str, Any]],
         interrupted_without_clear=lone_interrupts, clears_without_interrupted=lone_clears)
 
 
-def _ms(summary: Mapping[str, Any]) -> str:
+def format_ms(summary: Mapping[str, Any]) -> str:
     if not summary["count"]:
         return "-"
     return (f"{summary['p50']:.1f} / {summary['p95']:.1f} / {summary['p99']:.1f} / "
@@ -477,7 +477,7 @@ def table_rows(section: Mapping[str, Any]) -> list[tuple[str, str]]:
         lost.append(f"{section['resumed_sessions_skipped']} resumed sessions skipped")
     if section["ambiguous"]:
         lost.append(f"{section['ambiguous']} ambiguous")
-    barge = _ms(section["barge_in_ms"])
+    barge = format_ms(section["barge_in_ms"])
     lone = section["interrupted_without_clear"]
     if lone:
         barge += f"; {lone} interrupted without a clear"
@@ -485,8 +485,8 @@ def table_rows(section: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("added: matched", f"{section['matched']} of {section['phone_calls']} calls to "
                            f"{section['sessions']} sessions" +
                            ("; " + "; ".join(lost) if lost else "")),
-        ("added inbound ms p50/p95/p99/max", _ms(section["inbound_ms"])),
-        ("added reply ms p50/p95/p99/max", _ms(section["reply_ms"])),
+        ("added inbound ms p50/p95/p99/max", format_ms(section["inbound_ms"])),
+        ("added reply ms p50/p95/p99/max", format_ms(section["reply_ms"])),
         ("added barge-in ms p50/p95/p99/max", barge),
-        ("simulator late ms p50/p95/p99/max", _ms(section["simulator_late_ms"])),
+        ("simulator late ms p50/p95/p99/max", format_ms(section["simulator_late_ms"])),
     ]

@@ -46,6 +46,11 @@ def add_parser(sub: Any) -> None:
                    "(voicegw simulate-live --trace) on this machine, read after the run; with "
                    "--local, where the simulator it starts writes it (default with --trace: "
                    "next to it, NAME.sim.jsonl)")
+    p.add_argument("--gateway-trace", type=Path, metavar="PATH", help="the gateway's trace "
+                   "(voicegw serve --trace), read after the run: with the two traces above, "
+                   "the report also times each path to the gateway's own write, free of the "
+                   "rig's read delays; with --local, where the gateway it starts writes it "
+                   "(default with --trace: NAME.gateway.jsonl)")
     p.add_argument("--json-out", type=Path, help="write the full report as JSON")
     p.add_argument("--html-out", type=Path, help="write an HTML report with plots "
                    "(needs matplotlib: the 'loadtest' extra)")

@@ -14,6 +14,7 @@ from gateway import eventloop
 from gateway.errors import ConfigError
 
 from .added import analyse
+from .at_gateway import analyse_at_gateway
 from .calls import build_plan
 from .local import LocalStack
 from .monitor import ProcessMonitor
@@ -47,6 +48,19 @@ def _sim_trace(args: argparse.Namespace) -> Path | None:
     return sim_trace
 
 
+def _gateway_trace(args: argparse.Namespace, sim_trace: Path | None) -> Path | None:
+    path: Path | None = args.gateway_trace
+    if path is not None and (args.trace is None or sim_trace is None):
+        raise ConfigError("--gateway-trace needs --trace and the simulator's trace: it times "
+                          "what the gateway wrote against what they wrote")
+    if args.local and path is None and args.trace is not None:
+        path = default_sim_trace(args.trace, "gateway")
+    if not args.local and path is not None and not path.exists():
+        raise ConfigError(f"--gateway-trace {path}: no such file (start the gateway with "
+                          "'voicegw serve --trace PATH' first)")
+    return path
+
+
 def _monitor(pids: dict[str, int], required: bool) -> ProcessMonitor | None:
     try:
         return ProcessMonitor(pids)
@@ -67,6 +81,7 @@ async def run(args: argparse.Namespace) -> int:
         require_matplotlib()
     token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
     sim_trace = _sim_trace(args)
+    gateway_trace = _gateway_trace(args, sim_trace)
     phone_trace = None if args.trace is None else PhoneTrace(args.trace)
     async with AsyncExitStack() as stack:
         if phone_trace is not None:
@@ -75,7 +90,7 @@ async def run(args: argparse.Namespace) -> int:
         if args.local:
             local = await stack.enter_async_context(LocalStack(
                 speed=args.speed, max_calls=max(100, args.calls), auth_token=token,
-                sim_trace=sim_trace))
+                sim_trace=sim_trace, gateway_trace=gateway_trace))
             url, target, pids = local.media_url, "local subprocesses", local.pids
         else:
             url, target, pids = args.url, "remote", {}
@@ -100,21 +115,33 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             progress.finish()
         after = await scrape_settled(murl) if before is not None else None
-        if sim_trace is not None and not args.local:
-            await settled(sim_trace)  # another process's: let its last buffer land
+        if not args.local:  # another process's: let its last buffer land
+            for path in (sim_trace, gateway_trace):
+                if path is not None:
+                    await settled(path)
     # Here the local simulator has been stopped, and has written out its trace.
-    added = None
-    if args.trace is not None and sim_trace is not None:
-        added = analyse(read_jsonl(args.trace), read_jsonl(sim_trace)).as_dict()
-        print(f"  traces: {args.trace}, {sim_trace}", file=sys.stderr)
+    added, at_gw = _analyse(args.trace, sim_trace, gateway_trace)
     frames = None
     if before is not None and after is not None and FRAMES in after:
         frames = after[FRAMES] - before.get(FRAMES, 0.0)
     report = build_report(result, source=plan.source, target=target, gateway_frames=frames,
-                          added=added)
+                          added=added, at_gateway=at_gw)
     report["slo"] = check_slos(report, _slos(args))
     _write(report, args)
     return 0 if report["slo"]["passed"] else 1
+
+
+def _analyse(phone: Path | None, sim: Path | None, gateway: Path | None
+             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The report's added-latency sections, from the traces there are."""
+    if phone is None or sim is None:
+        return None, None
+    added = analyse(read_jsonl(phone), read_jsonl(sim)).as_dict()
+    print(f"  traces: {phone}, {sim}", file=sys.stderr)
+    if gateway is None:
+        return added, None
+    print(f"  gateway trace: {gateway}", file=sys.stderr)
+    return added, analyse_at_gateway(read_jsonl(phone), read_jsonl(sim), read_jsonl(gateway))
 
 
 def _write(report: dict[str, Any], args: argparse.Namespace) -> None:

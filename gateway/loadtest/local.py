@@ -37,6 +37,7 @@ class LocalStack:
     max_calls: int = 100
     auth_token: str | None = None
     sim_trace: Path | None = None  # the simulator's --trace; complete once stopped
+    gateway_trace: Path | None = None  # the gateway's --trace; likewise
     startup_s: float = 20.0
     gateway: subprocess.Popen[bytes] | None = None
     simulator: subprocess.Popen[bytes] | None = None
@@ -75,9 +76,11 @@ class LocalStack:
                  str(scenario), *trace], work / "simulator.log", env)
             await self._wait_for(self.simulator, self.simulator_port, "simulator")
             sim_url = f"ws://127.0.0.1:{self.simulator_port}"
+            gw_trace = ([] if self.gateway_trace is None
+                        else ["--trace", str(self.gateway_trace.resolve())])
             self.gateway = self._spawn(
                 ["serve", "--port", str(self.gateway_port), "--live-url", sim_url,
-                 "--max-calls", str(self.max_calls)], work / "gateway.log", env)
+                 "--max-calls", str(self.max_calls), *gw_trace], work / "gateway.log", env)
             await self._wait_for(self.gateway, self.gateway_port, "gateway")
         except BaseException:
             self.stop()

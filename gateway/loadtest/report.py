@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from . import at_gateway
 from .added import table_rows
 from .monitor import usage
 from .runner import LoadRun
@@ -29,8 +30,11 @@ class Slo:
 
 def build_report(run: LoadRun, *, source: str, target: str,
                  gateway_frames: float | None = None,
-                 added: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``added``: :meth:`gateway.loadtest.added.AddedLatency.as_dict`, when traced."""
+                 added: dict[str, Any] | None = None,
+                 at_gateway: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``added``: :meth:`gateway.loadtest.added.AddedLatency.as_dict`, when traced;
+    ``at_gateway``: :func:`gateway.loadtest.at_gateway.analyse_at_gateway`, when the gateway
+    was traced too."""
     records = run.records
     failed = [r for r in records if not r.ok]
     response = [ms for r in records for ms in r.response_ms]
@@ -75,6 +79,8 @@ def build_report(run: LoadRun, *, source: str, target: str,
     }
     if added is not None:
         report["added_latency"] = added
+    if at_gateway is not None:
+        report["added_at_gateway"] = at_gateway
     report["warnings"] = warnings(report)
     return report
 
@@ -92,6 +98,7 @@ def warnings(report: dict[str, Any]) -> list[str]:
     if missing:
         out.append(f"the gateway counted {missing} fewer caller frames than were sent")
     out.extend(report.get("added_latency", {}).get("warnings", []))
+    out.extend(report.get("added_at_gateway", {}).get("warnings", []))
     return out
 
 
@@ -136,6 +143,8 @@ def print_table(report: dict[str, Any], out: TextIO) -> None:
         ("response ms p50/p95/p99/max", _ms(lat["response"])),
         ("barge-in ms p50/p95/p99/max", _ms(lat["barge_in"])),
         *(table_rows(report["added_latency"]) if "added_latency" in report else []),
+        *(at_gateway.table_rows(report["added_at_gateway"])
+          if "added_at_gateway" in report else []),
         ("underruns", f"{pb['underruns_total']} in {pb['calls_with_underruns']} calls"),
         ("frames", f"{f['sent']} written of {f['attempted']} attempted" +
                    ("" if f["gateway_received"] is None

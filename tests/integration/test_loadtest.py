@@ -157,3 +157,17 @@ def test_local_added_latency_from_both_traces(tmp_path: Path,
     barge = added["barge_in_ms"]
     assert barge["count"] == 3
     assert 0 < barge["p50"] < 50
+
+    # --local traced the gateway as well: the same paths, timed to its own writes. Each of
+    # those writes comes before the rig's read of it, sample for sample.
+    assert (tmp_path / "phones.gateway.jsonl").stat().st_size > 0
+    assert "at gateway inbound ms" in out
+    at_gw = report["added_at_gateway"]
+    assert at_gw["calls_matched_to_phones"] == at_gw["calls_matched_to_sessions"] == "3 of 3"
+    assert at_gw["warnings"] == []
+    assert at_gw["inbound_ms"]["count"] == report["frames"]["sent"]
+    assert at_gw["reply_ms"]["count"] == added["reply_ms"]["count"]
+    assert at_gw["barge_in_ms"]["count"] == 3
+    for key in ("inbound_ms", "reply_ms", "barge_in_ms"):
+        assert 0 < at_gw[key]["p50"] <= added[key]["p50"], key
+        assert at_gw[key]["max"] <= added[key]["max"], key
