@@ -138,8 +138,10 @@ def spawn_simulator(work: Path, tls: tuple[Path, Path, Path], trace: Path, log: 
 
 
 def spawn_voicegw(port: int, *, sim_port: int, ca_file: Path, calls: int, log: Path,
-                  database: Path, code: Path | None = None) -> subprocess.Popen[bytes]:
-    """``voicegw serve`` on CPU 0 against the simulator; from the checkout ``code`` if given."""
+                  database: Path, code: Path | None = None,
+                  trace: Path | None = None) -> subprocess.Popen[bytes]:
+    """``voicegw serve`` on CPU 0 against the simulator; from the checkout ``code`` if given,
+    writing its timing trace to ``trace`` if given."""
     env = dict(os.environ, SSL_CERT_FILE=str(ca_file), VOICEGW_DATABASE=str(database))
     env.pop("TWILIO_AUTH_TOKEN", None)
     if code is not None:
@@ -149,7 +151,8 @@ def spawn_voicegw(port: int, *, sim_port: int, ca_file: Path, calls: int, log: P
             p for p in (str(code), os.environ.get("PYTHONPATH")) if p)
     return spawn([sys.executable, "-m", "gateway", "--log-level", "warning", "serve",
                   "--port", str(port), "--live-url", f"wss://127.0.0.1:{sim_port}",
-                  "--max-calls", str(calls + 10)], cpu=0, log=log, env=env, cwd=code)
+                  "--max-calls", str(calls + 10),
+                  *(["--trace", str(trace)] if trace else [])], cpu=0, log=log, env=env, cwd=code)
 
 
 def spawn_pipecat(port: int, *, sim_port: int, ca_file: Path,
@@ -164,12 +167,12 @@ def spawn_pipecat(port: int, *, sim_port: int, ca_file: Path,
 
 
 def start_target(name: str, *, sim_port: int, ca_file: Path, calls: int,
-                 work: Path) -> tuple[subprocess.Popen[bytes], int]:
+                 work: Path, trace: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log = work / f"{name}-{calls}.log"
     if name == "voicegw":
         proc = spawn_voicegw(port, sim_port=sim_port, ca_file=ca_file, calls=calls, log=log,
-                             database=work / f"calls-{calls}.db")
+                             database=work / f"calls-{calls}.db", trace=trace)
     elif name == "pipecat":
         proc = spawn_pipecat(port, sim_port=sim_port, ca_file=ca_file, log=log)
     else:
@@ -239,8 +242,11 @@ def run_one(target: str, calls: int, args: argparse.Namespace, work: Path,
     procs = [sim]
     with running(procs):
         wait_port(sim_port, sim, sim_log)
+        # Our gateway can stamp its own writes (Pipecat cannot): paths timed to them.
+        gw_trace = (work / f"gateway-{calls}.jsonl"
+                    if args.gateway_trace and target == "voicegw" else None)
         proc, port = start_target(target, sim_port=sim_port, ca_file=ca_file, calls=calls,
-                                  work=work)
+                                  work=work, trace=gw_trace)
         procs.append(proc)
         report_file = work / f"report-{target}-{calls}.json"
         ramp = calls * RAMP_PER_CALL_S
@@ -251,7 +257,8 @@ def run_one(target: str, calls: int, args: argparse.Namespace, work: Path,
                       "--count", str(calls), *wav_args, "--pid", str(proc.pid),
                       "--timeout", "300", "--barge-in-ms", "1500", "--json-out", str(report_file),
                       "--trace", str(work / f"phone-{target}-{calls}.jsonl"),
-                      "--sim-trace", str(sim_trace)],
+                      "--sim-trace", str(sim_trace),
+                      *(["--gateway-trace", str(gw_trace)] if gw_trace else [])],
                      cpu=1, log=work / f"loadtest-{target}-{calls}.log")
         procs.append(load)
         # The window: every call up (ramp done, plus a margin for the slowest setups) and
@@ -304,6 +311,10 @@ def run_one(target: str, calls: int, args: argparse.Namespace, work: Path,
             row[f"added_{what}_p99_ms"] = added[f"{what}_ms"]["p99"]
         row["added_matched"] = f"{added['matched']}/{added['phone_calls']}"
         row["simulator_late_p99_ms"] = added["simulator_late_ms"]["p99"]
+    at_gw = report.get("added_at_gateway")
+    if at_gw:
+        for what in ("inbound", "reply", "barge_in"):
+            row[f"at_gw_{what}_p99_ms"] = at_gw[f"{what}_ms"]["p99"]
     return row
 
 
@@ -315,7 +326,9 @@ COLUMNS = (("target", "target"), ("calls", "calls"), ("cpu %", "cpu_pct"),
            ("resp p50", "response_p50_ms"), ("resp p99", "response_p99_ms"),
            ("barge p99", "barge_in_p99_ms"), ("+in p99", "added_inbound_p99_ms"),
            ("+reply p99", "added_reply_p99_ms"), ("+barge p99", "added_barge_in_p99_ms"),
-           ("sim late", "simulator_late_p99_ms"), ("errors", "errors"),
+           ("sim late", "simulator_late_p99_ms"),
+           ("gw +in p99", "at_gw_inbound_p99_ms"), ("gw +rep p99", "at_gw_reply_p99_ms"),
+           ("gw +brg p99", "at_gw_barge_in_p99_ms"), ("errors", "errors"),
            ("underruns", "underruns"))
 
 
@@ -348,6 +361,9 @@ def main() -> None:
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--sim-workers", type=int, default=1, help="simulator processes; more "
                     "than one runs on both cores, beside the target")
+    ap.add_argument("--gateway-trace", action="store_true", help="have our gateway stamp "
+                    "its own writes (serve --trace), and time each path to them as well: free "
+                    "of the rig's late reads, at the cost of a line per frame in the gateway")
     ap.add_argument("--profile", action="store_true", help="sample the target with py-spy "
                     "during the window (collapsed stacks kept beside the reports)")
     ap.add_argument("--keep", type=Path, metavar="DIR", help="keep every run's load-test "
