@@ -195,13 +195,9 @@ def _simulate_workers(args: argparse.Namespace) -> int:
 
 async def _call(args: argparse.Namespace) -> int:
     from gateway.phone import Utterance, When, load_utterance, place_call
+    from gateway.twilio_peer import parse_parameters
 
-    params = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--param wants NAME=VALUE, got {item!r}")
-        params[name] = value
+    params = parse_parameters(args.param)
     if args.wav.suffix == ".jsonl":
         from gateway.capture import load_capture
 

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.errors import TwilioProtocolError
+from gateway.errors import ConfigError, TwilioProtocolError
 from gateway.twilio import MULAW_ENCODING, SAMPLE_RATE
 
 FRAME_BYTES: Final = 160  # 20 ms of 8 kHz mu-law
@@ -39,6 +39,17 @@ class OutClear:
 
 
 OutboundEvent = OutMedia | OutMark | OutClear
+
+
+def parse_parameters(items: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` items (``--param``, repeatable) as a stream's custom parameters."""
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param wants NAME=VALUE, got {item!r}")
+        params[name] = value
+    return params
 
 
 class TwilioPeer:

@@ -178,6 +178,15 @@ def test_plan_signs_the_stream_url_and_adds_barge_in(tmp_path: Path) -> None:
         build_plan(url=url, capture=tmp_path / "missing.jsonl")
 
 
+def test_a_param_without_a_name_or_value_is_refused_before_anything_starts() -> None:
+    from gateway.twilio_peer import parse_parameters
+
+    assert parse_parameters(["a=1", "b=", "c=x=y"]) == {"a": "1", "b": "", "c": "x=y"}
+    for bad in ("novalue", "=1"):
+        with pytest.raises(ConfigError, match="NAME=VALUE"):
+            parse_parameters([bad])
+
+
 def test_metrics_parsing() -> None:
     assert metrics_url("ws://h:8080/media") == "http://h:8080/metrics"
     assert metrics_url("wss://gw.example.com/media?x=1") == "https://gw.example.com/metrics"
@@ -201,6 +210,10 @@ def test_plan_from_a_capture_replays_its_audio_parameters_and_keys(tmp_path: Pat
                             for i, f in enumerate(frames)))
     plan = build_plan(url="ws://h/media", capture=path)
     assert plan.parameters["From"] == "+1555"
+    # --param goes over what was captured and over the defaults.
+    plan = build_plan(url="ws://h/media", capture=path,
+                      parameters={"From": "+1666", "tenant": "acme"})
+    assert plan.parameters == {"From": "+1666", "To": "+15550199", "tenant": "acme"}
     [utt] = plan.utterances
     assert utt.ulaw == b"\x7f" * 160 + b"\x7e" * 160
     assert utt.dtmf == "5"

@@ -30,6 +30,9 @@ def add_parser(sub: Any) -> None:
                    help="speak over the agent's reply D ms after it starts")
     p.add_argument("--dtmf", default="", metavar="DIGITS", help="keypad digits to press with "
                    "the first utterance")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a <Parameter> for every stream's start message (repeatable; over "
+                   "a capture's own)")
     p.add_argument("--speed", type=float, default=1.0, help="play faster than real time (the "
                    "Live server must pace at the same speed; --local does)")
     p.add_argument("--auth-token", default=None, help="sign each stream as Twilio would "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,13 @@ class CallPlan:
 def build_plan(*, url: str, wav: Sequence[Path] | Path | None = None,
                capture: Path | None = None,
                barge_in_ms: int | None = None, dtmf: str = "",
-               auth_token: str | None = None, start_ms: int = 300) -> CallPlan:
-    parameters: dict[str, str] = {"From": "+15550100", "To": "+15550199"}
+               auth_token: str | None = None, start_ms: int = 300,
+               parameters: Mapping[str, str] | None = None) -> CallPlan:
+    """``parameters`` go in every stream's ``start``, over a capture's and the defaults."""
+    params: dict[str, str] = {"From": "+15550100", "To": "+15550199"}
     if capture is not None:
         cap = load_capture(capture)
-        parameters |= cap.parameters
+        params |= cap.parameters
         # The capture's audio is replayed frame for frame; its keypad presses go with the
         # first frame (their timing within the capture is not kept).
         first = Utterance(bytes(cap.ulaw), When.START, 0, dtmf=dtmf or "".join(cap.dtmf))
@@ -72,7 +74,7 @@ def build_plan(*, url: str, wav: Sequence[Path] | Path | None = None,
     if auth_token:
         # Twilio signs the stream URL exactly as written in the TwiML, with no parameters.
         headers[SIGNATURE_HEADER] = compute_signature(auth_token, url)
-    return CallPlan(tuple(utterances), parameters, headers, source)
+    return CallPlan(tuple(utterances), params | dict(parameters or {}), headers, source)
 
 
 @dataclass(slots=True)

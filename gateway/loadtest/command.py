@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway import eventloop
 from gateway.errors import ConfigError
+from gateway.twilio_peer import parse_parameters
 
 from .added import analyse
 from .at_gateway import analyse_at_gateway
@@ -80,6 +81,7 @@ async def run(args: argparse.Namespace) -> int:
 
         require_matplotlib()
     token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
+    params = parse_parameters(args.param)  # before anything starts: a typo fails at once
     sim_trace = _sim_trace(args)
     gateway_trace = _gateway_trace(args, sim_trace)
     phone_trace = None if args.trace is None else PhoneTrace(args.trace)
@@ -99,7 +101,8 @@ async def run(args: argparse.Namespace) -> int:
         pids["loadgen"] = os.getpid()
         monitor = _monitor(pids, required=args.local or args.pid is not None)
         plan = build_plan(url=url, wav=args.wav, capture=args.capture,
-                          barge_in_ms=args.barge_in_ms, dtmf=args.dtmf, auth_token=token)
+                          barge_in_ms=args.barge_in_ms, dtmf=args.dtmf, auth_token=token,
+                          parameters=params)
         # Neither --duration nor --count: one call per slot.
         count = args.count if args.count is not None or args.duration is not None \
             else args.calls

@@ -35,7 +35,8 @@ async def test_three_concurrent_signed_calls_with_barge_in(tmp_path: Path,
             args = _parser().parse_args([
                 "loadtest", "--url", f"ws://127.0.0.1:{port}/media", "--calls", "3",
                 "--count", "3", "--speed", str(SPEED), "--barge-in-ms", "1500",
-                "--dtmf", "1", "--auth-token", TOKEN, "--json-out", str(json_out),
+                "--dtmf", "1", "--auth-token", TOKEN, "--param", "tenant=acme",
+                "--json-out", str(json_out),
                 "--html-out", str(html_out), "--slo-response-p95-ms", "1200",
                 "--slo-barge-in-p95-ms", "600", "--slo-error-rate", "0"])
             code = await run(args)
@@ -61,6 +62,8 @@ async def test_three_concurrent_signed_calls_with_barge_in(tmp_path: Path,
     assert frames["gateway_received"] == frames["sent"]
     assert sum(s.stats.frames_forwarded for s in gateway.finished) == frames["sent"]
     assert frames["dtmf_sent"] == 3
+    # Each stream's start carried the --param, as Twilio carries <Parameter>s.
+    assert [s.custom_parameters.get("tenant") for s in gateway.finished] == ["acme"] * 3
     # The load generator watched itself (psutil): at least one sample over ~5 s.
     assert report["resources"]["loadgen"]["rss_max_mb"] > 0
 
