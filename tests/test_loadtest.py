@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,48 @@ def test_several_recordings_make_a_conversation() -> None:
                                                  When.AFTER_REPLY, When.BARGE_IN]
     assert [u.ulaw for u in plan.utterances[:3]] == [load_utterance(speech / n) for n in names]
     assert all(n in plan.source for n in names)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_progress_is_a_bar_of_calls_done_with_the_live_figures() -> None:
+    from gateway.loadtest.progress import ProgressLine
+
+    out = _Terminal()
+    progress = ProgressLine(out)
+    run = _run([_record(0)], [Sample(1.0, 2, {"gateway": 41.0}, {})])
+    run.active = 2
+    progress(run, 1.0)
+    run.records.append(_record(1, "closed_early", None))
+    progress(run, 2.0)
+    progress.finish()
+    screen = out.getvalue()
+    assert "calls done 1/3 calls |" in screen
+    last = screen.rsplit("\r", 1)[-1]
+    assert "calls done 2/3 calls |" in last
+    assert "active   2  errors 1  response p95 800 ms  cpu gateway 41%" in last
+
+
+def test_for_a_duration_the_bar_fills_with_time_and_a_log_gets_whole_lines() -> None:
+    from gateway.loadtest.progress import PLAIN_EVERY_S, ProgressLine
+
+    plan = build_plan(url="ws://127.0.0.1:1/media")
+    run = LoadRun(LoadConfig(url="ws://127.0.0.1:1/media", plan=plan, calls=2,
+                             duration_s=60.0))
+    out = _Terminal()
+    progress = ProgressLine(out)
+    progress(run, 30.0)
+    progress.finish()
+    assert "started for 30/60 s |" in out.getvalue()
+
+    log = io.StringIO()  # not a terminal: no bar, no carriage returns
+    progress = ProgressLine(log)
+    for now in (1.0, 2.0, PLAIN_EVERY_S + 1.0, PLAIN_EVERY_S + 2.0, 2 * PLAIN_EVERY_S + 2.0):
+        progress(run, now)
+    progress.finish()
+    lines = log.getvalue().splitlines()  # one every PLAIN_EVERY_S
+    assert len(lines) == 2 and "\r" not in log.getvalue()
+    assert lines[0].startswith("[   6.0s] done 0/?  active   0  errors 0")
