@@ -8,6 +8,10 @@ wait and event-loop queueing included, and nothing of the time the phones or the
 took to read: on a machine where they share a busy core with each other, their read stamps
 run late, and an end-to-end figure measures them rather than the gateway.
 
+Each stamp is taken once the write has returned. On loopback the peer, on another core, may
+read the bytes a few tens of µs before that, so a path's figure can be that much above the
+same path timed to the peer's read; it is never below the time the gateway took.
+
 JSON lines, ``t`` a ``time.perf_counter()`` value (CLOCK_MONOTONIC on Linux, the clock the
 other two traces use) and ``c`` the gateway's call number:
 
