@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import uvloop
 from aiohttp import ClientSession, web
@@ -73,6 +74,35 @@ async def send(port: int, calls: int, seconds: float) -> None:
         await asyncio.gather(*(one(session, k) for k in range(calls)))
 
 
+def pinned_run(server_argv: list[str], client: Callable[[], None]
+               ) -> tuple[list[float], float]:
+    """Run ``python server_argv`` on CPU 0 and ``client()`` here on CPU 1: the server's
+    answer, and how long the client ran (s).
+
+    The server prints a line once it listens, waits for "done" on its standard input after
+    the client has run, and answers with one line of numbers.
+    """
+    taskset = shutil.which("taskset")
+    pin = [taskset, "-c", "0"] if taskset else []
+    server = subprocess.Popen([*pin, sys.executable, *server_argv],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if server.stdin is None or server.stdout is None:
+        raise SystemExit("no pipe to the server")
+    try:
+        server.stdout.readline()  # listening
+        if pin:
+            os.sched_setaffinity(0, {1})
+        start = time.monotonic()
+        client()
+        wall = time.monotonic() - start
+        server.stdin.write("done\n")
+        server.stdin.flush()
+        return [float(v) for v in server.stdout.readline().split()], wall
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=50)
@@ -83,26 +113,10 @@ def main() -> None:
         uvloop.run(serve(args.serve, args.calls))
         return
     port = free_port()
-    taskset = shutil.which("taskset")
-    pin = [taskset, "-c", "0"] if taskset else []
-    server = subprocess.Popen([*pin, sys.executable, __file__, "--serve", str(port),
-                               "--calls", str(args.calls)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    if server.stdin is None or server.stdout is None:
-        raise SystemExit("no pipe to the server")
-    try:
-        server.stdout.readline()  # listening
-        if pin:
-            os.sched_setaffinity(0, {1})
-        start = time.monotonic()
-        uvloop.run(send(port, args.calls, args.seconds))
-        server.stdin.write("done\n")
-        server.stdin.flush()
-        frames, cpu = (float(v) for v in server.stdout.readline().split())
-    finally:
-        server.terminate()
-        server.wait()
-    print(f"{args.calls} calls for {time.monotonic() - start:.0f} s: {frames:.0f} frames, "
+    (frames, cpu), wall = pinned_run(
+        [__file__, "--serve", str(port), "--calls", str(args.calls)],
+        lambda: uvloop.run(send(port, args.calls, args.seconds)))
+    print(f"{args.calls} calls for {wall:.0f} s: {frames:.0f} frames, "
           f"{cpu / frames * 1e6:.1f} µs of server CPU per frame "
           f"(x 50 frames/s = {cpu / frames * 50 * 100:.3f} % of a core per call)")
 

@@ -18,16 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import trustme
 import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from receive_floor import pinned_run
 
 from gateway.loadtest.local import free_port
 from gateway.twilio_peer import TwilioPeer
@@ -142,31 +143,15 @@ def main() -> None:
         ca.cert_pem.write_to_path(str(ca_file))
         forward = ["--sink", str(sink_port)] if args.forward else []
         forward += ["--ca", str(ca_file)] if args.forward == "tls" else []
-        taskset = shutil.which("taskset")
-        pin = [taskset, "-c", "0"] if taskset else []
-        server = subprocess.Popen([*pin, sys.executable, __file__, "--serve", str(port),
-                                   "--calls", str(args.calls), *forward],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        if server.stdin is None or server.stdout is None:
-            raise SystemExit("no pipe to the server")
-        try:
-            server.stdout.readline()  # listening
-            if pin:
-                os.sched_setaffinity(0, {1})
-            start = time.monotonic()
-            cert = ca.issue_cert("127.0.0.1") if args.forward == "tls" else None
-            sink = (sink_port, cert) if args.forward else None
-            uvloop.run(client(port, args.calls, args.seconds, sink))
-            server.stdin.write("done\n")
-            server.stdin.flush()
-            frames, user, system = (float(v) for v in server.stdout.readline().split())
-        finally:
-            server.terminate()
-            server.wait()
+        cert = ca.issue_cert("127.0.0.1") if args.forward == "tls" else None
+        sink = (sink_port, cert) if args.forward else None
+        (frames, user, system), wall = pinned_run(
+            [__file__, "--serve", str(port), "--calls", str(args.calls), *forward],
+            lambda: uvloop.run(client(port, args.calls, args.seconds, sink)))
     what = {"tls": "read and forwarded over TLS", "plain": "read and forwarded over TCP",
             None: "read"}[args.forward]
     used = user + system
-    print(f"{args.calls} calls for {time.monotonic() - start:.0f} s: {frames:.0f} frames "
+    print(f"{args.calls} calls for {wall:.0f} s: {frames:.0f} frames "
           f"{what}, {used / frames * 1e6:.1f} µs of server CPU per frame, "
           f"{system / frames * 1e6:.1f} of it in the kernel "
           f"(x 50 frames/s = {used / frames * 50 * 100:.3f} % of a core per call)")
