@@ -23,7 +23,7 @@ from gateway.loadtest.added import (
     read_sim,
     table_rows,
 )
-from gateway.loadtest.trace import PhoneTrace, default_sim_trace, read_jsonl
+from gateway.loadtest.trace import PhoneTrace, read_jsonl, trace_beside
 from gateway.simulator.trace import SimTrace, TraceWriter
 
 Rec = dict[str, Any]
@@ -307,9 +307,9 @@ def test_the_writer_is_bounded_and_a_cut_line_is_skipped(tmp_path: Path) -> None
     assert [r["i"] for r in read_jsonl(path)] == list(range(7))
 
 
-def test_default_sim_trace_sits_next_to_the_phone_trace() -> None:
-    assert default_sim_trace(Path("/tmp/p.jsonl")) == Path("/tmp/p.sim.jsonl")
-    assert default_sim_trace(Path("run")) == Path("run.sim.jsonl")
+def test_trace_beside_sits_next_to_the_phone_trace() -> None:
+    assert trace_beside(Path("/tmp/p.jsonl")) == Path("/tmp/p.sim.jsonl")
+    assert trace_beside(Path("run")) == Path("run.sim.jsonl")
 
 
 def test_report_includes_the_section() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.loadtest.added import analyse
+from gateway.loadtest.added import analyse, read_phone, read_sim
 from gateway.loadtest.at_gateway import analyse_at_gateway, as_phones, as_simulator, table_rows
 from gateway.loadtest.report import print_table
 from gateway.loadtest.trace import read_jsonl
@@ -72,7 +72,7 @@ def one_call(frames: int = 200) -> tuple[list[Rec], list[Rec], list[Rec]]:
 
 def test_the_gateway_delays_are_measured_exactly_and_the_rig_delays_are_not() -> None:
     phone, sim, gw = one_call()
-    section = analyse_at_gateway(phone, sim, gw)
+    section = analyse_at_gateway(read_phone(phone), read_sim(sim), gw)
     assert section["calls_matched_to_phones"] == "1 of 1"
     assert section["calls_matched_to_sessions"] == "1 of 1"
     assert section["warnings"] == [] and section["interrupted_without_clear"] == 0
@@ -115,7 +115,7 @@ def test_as_simulator_gives_one_session_per_gateway_call() -> None:
 def test_a_gateway_call_no_phone_made_is_a_warning() -> None:
     phone, sim, gw = one_call()
     stray = [{"ev": "call", "t": 30.0, "c": 2}, {"ev": "fwd", "t": 30.1, "c": 2, "ms": 20.0}]
-    section = analyse_at_gateway(phone, sim, [*gw, *stray])
+    section = analyse_at_gateway(read_phone(phone), read_sim(sim), [*gw, *stray])
     assert section["calls_matched_to_phones"] == "1 of 1"
     assert section["calls_matched_to_sessions"] == "1 of 1"
     # The simulator's one session still finds its call; the stray one has no session.
@@ -141,20 +141,20 @@ async def test_the_writer_round_trips_through_the_analyser(tmp_path: Path) -> No
     await trace.aclose()
     records = list(read_jsonl(path))
     assert [r["c"] for r in records] == [1] * len(records)
-    section = analyse_at_gateway(phone, sim, records)
+    section = analyse_at_gateway(read_phone(phone), read_sim(sim), records)
     assert section["barge_in_ms"]["max"] == pytest.approx(CLEAR_S * 1000, abs=1e-3)
     assert section["reply_ms"]["count"] == 8
 
 
 def test_the_table_has_the_three_figures() -> None:
     phone, sim, gw = one_call()
-    rows = dict(table_rows(analyse_at_gateway(phone, sim, gw)))
+    rows = dict(table_rows(analyse_at_gateway(read_phone(phone), read_sim(sim), gw)))
     assert rows["at gateway inbound ms p50/p95/p99/max"].endswith("(n=200)")
     assert rows["at gateway barge-in ms p50/p95/p99/max"].startswith("1.5 / 1.5 / 1.5 / 1.5")
     assert rows["at gateway: matched"] == "1 of 1 phone calls, 1 of 1 sessions"
     out = io.StringIO()
     report = _minimal_report()
-    report["added_at_gateway"] = analyse_at_gateway(phone, sim, gw)
+    report["added_at_gateway"] = analyse_at_gateway(read_phone(phone), read_sim(sim), gw)
     print_table(report, out)
     assert "at gateway reply ms" in out.getvalue()
 

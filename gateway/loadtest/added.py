@@ -432,7 +432,14 @@ def analyse(phone_records: Iterable[Mapping[str, Any]],
             sim_records: Iterable[Mapping[str, Any]], *, tol_ms: float = TOL_MS,
             totals_tol_ms: float = TOTALS_TOL_MS, open_window_s: float = OPEN_WINDOW_S
             ) -> AddedLatency:
-    calls, sessions = read_phone(phone_records), read_sim(sim_records)
+    return measure(read_phone(phone_records), read_sim(sim_records), tol_ms=tol_ms,
+                   totals_tol_ms=totals_tol_ms, open_window_s=open_window_s)
+
+
+def measure(calls: list[PhoneCall], sessions: list[SimSession], *, tol_ms: float = TOL_MS,
+            totals_tol_ms: float = TOTALS_TOL_MS, open_window_s: float = OPEN_WINDOW_S
+            ) -> AddedLatency:
+    """:func:`analyse` on traces already read (nothing here changes them)."""
     m = match(calls, sessions, open_window_s=open_window_s, tol_ms=tol_ms,
               totals_tol_ms=totals_tol_ms)
     per_call: list[CallAdded] = []
@@ -464,6 +471,15 @@ def format_ms(summary: Mapping[str, Any]) -> str:
             f"{summary['max']:.1f}  (n={summary['count']})")
 
 
+def barge_in_cell(section: Mapping[str, Any]) -> str:
+    """A section's barge-in figures, and the ``interrupted`` no ``clear`` followed, if any."""
+    barge = format_ms(section["barge_in_ms"])
+    lone = section["interrupted_without_clear"]
+    if lone:
+        barge += f"; {lone} interrupted without a clear"
+    return barge
+
+
 def table_rows(section: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The report table's rows for the JSON section :meth:`AddedLatency.as_dict` made."""
     lost = []
@@ -477,10 +493,7 @@ def table_rows(section: Mapping[str, Any]) -> list[tuple[str, str]]:
         lost.append(f"{section['resumed_sessions_skipped']} resumed sessions skipped")
     if section["ambiguous"]:
         lost.append(f"{section['ambiguous']} ambiguous")
-    barge = format_ms(section["barge_in_ms"])
-    lone = section["interrupted_without_clear"]
-    if lone:
-        barge += f"; {lone} interrupted without a clear"
+    barge = barge_in_cell(section)
     return [
         ("added: matched", f"{section['matched']} of {section['phone_calls']} calls to "
                            f"{section['sessions']} sessions" +

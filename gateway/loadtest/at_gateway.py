@@ -12,7 +12,7 @@ none of the rig's reading:
 - **barge-in**: the simulator wrote ``interrupted`` -> the gateway wrote ``clear``.
 
 The gateway's records are recast as the other end's (as the simulator's for the inbound
-path, as the phones' for the other two) and measured by :func:`.added.analyse`, matching
+path, as the phones' for the other two) and measured by :func:`.added.measure`, matching
 and all, so both methods count, pair and skip samples by the same rules.
 """
 
@@ -21,7 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from .added import AddedLatency, analyse, format_ms
+from .added import (
+    AddedLatency,
+    PhoneCall,
+    SimSession,
+    barge_in_cell,
+    format_ms,
+    measure,
+    read_phone,
+    read_sim,
+)
 
 
 def as_simulator(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -70,13 +79,14 @@ def as_phones(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
         turns[c] = (turn, ms, boundary)
 
 
-def analyse_at_gateway(phone_records: Iterable[Mapping[str, Any]],
-                       sim_records: Iterable[Mapping[str, Any]],
+def analyse_at_gateway(calls: list[PhoneCall], sessions: list[SimSession],
                        gateway_records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The report's ``added_at_gateway`` section."""
+    """The report's ``added_at_gateway`` section, from the phones' and the simulator's traces
+    as :func:`.added.read_phone` and :func:`.added.read_sim` give them (the end-to-end
+    figures were measured on the same, so neither trace is read twice)."""
     gateway = list(gateway_records)
-    inbound = analyse(phone_records, as_simulator(gateway))
-    outbound = analyse(as_phones(gateway), sim_records)
+    inbound = measure(calls, read_sim(as_simulator(gateway)))
+    outbound = measure(read_phone(as_phones(gateway)), sessions)
     return {
         "method": "rig write stamps vs the gateway's own write stamps (voicegw serve --trace)",
         "inbound_ms": inbound.inbound.as_dict(),
@@ -91,9 +101,7 @@ def analyse_at_gateway(phone_records: Iterable[Mapping[str, Any]],
 
 def table_rows(section: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The report table's rows for the section :func:`analyse_at_gateway` made."""
-    barge = format_ms(section["barge_in_ms"])
-    if section["interrupted_without_clear"]:
-        barge += f"; {section['interrupted_without_clear']} interrupted without a clear"
+    barge = barge_in_cell(section)
     return [
         ("at gateway: matched", f"{section['calls_matched_to_phones']} phone calls, "
                                 f"{section['calls_matched_to_sessions']} sessions"),

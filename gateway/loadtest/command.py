@@ -14,7 +14,7 @@ from gateway import eventloop
 from gateway.errors import ConfigError
 from gateway.twilio_peer import parse_parameters
 
-from .added import analyse
+from .added import measure, read_phone, read_sim
 from .at_gateway import analyse_at_gateway
 from .calls import build_plan
 from .local import LocalStack
@@ -23,7 +23,7 @@ from .progress import ProgressLine
 from .report import Slo, build_report, check_slos, print_table
 from .runner import LoadConfig, run_load
 from .scrape import FRAMES, metrics_url, scrape, scrape_settled
-from .trace import PhoneTrace, default_sim_trace, read_jsonl, settled
+from .trace import PhoneTrace, read_jsonl, settled, trace_beside
 
 
 def _slos(args: argparse.Namespace) -> list[Slo]:
@@ -38,28 +38,30 @@ def _slos(args: argparse.Namespace) -> list[Slo]:
 
 
 def _sim_trace(args: argparse.Namespace) -> Path | None:
-    sim_trace: Path | None = args.sim_trace
-    if sim_trace is not None and args.trace is None:
+    if args.sim_trace is not None and args.trace is None:
         raise ConfigError("--sim-trace needs --trace (the phones' side of the measurement)")
-    if args.local and sim_trace is None and args.trace is not None:
-        sim_trace = default_sim_trace(args.trace)
-    if not args.local and sim_trace is not None and not sim_trace.exists():
-        raise ConfigError(f"--sim-trace {sim_trace}: no such file (start the simulator with "
-                          "'voicegw simulate-live --trace PATH' first)")
-    return sim_trace
+    return _peer_trace(args, args.sim_trace, "sim", who="simulator",
+                       command="voicegw simulate-live")
 
 
 def _gateway_trace(args: argparse.Namespace, sim_trace: Path | None) -> Path | None:
-    path: Path | None = args.gateway_trace
-    if path is not None and (args.trace is None or sim_trace is None):
+    if args.gateway_trace is not None and (args.trace is None or sim_trace is None):
         raise ConfigError("--gateway-trace needs --trace and the simulator's trace: it times "
                           "what the gateway wrote against what they wrote")
-    if args.local and path is None and args.trace is not None:
-        path = default_sim_trace(args.trace, "gateway")
-    if not args.local and path is not None and not path.exists():
-        raise ConfigError(f"--gateway-trace {path}: no such file (start the gateway with "
-                          "'voicegw serve --trace PATH' first)")
-    return path
+    return _peer_trace(args, args.gateway_trace, "gateway", who="gateway",
+                       command="voicegw serve")
+
+
+def _peer_trace(args: argparse.Namespace, given: Path | None, kind: str, *, who: str,
+                command: str) -> Path | None:
+    """Where another process's trace is: with --local, where the one started here writes it
+    (beside --trace by default); else the file given, which must already be there."""
+    if args.local and given is None and args.trace is not None:
+        return trace_beside(args.trace, kind)
+    if not args.local and given is not None and not given.exists():
+        raise ConfigError(f"--{kind}-trace {given}: no such file (start the {who} with "
+                          f"'{command} --trace PATH' first)")
+    return given
 
 
 def _monitor(pids: dict[str, int], required: bool) -> ProcessMonitor | None:
@@ -139,12 +141,13 @@ def _analyse(phone: Path | None, sim: Path | None, gateway: Path | None
     """The report's added-latency sections, from the traces there are."""
     if phone is None or sim is None:
         return None, None
-    added = analyse(read_jsonl(phone), read_jsonl(sim)).as_dict()
+    calls, sessions = read_phone(read_jsonl(phone)), read_sim(read_jsonl(sim))
+    added = measure(calls, sessions).as_dict()
     print(f"  traces: {phone}, {sim}", file=sys.stderr)
     if gateway is None:
         return added, None
     print(f"  gateway trace: {gateway}", file=sys.stderr)
-    return added, analyse_at_gateway(read_jsonl(phone), read_jsonl(sim), read_jsonl(gateway))
+    return added, analyse_at_gateway(calls, sessions, read_jsonl(gateway))
 
 
 def _write(report: dict[str, Any], args: argparse.Namespace) -> None:

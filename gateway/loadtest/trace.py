@@ -89,7 +89,7 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def default_sim_trace(phone_trace: Path, kind: str = "sim") -> Path:
+def trace_beside(phone_trace: Path, kind: str = "sim") -> Path:
     """``--local``'s simulator (or gateway) trace next to the phones' one: ``p.jsonl`` ->
     ``p.sim.jsonl`` (``p.gateway.jsonl``)."""
     return phone_trace.with_name(f"{phone_trace.stem}.{kind}{phone_trace.suffix or '.jsonl'}")
