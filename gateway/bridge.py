@@ -1,9 +1,9 @@
 """One bridge per call: Twilio Media Stream <-> one Live session.
 
 The bridge owns the call's tasks (one ``TaskGroup``: caller pump, model pump, caller writer),
-its queues, its resamplers and its logger. It speaks to its two peers only through the small
-protocols below, so it never imports aiohttp or websockets; the server and the tests plug
-sockets in.
+its queues, its resamplers and its logger. It speaks to its two peers only through small
+protocols (:class:`gateway.bridge_config.CallerSocket`, :class:`gateway.live_keeper.LiveLink`),
+so it never imports aiohttp or websockets; the server and the tests plug sockets in.
 
 What the caller hears (reply audio, marks, barge-in) is :class:`gateway.playout.CallerPlayout`;
 keeping the Live session alive across ``goAway`` and drops is
@@ -18,15 +18,14 @@ import dataclasses
 import enum
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, NoReturn, Protocol
+from typing import Any, Final, NoReturn
 
 import structlog
 
 from gateway import live, twilio
 from gateway.agent import Agent, CallContext
 from gateway.audio import Resampler, peak, ulaw_to_pcm16
+from gateway.bridge_config import BridgeSettings, CallerSocket, CallServices
 from gateway.callctl import CallController, CallEnding, first_reason
 from gateway.capture import CaptureWriter
 from gateway.errors import (
@@ -39,12 +38,10 @@ from gateway.faults import caller_fault_close
 from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
 from gateway.log import mask_number
 from gateway.playout import CallerPlayout
-from gateway.record import CallObserver, CallStats, CallSummary, Transcript, notify
+from gateway.record import CallStats, CallSummary, Transcript, notify
 from gateway.recording import WavRecorder
-from gateway.registry import DEFAULT_AGENT, AgentRegistry, UnknownAgentError
-from gateway.timing_trace import GatewayTrace
+from gateway.registry import DEFAULT_AGENT, UnknownAgentError
 from gateway.tools import ToolDispatcher
-from gateway.twilio_rest import TwilioRest
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
 # A frame peaking above this counts as the caller speaking (-35 dBFS: above line noise,
@@ -52,18 +49,6 @@ MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any mo
 SPEECH_PEAK: Final = 600
 # A flood of buffered frames holds the event loop for at most this many (~0.3 ms) at a time.
 YIELD_EVERY_FRAMES: Final = 8
-
-
-class CallerSocket(Protocol):
-    """The provider's WebSocket, as the bridge needs it."""
-
-    async def receive(self) -> str | bytes | None:
-        """The next frame (bytes for a binary one); None once the stream has ended."""
-    def send_nowait(self, text: str) -> bool:
-        """Write now if the socket takes it without waiting; False if it must be queued."""
-    async def send(self, text: str) -> None:
-        """Raises ConnectionError once the socket is closed."""
-    async def close(self, code: int, reason: str) -> None: ...
 
 
 class CallState(enum.Enum):
@@ -79,31 +64,6 @@ _MOVES: Final = {
     CallState.ACTIVE: {CallState.ENDED},
     CallState.ENDED: set[CallState](),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class BridgeSettings:
-    session: live.SessionConfig
-    mark_interval_ms: int = 200
-    max_held_frames: int = 500  # caller audio kept for a new Live session (10 s)
-    max_queued_media: int = 1500  # reply chunks waiting for the caller's socket
-    start_timeout_s: float = 10.0
-    max_live_attempts: int = 3  # connects in a row before the caller hears an apology
-    fallback_number: str | None = None  # where a call goes when the Live API cannot serve it
-    recordings_dir: Path | None = None  # where call recordings go
-    record_all: bool = False  # record every call, not only those of agents with record=True
-    capture_dir: Path | None = None  # save each call's inbound stream here, as JSON lines
-
-
-@dataclass(frozen=True, slots=True)
-class CallServices:
-    """What every call shares: the agents, the Twilio REST client, recorded prompts."""
-
-    agents: AgentRegistry | None = None  # None: every call gets the plain default agent
-    rest: TwilioRest | None = None
-    unavailable_prompt: bytes = b""  # mu-law 8 kHz, played when a call cannot be served
-    observers: tuple[CallObserver, ...] = ()  # call records, metrics
-    trace: GatewayTrace | None = None  # `voicegw serve --trace`: write times, for measuring
 
 
 class CallBridge:

@@ -27,7 +27,8 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from gateway import live, signing
 from gateway.agent import Agent
 from gateway.audio import pcm16_to_ulaw
-from gateway.bridge import BridgeSettings, CallBridge, CallServices
+from gateway.bridge import CallBridge
+from gateway.bridge_config import BridgeSettings, CallServices
 from gateway.config import Settings
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
@@ -74,7 +75,7 @@ log = structlog.get_logger("gateway.server")
 
 
 class AiohttpCaller:
-    """:class:`gateway.bridge.CallerSocket` over an aiohttp WebSocket.
+    """:class:`gateway.bridge_config.CallerSocket` over an aiohttp WebSocket.
 
     ``transport`` (the request's) lets a close cut a connection whose peer stopped reading:
     aiohttp's own close would wait for it forever, holding the bytes queued for it.

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway import live
-from gateway.bridge import BridgeSettings, CallBridge
+from gateway.bridge import CallBridge
+from gateway.bridge_config import BridgeSettings
 from gateway.twilio_peer import TwilioPeer
 
 _END = object()

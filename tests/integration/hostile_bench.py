@@ -23,7 +23,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from gateway.agent import Agent
-from gateway.bridge import CallServices
+from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.live_client import LiveSession, open_session
 from gateway.phone import CallResult, Utterance, When, load_utterance, place_call

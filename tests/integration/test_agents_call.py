@@ -23,7 +23,7 @@ import pytest
 
 from agents import front_desk, support
 from gateway.agent import Agent, CallContext, Scheduling, ToolError, tool
-from gateway.bridge import CallServices
+from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.log import mask_number
 from gateway.phone import CallResult, Utterance, When, load_utterance, place_call

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bridge import CallServices
+from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.phone import When, place_call
 from gateway.server import Gateway, running

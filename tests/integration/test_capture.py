@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from gateway import cli
-from gateway.bridge import CallServices
+from gateway.bridge_config import CallServices
 from gateway.capture import load_capture
 from gateway.config import Settings, custom_endpoint
 from gateway.errors import ConfigError

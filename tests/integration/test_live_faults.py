@@ -20,7 +20,7 @@ import pytest
 import structlog
 from websockets.asyncio.server import ServerConnection, serve
 
-from gateway.bridge import CallServices
+from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.record import CallSummary

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gateway.audio import ulaw_to_pcm16
-from gateway.bridge import CallServices
+from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.phone import When, place_call
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
