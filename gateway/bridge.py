@@ -87,7 +87,8 @@ class CallBridge:
                                  max_frames=settings.max_held_frames,
                                  max_attempts=settings.max_live_attempts, log=self.log,
                                  resumption=settings.session.session_resumption,
-                                 stats=self.stats.live)
+                                 stats=self.stats.live,
+                                 overlap_s=settings.resume_overlap_s)
         self._started_event = asyncio.Event()
         self.transcript = Transcript(self._t0)
         self.playout = CallerPlayout(caller, self.twilio, self.stats, self.transcript,
@@ -355,8 +356,7 @@ class CallBridge:
                 await session.send(message)
         except LiveClosedError:
             return  # the model pump reconnects; the keeper replays this frame
-        if not frame.sent:
-            frame.sent = True
+        if self.keeper.written(frame):
             self._delivered(received)
 
     def _delivered(self, received: float) -> None:

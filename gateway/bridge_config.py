@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway import live
+from gateway.live_keeper import DEFAULT_OVERLAP_S
 from gateway.record import CallObserver
 from gateway.registry import AgentRegistry
 from gateway.timing_trace import GatewayTrace
@@ -33,6 +34,9 @@ class BridgeSettings:
     session: live.SessionConfig
     mark_interval_ms: int = 200
     max_held_frames: int = 500  # caller audio kept for a new Live session (10 s)
+    # Caller audio written this long before a resumption handle arrived is replayed on a
+    # resume too, as it may not have reached the service when it issued the handle.
+    resume_overlap_s: float = DEFAULT_OVERLAP_S
     max_queued_media: int = 1500  # reply chunks waiting for the caller's socket
     start_timeout_s: float = 10.0
     max_live_attempts: int = 3  # connects in a row before the caller hears an apology

@@ -8,6 +8,11 @@ either invisible to the caller:
   frame, bounded). A handle restores the conversation as it was when the handle was issued, not
   the audio sent after it, so on every new connection the keeper replays those frames: what the
   caller said during a swap, or mid-sentence when a connection dropped, reaches the model.
+  The service issues a handle for what it had *read*; frames written shortly before the handle
+  arrived may still have been on their way, and the Gemini API does not say which message a
+  handle ends at (``lastConsumedClientMessageIndex`` is Vertex-only). So frames written in the
+  last ``overlap_s`` before a handle arrived are kept too: after a resume the model may hear
+  that much of the caller twice, but never misses the start of a word.
   While no session is open the same buffer holds the caller's audio, so nothing is lost unless
   a reconnect takes longer than the buffer (10 s by default); that loss is counted and logged.
 * Messages other than audio (tool responses, keypad notices) sent while no session is open
@@ -76,18 +81,28 @@ Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 Delivered = Callable[[float], None]  # a caller frame reached a session; its arrival time
 
 
+DEFAULT_OVERLAP_S: Final = 0.3  # a network round trip and the service's read lag, with room
+Clock = Callable[[], float]
+
+
 @dataclass(slots=True)
 class Frame:
     seq: int
     ulaw: bytes
     received: float  # time.perf_counter() when it came from the caller
-    sent: bool  # reached some session at least once
+    written: float | None = None  # when it was last written to a session; None: never
+
+    @property
+    def sent(self) -> bool:
+        """It reached some session at least once."""
+        return self.written is not None
 
 
 class LiveKeeper:
     def __init__(self, connect: LiveConnector, spawn: Spawn, delivered: Delivered, *,
                  max_frames: int, max_attempts: int, log: Any, resumption: bool = True,
-                 stats: KeeperStats | None = None) -> None:
+                 stats: KeeperStats | None = None, overlap_s: float = DEFAULT_OVERLAP_S,
+                 clock: Clock = time.perf_counter) -> None:
         self._connect = connect
         self._spawn = spawn
         self._delivered = delivered
@@ -95,6 +110,8 @@ class LiveKeeper:
         self.max_attempts = max_attempts
         self.log = log
         self.resumption = resumption
+        self.overlap_s = overlap_s
+        self._clock = clock
         self.session: LiveLink | None = None
         self.handle: str | None = None
         self.stats = stats if stats is not None else KeeperStats()
@@ -120,9 +137,15 @@ class LiveKeeper:
             else:
                 self.stats.frames_trimmed += 1
         self._seq += 1
-        frame = Frame(self._seq, ulaw, received, sent=False)
+        frame = Frame(self._seq, ulaw, received)
         self._frames.append(frame)
         return frame
+
+    def written(self, frame: Frame) -> bool:
+        """``frame`` was just written to a session; True the first time it reached one."""
+        first = frame.written is None
+        frame.written = self._clock()
+        return first
 
     async def send_text(self, text: str) -> None:
         """A non-audio message; held in order while no session is open."""
@@ -141,8 +164,12 @@ class LiveKeeper:
     def on_resumption(self, update: live.ResumptionUpdate) -> None:
         if update.resumable and update.handle:
             self.handle = update.handle
-            # The service holds everything up to here: only later audio needs a replay.
-            self._frames.clear()
+            # The service holds what it had read when it issued this; the newest frames may
+            # not have reached it yet (see the module's docstring).
+            keep_from = self._clock() - self.overlap_s
+            frames = self._frames
+            while frames and frames[0].written is not None and frames[0].written < keep_from:
+                frames.popleft()
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -179,8 +206,10 @@ class LiveKeeper:
             gap = time.monotonic() - self._gone_at
             self.stats.reconnect_gap.observe(gap)
             self.stats.reconnects += 1
+            # replay_from: the caller's frame (1 = the call's first) the new session hears from.
             self.log.info("live_reconnected", resumed=handle is not None,
-                          gap_ms=round(gap * 1000, 1), replayed=len(self._frames))
+                          gap_ms=round(gap * 1000, 1), replayed=len(self._frames),
+                          replay_from=self._frames[0].seq if self._frames else self._seq + 1)
         self._gone_at = None
         self._swapping = False
         await self._replay(session)
@@ -197,11 +226,10 @@ class LiveKeeper:
             frame = frames[max(0, cursor - frames[0].seq)]  # the oldest may have been trimmed
             cursor = frame.seq + 1
             await session.send(live.audio_message(resampler.process(ulaw_to_pcm16(frame.ulaw))))
-            if frame.sent:
-                self.stats.frames_replayed += 1
-            else:
-                frame.sent = True
+            if self.written(frame):
                 self._delivered(frame.received)
+            else:
+                self.stats.frames_replayed += 1
         while self._texts:
             await session.send(self._texts.popleft())
 

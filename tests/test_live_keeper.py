@@ -70,7 +70,16 @@ def setup_for(handle: str | None) -> str:
     return live.build_setup(live.SessionConfig(model="models/m", resumption_handle=handle))
 
 
-def keeper(connect: Connector, *, max_frames: int = 50, attempts: int = 3
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def keeper(connect: Connector, *, max_frames: int = 50, attempts: int = 3,
+           clock: Clock | None = None
            ) -> tuple[LiveKeeper, list[float], list[asyncio.Task[None]]]:
     delivered: list[float] = []
     tasks: list[asyncio.Task[None]] = []
@@ -80,7 +89,8 @@ def keeper(connect: Connector, *, max_frames: int = 50, attempts: int = 3
         return tasks[-1]
 
     k = LiveKeeper(connect, spawn, delivered.append, max_frames=max_frames,  # type: ignore[arg-type]
-                   max_attempts=attempts, log=structlog.get_logger("test"))
+                   max_attempts=attempts, log=structlog.get_logger("test"),
+                   overlap_s=0.3, clock=clock or Clock())
     return k, delivered, tasks
 
 
@@ -119,19 +129,42 @@ async def test_frames_arriving_during_a_replay_follow_it_in_order() -> None:
 
 
 async def test_a_new_handle_ends_what_needs_replaying() -> None:
-    first, second = Session(), Session()
-    k, delivered, _ = keeper(Connector(first, second))
+    first, second, clock = Session(), Session(), Clock()
+    k, delivered, _ = keeper(Connector(first, second), clock=clock)
     await k.connect(setup_for)
     for i in range(3):
-        k.remember(FRAME, float(i)).sent = True
+        assert k.written(k.remember(FRAME, float(i)))
+    clock.now += 1.0
     k.on_resumption(live.ResumptionUpdate(handle=None, resumable=False))  # mid-turn: no handle
     k.on_resumption(live.ResumptionUpdate(handle="h-1", resumable=True))
-    k.remember(FRAME, 9.0).sent = True
+    k.written(k.remember(FRAME, 9.0))
     k.lost(LiveClosedError(1011, "Internal error occurred."))
     await k.connect(setup_for)
     assert len(second.audio()) == 1  # only the frame after the handle
     assert k.stats.frames_replayed == 1 and k.stats.drops == 1 and k.stats.reconnects == 1
     assert delivered == []  # every frame had already reached a session once
+
+
+async def test_frames_written_just_before_a_handle_arrived_are_replayed_too() -> None:
+    # The service may have issued the handle before these reached it: a resume that left them
+    # out would lose the start of what the caller said. (The race lost a frame in CI.)
+    first, second, clock = Session(), Session(), Clock()
+    k, delivered, _ = keeper(Connector(first, second), clock=clock)
+    await k.connect(setup_for)
+    frames = [bytes([i]) * 160 for i in range(5)]
+    for f in frames:  # written 0.25 s apart; the last as the handle arrives
+        assert k.written(k.remember(f, clock.now))
+        clock.now += 0.25
+    clock.now -= 0.25
+    k.on_resumption(live.ResumptionUpdate(handle="h-1", resumable=True))
+    held = bytes([9]) * 160
+    k.remember(held, clock.now)  # came in while no session could take it
+    k.lost(LiveClosedError(1006, ""))
+    await k.connect(setup_for)
+    # Only those written within the 0.3 s overlap, then the one never sent.
+    assert second.audio() == resampled([frames[3], frames[4], held])
+    assert k.stats.frames_replayed == 2
+    assert len(delivered) == 1  # the held one reached a session for the first time
 
 
 async def test_without_a_session_the_oldest_frames_are_lost_and_counted() -> None:
@@ -141,7 +174,7 @@ async def test_without_a_session_the_oldest_frames_are_lost_and_counted() -> Non
     assert k.stats.frames_lost == 15
     await k.connect(setup_for)
     assert k.session is not None
-    k.remember(FRAME, 0.0).sent = True  # while live, old frames are trimmed, not lost
+    k.written(k.remember(FRAME, 0.0))  # while live, old frames are trimmed, not lost
     assert k.stats.frames_lost == 15 and k.stats.frames_trimmed == 1
 
 
