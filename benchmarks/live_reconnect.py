@@ -114,8 +114,9 @@ async def long_call() -> None:
           f"drops {live.drops}")
     print(f"   reconnect gap (wall clock, at 60x load) {gaps(summary)}")
     print(f"   frames sent {result.frames_sent}, forwarded {summary.stats.frames_forwarded}, "
-          f"received by the simulator {sum(s.audio_chunks for s in sessions)} "
-          f"(= forwarded + {live.frames_replayed} replayed), lost {live.frames_lost}")
+          f"replayed {live.frames_replayed}, received by the simulator "
+          f"{sum(s.audio_chunks for s in sessions)} (forwarded + replayed, less any written "
+          f"into a closing socket), lost {live.frames_lost}")
     print(f"   replies {sum(s.turns_completed for s in sessions)} for {len(script)} utterances"
           f", unanswered {result.unanswered}")
     print(f"   resident memory of the whole process: {rss_before:.1f} MB before the call, "
