@@ -44,9 +44,9 @@ import psutil
 import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.loadtest.added import read_sim
 from gateway.loadtest.local import free_port
 from gateway.loadtest.scrape import metrics_url
+from gateway.loadtest.timelines import read_sim
 from gateway.loadtest.trace import read_jsonl
 from gateway.phone import load_utterance
 from gateway.simulator.speech import speech_dir

@@ -13,16 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.loadtest.added import (
-    AddedLatency,
-    Stream,
-    analyse,
-    match,
-    position_lags,
-    read_phone,
-    read_sim,
-    table_rows,
-)
+from gateway.loadtest.added import AddedLatency, analyse, match, position_lags, table_rows
+from gateway.loadtest.timelines import Stream, read_phone, read_sim
 from gateway.loadtest.trace import PhoneTrace, read_jsonl, trace_beside
 from gateway.simulator.trace import SimTrace, TraceWriter
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.loadtest.added import analyse, read_phone, read_sim
+from gateway.loadtest.added import analyse
 from gateway.loadtest.at_gateway import analyse_at_gateway, as_phones, as_simulator, table_rows
 from gateway.loadtest.report import print_table
+from gateway.loadtest.timelines import read_phone, read_sim
 from gateway.loadtest.trace import read_jsonl
 from gateway.timing_trace import GatewayTrace
 

@@ -21,16 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from .added import (
-    AddedLatency,
-    PhoneCall,
-    SimSession,
-    barge_in_cell,
-    format_ms,
-    measure,
-    read_phone,
-    read_sim,
-)
+from .added import AddedLatency, barge_in_cell, format_ms, measure
+from .timelines import PhoneCall, SimSession, read_phone, read_sim
 
 
 def as_simulator(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -82,7 +74,7 @@ def as_phones(records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
 def analyse_at_gateway(calls: list[PhoneCall], sessions: list[SimSession],
                        gateway_records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The report's ``added_at_gateway`` section, from the phones' and the simulator's traces
-    as :func:`.added.read_phone` and :func:`.added.read_sim` give them (the end-to-end
+    as :func:`.timelines.read_phone` and :func:`.timelines.read_sim` give them (the end-to-end
     figures were measured on the same, so neither trace is read twice)."""
     gateway = list(gateway_records)
     inbound = measure(calls, read_sim(as_simulator(gateway)))

@@ -14,7 +14,7 @@ from gateway import eventloop
 from gateway.errors import ConfigError
 from gateway.twilio_peer import parse_parameters
 
-from .added import measure, read_phone, read_sim
+from .added import measure
 from .at_gateway import analyse_at_gateway
 from .calls import build_plan
 from .local import LocalStack
@@ -23,6 +23,7 @@ from .progress import ProgressLine
 from .report import Slo, build_report, check_slos, print_table
 from .runner import LoadConfig, run_load
 from .scrape import FRAMES, metrics_url, scrape, scrape_settled
+from .timelines import read_phone, read_sim
 from .trace import PhoneTrace, read_jsonl, settled, trace_beside
 
 

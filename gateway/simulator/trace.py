@@ -4,7 +4,8 @@ Both ends of a gateway under test write one: the simulated Live server (the mode
 :class:`SimTrace`) and the load tester's phones (the caller's side,
 ``gateway.loadtest.trace``). Every record carries ``t``, a ``time.monotonic()`` value: on
 one machine CLOCK_MONOTONIC is shared by all processes, so the two files can be compared
-record by record (``gateway.loadtest.added`` does).
+record by record (``gateway.loadtest.timelines`` reads them back,
+``gateway.loadtest.added`` compares them).
 
 Cost: recording an event formats one short line (about 1 µs) and appends it to a list; the
 list is written out in batches by a task :meth:`TraceWriter.start` runs (every 100 ms), or
