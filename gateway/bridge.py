@@ -356,15 +356,13 @@ class CallBridge:
                 await session.send(message)
         except LiveClosedError:
             return  # the model pump reconnects; the keeper replays this frame
-        if self.keeper.written(frame):
-            self._delivered(received)
+        self.keeper.written(frame)
 
-    def _delivered(self, received: float) -> None:
+    def _delivered(self, received: float, written: float) -> None:
         self.stats.frames_forwarded += 1
-        now = time.perf_counter()
-        self.stats.forward_latency.observe(now - received)
+        self.stats.forward_latency.observe(written - received)
         if self.timings is not None:
-            self.timings.forwarded(now)
+            self.timings.forwarded(written)
 
     async def handle_dtmf(self, event: twilio.Dtmf) -> None:
         self.log.info("dtmf", digit=event.digit)

@@ -78,7 +78,8 @@ class LiveLink(Protocol):
 LiveConnector = Callable[[str], Awaitable[LiveLink]]
 SetupFor = Callable[[str | None], str]  # resumption handle -> setup message
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
-Delivered = Callable[[float], None]  # a caller frame reached a session; its arrival time
+# A caller frame first reached a session: when it came from the caller, when it was written.
+Delivered = Callable[[float, float], None]
 
 
 DEFAULT_OVERLAP_S: Final = 0.3  # a network round trip and the service's read lag, with room
@@ -141,11 +142,12 @@ class LiveKeeper:
         self._frames.append(frame)
         return frame
 
-    def written(self, frame: Frame) -> bool:
-        """``frame`` was just written to a session; True the first time it reached one."""
+    def written(self, frame: Frame) -> None:
+        """``frame`` was just written to a session: stamp it, and report its first delivery."""
         first = frame.written is None
-        frame.written = self._clock()
-        return first
+        frame.written = at = self._clock()
+        if first:
+            self._delivered(frame.received, at)
 
     async def send_text(self, text: str) -> None:
         """A non-audio message; held in order while no session is open."""
@@ -226,10 +228,9 @@ class LiveKeeper:
             frame = frames[max(0, cursor - frames[0].seq)]  # the oldest may have been trimmed
             cursor = frame.seq + 1
             await session.send(live.audio_message(resampler.process(ulaw_to_pcm16(frame.ulaw))))
-            if self.written(frame):
-                self._delivered(frame.received)
-            else:
+            if frame.sent:
                 self.stats.frames_replayed += 1
+            self.written(frame)
         while self._texts:
             await session.send(self._texts.popleft())
 

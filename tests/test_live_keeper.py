@@ -80,15 +80,18 @@ class Clock:
 
 def keeper(connect: Connector, *, max_frames: int = 50, attempts: int = 3,
            clock: Clock | None = None
-           ) -> tuple[LiveKeeper, list[float], list[asyncio.Task[None]]]:
-    delivered: list[float] = []
+           ) -> tuple[LiveKeeper, list[tuple[float, float]], list[asyncio.Task[None]]]:
+    delivered: list[tuple[float, float]] = []  # (received, written) of each first delivery
     tasks: list[asyncio.Task[None]] = []
 
     def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         tasks.append(asyncio.ensure_future(coro))
         return tasks[-1]
 
-    k = LiveKeeper(connect, spawn, delivered.append, max_frames=max_frames,  # type: ignore[arg-type]
+    def deliver(received: float, written: float) -> None:
+        delivered.append((received, written))
+
+    k = LiveKeeper(connect, spawn, deliver, max_frames=max_frames,  # type: ignore[arg-type]
                    max_attempts=attempts, log=structlog.get_logger("test"),
                    overlap_s=0.3, clock=clock or Clock())
     return k, delivered, tasks
@@ -107,7 +110,7 @@ async def test_audio_before_the_first_session_is_replayed_in_order_and_counted_o
         k.remember(f, float(i))
     await k.connect(setup_for)
     assert first.audio() == resampled(frames)
-    assert delivered == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert delivered == [(float(i), 100.0) for i in range(5)]  # written at the clock's time
     assert k.stats.frames_replayed == 0 and k.session is first
 
 
@@ -133,7 +136,7 @@ async def test_a_new_handle_ends_what_needs_replaying() -> None:
     k, delivered, _ = keeper(Connector(first, second), clock=clock)
     await k.connect(setup_for)
     for i in range(3):
-        assert k.written(k.remember(FRAME, float(i)))
+        k.written(k.remember(FRAME, float(i)))
     clock.now += 1.0
     k.on_resumption(live.ResumptionUpdate(handle=None, resumable=False))  # mid-turn: no handle
     k.on_resumption(live.ResumptionUpdate(handle="h-1", resumable=True))
@@ -142,7 +145,8 @@ async def test_a_new_handle_ends_what_needs_replaying() -> None:
     await k.connect(setup_for)
     assert len(second.audio()) == 1  # only the frame after the handle
     assert k.stats.frames_replayed == 1 and k.stats.drops == 1 and k.stats.reconnects == 1
-    assert delivered == []  # every frame had already reached a session once
+    # Each frame was delivered once, when first written; the replay delivered none again.
+    assert [received for received, _ in delivered] == [0.0, 1.0, 2.0, 9.0]
 
 
 async def test_frames_written_just_before_a_handle_arrived_are_replayed_too() -> None:
@@ -153,7 +157,7 @@ async def test_frames_written_just_before_a_handle_arrived_are_replayed_too() ->
     await k.connect(setup_for)
     frames = [bytes([i]) * 160 for i in range(5)]
     for f in frames:  # written 0.25 s apart; the last as the handle arrives
-        assert k.written(k.remember(f, clock.now))
+        k.written(k.remember(f, clock.now))
         clock.now += 0.25
     clock.now -= 0.25
     k.on_resumption(live.ResumptionUpdate(handle="h-1", resumable=True))
@@ -164,7 +168,8 @@ async def test_frames_written_just_before_a_handle_arrived_are_replayed_too() ->
     # Only those written within the 0.3 s overlap, then the one never sent.
     assert second.audio() == resampled([frames[3], frames[4], held])
     assert k.stats.frames_replayed == 2
-    assert len(delivered) == 1  # the held one reached a session for the first time
+    # The five once each when first written, and the held one when the replay first sent it.
+    assert delivered == [(t, t) for t in (100.0, 100.25, 100.5, 100.75, 101.0, 101.0)]
 
 
 async def test_without_a_session_the_oldest_frames_are_lost_and_counted() -> None:
