@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml setup.py gateway/_fir.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
-	$(BIN)/pip install -q --disable-pip-version-check -e .
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[simulator]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -24,10 +24,10 @@ test: $(VENV)/.installed-test lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check gateway agents tests benchmarks
+	$(BIN)/ruff check gateway voicegw_agents tests benchmarks
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy --strict gateway
+	$(BIN)/mypy --strict gateway voicegw_agents
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/audio_quality.py

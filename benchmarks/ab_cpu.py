@@ -45,7 +45,7 @@ from calls_per_core import (
     wait_port,
 )
 
-from gateway.loadtest.local import free_port
+from gateway.rig.loadtest.local import free_port
 
 WORKTREE = "WORKTREE"
 PIPECAT = "PIPECAT"

@@ -44,12 +44,12 @@ import psutil
 import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.loadtest.local import free_port
-from gateway.loadtest.scrape import metrics_url
-from gateway.loadtest.timelines import read_sim
-from gateway.loadtest.trace import read_jsonl
-from gateway.phone import load_utterance
-from gateway.simulator.speech import speech_dir
+from gateway.rig.loadtest.local import free_port
+from gateway.rig.loadtest.scrape import metrics_url
+from gateway.rig.loadtest.timelines import read_sim
+from gateway.rig.loadtest.trace import read_jsonl
+from gateway.rig.phone import load_utterance
+from gateway.rig.simulator.speech import speech_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 TURNS = (("caller_book_table", "agent_greeting"), ("caller_seven_thirty", "agent_options"),

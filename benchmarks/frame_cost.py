@@ -22,7 +22,7 @@ import numpy as np
 
 from gateway import live, twilio
 from gateway.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
-from gateway.twilio_peer import TwilioPeer
+from gateway.rig.peers.twilio import TwilioPeer
 
 N = 5000
 REPEATS = 21

@@ -23,8 +23,8 @@ from collections.abc import Callable
 import uvloop
 from aiohttp import ClientSession, web
 
-from gateway.loadtest.local import free_port
-from gateway.twilio_peer import TwilioPeer
+from gateway.rig.loadtest.local import free_port
+from gateway.rig.peers.twilio import TwilioPeer
 
 FRAME = TwilioPeer("CA" + "0" * 32, "MZ" + "0" * 32).media(bytes(range(160)))
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from receive_floor import pinned_run
 
-from gateway.loadtest.local import free_port
-from gateway.twilio_peer import TwilioPeer
+from gateway.rig.loadtest.local import free_port
+from gateway.rig.peers.twilio import TwilioPeer
 from gateway.wsframe import MaskedTextFramer
 
 FRAME = MaskedTextFramer().frame(TwilioPeer("CA" + "0" * 32, "MZ" + "0" * 32)

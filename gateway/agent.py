@@ -79,6 +79,21 @@ class ToolResultError(ToolError):
     """A tool returned something that cannot be sent to the model as JSON."""
 
 
+class CallIdentity(Protocol):
+    """Who a call is, as its carrier's stream says (``gateway.carriers.core.Started``)."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def caller(self) -> str | None: ...
+    @property
+    def callee(self) -> str | None: ...
+    @property
+    def parameters(self) -> Mapping[str, str]: ...
+
+
 class CallControl(Protocol):
     """What the bridge does for a tool that ends or transfers the call."""
 
@@ -90,10 +105,10 @@ class CallControl(Protocol):
 class CallContext:
     """One call, as a tool sees it. ``state`` and ``dtmf`` live as long as the call.
 
-    ``caller``/``dialled`` are the From/To numbers, ``parameters`` the ``<Parameter>`` values
-    of the stream, ``dtmf`` the keypad digits pressed so far (oldest first), ``state`` a dict
-    the agent's tools can share within the call. ``end_call``/``transfer_call`` are coroutines:
-    call them from ``async def`` tools.
+    ``call_sid`` is the carrier's id of the call, ``caller``/``dialled`` the From/To numbers,
+    ``parameters`` the stream's custom parameters, ``dtmf`` the keypad digits pressed so far
+    (oldest first), ``state`` a dict the agent's tools can share within the call.
+    ``end_call``/``transfer_call`` are coroutines: call them from ``async def`` tools.
     """
 
     call_sid: str = ""
@@ -108,11 +123,11 @@ class CallContext:
     dtmf: list[str] = field(default_factory=list)
 
     @classmethod
-    def for_call(cls, agent: Agent, *, call_sid: str, stream_sid: str,
-                 parameters: Mapping[str, str], control: CallControl | None) -> CallContext:
-        """The context the bridge builds once Twilio's ``start`` names the call."""
-        return cls(call_sid=call_sid, stream_sid=stream_sid, parameters=dict(parameters),
-                   caller=parameters.get("From") or None, dialled=parameters.get("To") or None,
+    def for_call(cls, agent: Agent, call: CallIdentity,
+                 control: CallControl | None) -> CallContext:
+        """The context the bridge builds once the carrier's stream names the call."""
+        return cls(call_sid=call.call_id, stream_sid=call.stream_id,
+                   parameters=dict(call.parameters), caller=call.caller, dialled=call.callee,
                    agent=agent.name, transfer_to=agent.transfer_to, control=control)
 
     async def end_call(self, reason: str = "") -> None:
@@ -354,11 +369,14 @@ class Agent:
         """The ``functionDeclarations`` for the session's setup."""
         return [t.declaration() for t in self._by_name.values()]
 
-    def session_config(self, base: SessionConfig) -> SessionConfig:
-        """``base`` (the server's model and audio settings) with this agent's persona and tools."""
+    def session_config(self, base: SessionConfig,
+                       withheld: frozenset[str] = frozenset()) -> SessionConfig:
+        """``base`` (the server's model and audio settings) with this agent's persona and
+        tools, less those ``withheld`` (a built-in the call's carrier cannot carry out)."""
+        declarations = [d for d in self.declarations() if d["name"] not in withheld]
         return dataclasses.replace(base, voice=self.voice, language=self.language,
                                    system_instruction=self.instructions,
-                                   tools=tuple(self.declarations()))
+                                   tools=tuple(declarations))
 
     def greeting_prompt(self) -> str | None:
         """Text to send the model once the session is ready, so it speaks first."""

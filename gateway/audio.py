@@ -1,7 +1,9 @@
-"""G.711 mu-law and streaming sample-rate conversion for the call's audio path.
+"""The call's audio path: G.711 mu-law and A-law, L16 in either byte order, the formats
+carriers declare, and streaming sample-rate conversion.
 
-Pure and synchronous: bytes in, bytes out, no I/O. PCM16 is little-endian mono, as Twilio
-and the Live API speak it.
+Pure and synchronous: bytes in, bytes out, no I/O. Inside the gateway PCM16 is always
+little-endian mono, as the Live API speaks it; each carrier's codec is converted at the edge
+(:func:`decoder`, :func:`encoder`), so everything between works on one representation.
 
 Resampler design, and why:
 
@@ -32,9 +34,11 @@ Resampler design, and why:
 
 from __future__ import annotations
 
+import enum
 import functools
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +56,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-__all__ = ["COMPILED", "ULAW_RATE", "Resampler", "frame_bytes", "pcm16_to_ulaw", "peak", "rms",
-           "ulaw_to_pcm16"]
+__all__ = ["COMPILED", "ULAW_RATE", "AudioFormat", "Codec", "Resampler", "alaw_to_pcm16",
+           "decoder", "encoder", "frame_bytes", "pcm16_to_alaw", "pcm16_to_ulaw", "peak", "rms",
+           "swap_bytes", "ulaw_to_pcm16"]
 
 ULAW_RATE = 8000
 COMPILED = _fir is not None  # whether Resampler runs the compiled kernel by default
@@ -79,6 +84,103 @@ def pcm16_to_ulaw(pcm: bytes) -> bytes:
     if len(pcm) % 2:
         raise AudioFormatError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
     return audioop.lin2ulaw(pcm, 2)
+
+
+def alaw_to_pcm16(data: bytes) -> bytes:
+    """Decode G.711 A-law to PCM16 (bit-exact with the ITU-T G.711 expansion table)."""
+    return audioop.alaw2lin(data, 2)
+
+
+def pcm16_to_alaw(pcm: bytes) -> bytes:
+    """Encode PCM16 as G.711 A-law (the 13-bit segment encoding of ITU-T G.711)."""
+    if len(pcm) % 2:
+        raise AudioFormatError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
+    return audioop.lin2alaw(pcm, 2)
+
+
+def swap_bytes(pcm: bytes) -> bytes:
+    """PCM16 in the other byte order (big-endian L16 <-> little-endian); its own inverse."""
+    if len(pcm) % 2:
+        raise AudioFormatError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
+    return audioop.byteswap(pcm, 2)
+
+
+def _same(pcm: bytes) -> bytes:
+    if len(pcm) % 2:
+        raise AudioFormatError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
+    return pcm
+
+
+class Codec(enum.Enum):
+    """How a carrier's audio bytes encode samples."""
+
+    PCMU = "PCMU"  # G.711 mu-law, one byte a sample
+    PCMA = "PCMA"  # G.711 A-law, one byte a sample
+    L16 = "L16"  # signed 16-bit linear, little-endian (Vonage, Plivo, Exotel, AudioSocket)
+    L16_BE = "L16_BE"  # signed 16-bit linear, big-endian: RTP's L16 (RFC 3551), as Telnyx sends
+
+    @property
+    def sample_bytes(self) -> int:
+        return 1 if self in (Codec.PCMU, Codec.PCMA) else 2
+
+    @property
+    def silence(self) -> bytes:
+        """One sample of silence in this codec."""
+        return {Codec.PCMU: b"\xff", Codec.PCMA: b"\xd5"}.get(self, b"\x00\x00")
+
+
+_DECODERS: dict[Codec, Callable[[bytes], bytes]] = {
+    Codec.PCMU: ulaw_to_pcm16, Codec.PCMA: alaw_to_pcm16, Codec.L16: _same,
+    Codec.L16_BE: swap_bytes,
+}
+_ENCODERS: dict[Codec, Callable[[bytes], bytes]] = {
+    Codec.PCMU: pcm16_to_ulaw, Codec.PCMA: pcm16_to_alaw, Codec.L16: _same,
+    Codec.L16_BE: swap_bytes,
+}
+
+
+def decoder(codec: Codec) -> Callable[[bytes], bytes]:
+    """The function that turns ``codec`` bytes into PCM16 little-endian."""
+    return _DECODERS[codec]
+
+
+def encoder(codec: Codec) -> Callable[[bytes], bytes]:
+    """The function that turns PCM16 little-endian into ``codec`` bytes."""
+    return _ENCODERS[codec]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """Audio as a carrier sends or takes it: codec, sample rate, and its frame length."""
+
+    codec: Codec
+    rate: int
+    frame_ms: int = 20
+
+    def __post_init__(self) -> None:
+        if self.rate not in (8000, 16000, 24000):
+            raise AudioFormatError(f"unsupported sample rate {self.rate} Hz")
+        if self.frame_ms <= 0 or (self.rate * self.frame_ms) % 1000:
+            raise AudioFormatError(f"{self.frame_ms} ms at {self.rate} Hz is not whole samples")
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.rate * self.codec.sample_bytes
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one frame (``frame_ms``) in this format."""
+        return self.bytes_per_second * self.frame_ms // 1000
+
+    def ms(self, nbytes: int) -> float:
+        """How long ``nbytes`` of this format play."""
+        return nbytes * 1000 / self.bytes_per_second
+
+    def silence(self, ms: float) -> bytes:
+        return self.codec.silence * round(self.rate * ms / 1000)
+
+    def __str__(self) -> str:
+        return f"{self.codec.value}/{self.rate}"
 
 
 def rms(pcm: bytes) -> int:

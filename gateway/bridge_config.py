@@ -1,57 +1,78 @@
-"""What a call's bridge is given: the shape of the provider's socket, the settings every
+"""What a call's bridge is given: the shape of the carrier's socket, the settings every
 bridge runs with, and the services all calls share. Kept apart from
 :mod:`gateway.bridge` so the server and the tests can build them without the bridge's
 machinery."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from gateway import live
-from gateway.live_keeper import DEFAULT_OVERLAP_S
+from gateway.callctl import CallControlApi
+from gateway.carriers.core import Carrier, Outgoing
+from gateway.faults import LIVE_RETRY, RetryPolicy
+from gateway.live_keeper import DEFAULT_HELD_MS, DEFAULT_OVERLAP_S
+from gateway.playout import DEFAULT_LEAD_MS
 from gateway.record import CallObserver
 from gateway.registry import AgentRegistry
 from gateway.timing_trace import GatewayTrace
-from gateway.twilio_rest import TwilioRest
+from gateway.tokens import StreamTokens
 
 
 class CallerSocket(Protocol):
-    """The provider's WebSocket, as the bridge needs it."""
+    """The carrier's media socket, as the bridge needs it."""
 
     async def receive(self) -> str | bytes | None:
         """The next frame (bytes for a binary one); None once the stream has ended."""
-    def send_nowait(self, text: str) -> bool:
+    def send_nowait(self, frame: Outgoing) -> bool:
         """Write now if the socket takes it without waiting; False if it must be queued."""
-    async def send(self, text: str) -> None:
+    async def send(self, frame: Outgoing) -> None:
         """Raises ConnectionError once the socket is closed."""
     async def close(self, code: int, reason: str) -> None: ...
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code once :meth:`receive` has returned None (None: no close
+        frame, the connection just went)."""
 
 
 @dataclass(frozen=True, slots=True)
 class BridgeSettings:
     session: live.SessionConfig
     mark_interval_ms: int = 200
-    max_held_frames: int = 500  # caller audio kept for a new Live session (10 s)
+    max_held_ms: float = DEFAULT_HELD_MS  # caller audio kept for a new Live session (10 s)
     # Caller audio written this long before a resumption handle arrived is replayed on a
     # resume too, as it may not have reached the service when it issued the handle.
     resume_overlap_s: float = DEFAULT_OVERLAP_S
     max_queued_media: int = 1500  # reply chunks waiting for the caller's socket
     start_timeout_s: float = 10.0
-    max_live_attempts: int = 3  # connects in a row before the caller hears an apology
+    live_retry: RetryPolicy = LIVE_RETRY  # connects in a row before the caller hears sorry
     fallback_number: str | None = None  # where a call goes when the Live API cannot serve it
     recordings_dir: Path | None = None  # where call recordings go
     record_all: bool = False  # record every call, not only those of agents with record=True
     capture_dir: Path | None = None  # save each call's inbound stream here, as JSON lines
+    pacing_lead_ms: float = DEFAULT_LEAD_MS  # a carrier without clear: audio held ahead
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A recorded prompt: PCM16 mono and its rate (resampled to each carrier's)."""
+
+    pcm: bytes = b""
+    rate: int = 8000
 
 
 @dataclass(frozen=True, slots=True)
 class CallServices:
-    """What every call shares: the agents, the Twilio REST client, recorded prompts."""
+    """What every call shares: the agents, the carriers' REST clients, recorded prompts,
+    the observers of calls, and the per-call stream tokens."""
 
     agents: AgentRegistry | None = None  # None: every call gets the plain default agent
-    rest: TwilioRest | None = None
-    unavailable_prompt: bytes = b""  # mu-law 8 kHz, played when a call cannot be served
+    call_control: Mapping[Carrier, CallControlApi] = field(default_factory=dict)
+    unavailable_prompt: Prompt = Prompt()  # played when a call cannot be served
     observers: tuple[CallObserver, ...] = ()  # call records, metrics
     trace: GatewayTrace | None = None  # `voicegw serve --trace`: write times, for measuring
+    # With tokens, a stream must carry the one its answer document minted (signed carriers).
+    tokens: Mapping[Carrier, StreamTokens] = field(default_factory=dict)

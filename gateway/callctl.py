@@ -2,11 +2,13 @@
 
 A tool asks (``end_call``/``transfer_call`` on its :class:`~gateway.agent.CallContext`); the
 request is recorded and the tool returns at once, so its answer reaches the model. The call's
-own control task then waits for the model's turn to finish, queues a ``mark`` behind the last
-reply audio, and waits for Twilio to echo it (the caller has heard the goodbye to the end).
-Only then does it hang up: through Twilio's REST API when credentials are configured, else by
-closing the stream, after which Twilio runs the TwiML after ``</Connect>`` (a ``<Hangup/>``).
-A transfer needs the REST API: it redirects the call to ``<Dial>``.
+own control task then waits for the model's turn to finish, queues a mark behind the last
+reply audio, and waits until the caller has heard it (the carrier confirms the mark, or the
+gateway's own pacing says it has played). Only then does it hang up: through the carrier's
+REST API when one is configured, else by closing the stream, after which the carrier ends the
+call (the answer document holds nothing after the stream). A transfer needs the REST API.
+
+Carrier-neutral: the REST client is any :class:`CallControlApi`.
 """
 
 from __future__ import annotations
@@ -17,20 +19,31 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from gateway.agent import ToolError
-from gateway.errors import GatewayError
+from gateway.ending import CallEnding, EndKind
+from gateway.errors import CallControlError
 from gateway.log import mask_number
-from gateway.twilio_rest import TwilioRest, TwilioRestError
 
 TURN_WAIT_S: Final = 15.0  # the model finishing its goodbye
 MARK_WAIT_S: Final = 30.0  # the goodbye playing out at the phone
 
 
+class CallControlApi(Protocol):
+    """A carrier's REST API for its calls (``gateway.rest``). ``call`` is the id the carrier
+    knows the call by for control (:attr:`gateway.carriers.core.Started.control`)."""
+
+    async def hang_up(self, call: str) -> bool:
+        """End the call; False if it was already over."""
+    async def transfer(self, call: str, to: str) -> bool:
+        """Connect the caller to ``to`` (E.164 or ``sip:``); False if the call was over."""
+    async def aclose(self) -> None: ...
+
+
 class Playout(Protocol):
-    """What the controller needs from the bridge."""
+    """What the controller needs from the call's playout."""
 
     async def wait_turn_done(self) -> None: ...
     async def play_out(self, name: str) -> None:
-        """Queue a mark behind all queued audio and return when Twilio echoes it."""
+        """Queue a mark behind all queued audio and return once the caller has heard it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +52,20 @@ class Request:
     detail: str  # the reason, or the destination
 
 
-class CallEnding(GatewayError):
-    """The call should end now; ``reason`` goes into the log and the call record."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
 class CallController:
-    """Implements :class:`gateway.agent.CallControl` for one call."""
+    """Implements :class:`gateway.agent.CallControl` for one call.
 
-    def __init__(self, rest: TwilioRest | None, log: Any) -> None:
-        self.rest = rest
+    ``api`` is the carrier's REST client, when its credentials are configured; ``can_transfer``
+    says whether this carrier can transfer at all (without it the tool is not offered, and a
+    request is refused all the same).
+    """
+
+    def __init__(self, api: CallControlApi | None, call: str, log: Any, *,
+                 can_transfer: bool) -> None:
+        self.api = api
+        self.call = call
         self.log = log
-        self.call_sid: str | None = None
+        self.can_transfer = can_transfer and api is not None
         self._request: Request | None = None
         self._requested = asyncio.Event()
 
@@ -61,8 +73,8 @@ class CallController:
         self._ask(Request("end", reason or "agent ended the call"))
 
     async def transfer_call(self, to: str) -> None:
-        if self.rest is None:
-            raise ToolError("transfers are not configured on this line (no Twilio account)")
+        if not self.can_transfer:
+            raise ToolError("transfers are not available on this line")
         self._ask(Request("transfer", to))
 
     def _ask(self, request: Request) -> None:
@@ -88,42 +100,34 @@ class CallController:
         if request.action == "transfer":
             await self._transfer(request.detail)
         await self._hang_up()
-        raise CallEnding(f"agent ended the call: {request.detail}")
+        raise CallEnding(EndKind.AGENT_ENDED, f"agent ended the call: {request.detail}")
 
     async def _transfer(self, to: str) -> None:
         found = await self.redirect(to, why="agent")
         if found is None:
-            raise CallEnding("transfer failed; call ended")
-        raise CallEnding(f"transferred to {mask_number(to)}" if found
-                         else "call was already over when transferring")
+            raise CallEnding(EndKind.AGENT_ENDED, "transfer failed; call ended")
+        if found:
+            raise CallEnding(EndKind.TRANSFERRED, f"transferred to {mask_number(to)}")
+        raise CallEnding(EndKind.CALLER_HUNG_UP, "call was already over when transferring")
 
     async def redirect(self, to: str, *, why: str) -> bool | None:
-        """Redirect the call to ``<Dial>to</Dial>`` now, through the REST API.
+        """Transfer the call to ``to`` now, through the carrier's REST API.
 
         True when done, False if the call was already over, None if it could not be done
-        (no REST client or call yet, or Twilio refused: logged).
+        (no REST client, a carrier that cannot transfer, or a refusal: logged).
         """
-        if self.rest is None or self.call_sid is None:
+        if self.api is None or not self.can_transfer:
             return None
         try:
-            return await self.rest.transfer(self.call_sid, to)
-        except TwilioRestError as exc:
+            return await self.api.transfer(self.call, to)
+        except CallControlError as exc:
             self.log.error("transfer_failed", why=why, error=str(exc), status=exc.status)
             return None
 
     async def _hang_up(self) -> None:
-        if self.rest is None or self.call_sid is None:
-            return  # closing the stream ends the call (TwiML: <Hangup/> after </Connect>)
+        if self.api is None:
+            return  # closing the stream ends the call: nothing follows it in the answer
         try:
-            await self.rest.hang_up(self.call_sid)
-        except TwilioRestError as exc:
+            await self.api.hang_up(self.call)
+        except CallControlError as exc:
             self.log.warning("hang_up_failed", error=str(exc), status=exc.status)
-
-
-def first_reason(group: BaseExceptionGroup[Any]) -> str:
-    for exc in group.exceptions:
-        if isinstance(exc, CallEnding):
-            return exc.reason
-        if isinstance(exc, BaseExceptionGroup):
-            return first_reason(exc)
-    return "ended"

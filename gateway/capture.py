@@ -1,9 +1,10 @@
-"""Captures: a call's inbound Twilio stream saved as JSON lines, to replay it later.
+"""Captures: a call's inbound carrier stream saved as JSON lines, to replay it later.
 
-Each line is ``{"t": seconds since the stream opened, "frame": the text frame as received}``.
-``voicegw call CAPTURE.jsonl`` (and the load tester) replay the caller's side of it: its
-``start`` parameters and its audio, frame for frame, while the replaying phone answers marks
-and ``clear`` itself, as Twilio would for the new call.
+The first line names the carrier (``{"capture": 2, "carrier": "twilio"}``); each other line is
+``{"t": seconds since the stream opened, "frame": the text frame as received}``, or ``"bytes"``
+with the base64 of a binary frame. ``voicegw call CAPTURE.jsonl`` (and the load tester) replay
+the caller's side of it: its start parameters and its audio, frame for frame, while the
+replaying phone answers marks and clears itself, as the carrier would for the new call.
 
 Frames are kept in memory only until the next write, once a second, off the event loop; the
 backlog is bounded, and what a full disk or a stuck write drops is counted and logged.
@@ -12,23 +13,22 @@ backlog is bounded, and what a full disk or a stuck write drops is counted and l
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from gateway import twilio
-from gateway.errors import ConfigError, TwilioProtocolError
-
 MAX_BACKLOG: Final = 5000  # lines (100 s of frames) waiting for a write
+FORMAT_VERSION: Final = 2
 
 
 class CaptureWriter:
     FLUSH_S: Final = 1.0
 
-    def __init__(self, folder: Path, t0: float, log: Any) -> None:
+    def __init__(self, folder: Path, carrier: str, t0: float, log: Any) -> None:
         self.folder = folder
+        self.carrier = carrier
         self.t0 = t0
         self.log = log
         self.name: str | None = None  # the call sid, once `start` has said it
@@ -36,11 +36,16 @@ class CaptureWriter:
         self._lines: list[str] = []
         self.dropped = 0
 
-    def add(self, frame: str, at: float) -> None:
+    def add(self, frame: str | bytes, at: float) -> None:
         if len(self._lines) >= MAX_BACKLOG:
             self.dropped += 1
             return
-        self._lines.append(json.dumps({"t": round(at - self.t0, 4), "frame": frame}) + "\n")
+        entry: dict[str, Any] = {"t": round(at - self.t0, 4)}
+        if isinstance(frame, str):
+            entry["frame"] = frame
+        else:
+            entry["bytes"] = base64.b64encode(frame).decode("ascii")
+        self._lines.append(json.dumps(entry) + "\n")
 
     async def run(self) -> None:
         while True:
@@ -54,6 +59,8 @@ class CaptureWriter:
         if self.path is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.path = self.folder / f"{self.name or 'unstarted-' + uuid.uuid4().hex}.jsonl"
+            header = {"capture": FORMAT_VERSION, "carrier": self.carrier}
+            lines.insert(0, json.dumps(header) + "\n")
         try:
             await asyncio.to_thread(_append, self.path, lines)
         except OSError as exc:
@@ -69,44 +76,3 @@ class CaptureWriter:
 def _append(path: Path, lines: list[str]) -> None:
     with path.open("a", encoding="utf-8") as f:
         f.writelines(lines)
-
-
-@dataclass
-class Capture:
-    """The caller's side of a captured stream."""
-
-    parameters: dict[str, str] = field(default_factory=dict)
-    ulaw: bytearray = field(default_factory=bytearray)  # every media payload, in order
-    frames: int = 0
-    dtmf: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
-
-
-def load_capture(path: str | Path) -> Capture:
-    """Read a capture, checking every frame with the same Twilio core the gateway uses."""
-    stream = twilio.TwilioStream()
-    capture = Capture()
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read capture {path}: {exc}") from exc
-    for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line)
-            event = stream.receive(entry["frame"])
-            capture.duration_s = float(entry["t"])
-        except (ValueError, KeyError, TypeError, TwilioProtocolError) as exc:
-            raise ConfigError(f"{path}:{number}: not a capture line: {exc}") from exc
-        match event:
-            case twilio.Start():
-                capture.parameters = dict(event.custom_parameters)
-            case twilio.Media():
-                capture.ulaw += event.payload
-                capture.frames += 1
-            case twilio.Dtmf():
-                capture.dtmf.append(event.digit)
-            case _:
-                pass
-    if not capture.frames:
-        raise ConfigError(f"{path}: no media frames in this capture")
-    return capture

@@ -13,10 +13,12 @@ from gateway import __version__, eventloop
 from gateway import log as gwlog
 from gateway.errors import ConfigError, GatewayError
 
+RIG_COMMANDS = frozenset({"simulate-live", "call", "loadtest", "demo"})
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="voicegw", description="Telephony voice-agent gateway: "
-                                "Twilio Media Streams to the Gemini Live API.")
+                                "carriers' media streams to the Gemini Live API.")
     p.add_argument("--version", action="version", version=f"voicegw {__version__}")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", required=True)
@@ -34,42 +36,15 @@ def _parser() -> argparse.ArgumentParser:
                        "about a second) past which new callers hear 'all lines are busy'; "
                        "0 turns it off (default: VOICEGW_MAX_LOOP_LAG_MS or 100)")
     serve.add_argument("--allow-unsigned", action="store_true",
-                       help="serve on a non-loopback address without TWILIO_AUTH_TOKEN, i.e. "
-                       "without checking Twilio's request signatures")
+                       help="serve carriers whose signing secret is not set (e.g. without "
+                       "TWILIO_AUTH_TOKEN) without checking their request signatures, also "
+                       "beyond loopback: for when something in front authenticates requests")
     serve.add_argument("--trace", type=Path, metavar="PATH", help="write when each caller "
                        "frame, reply chunk and clear left the gateway (JSON lines), for "
                        "voicegw loadtest --gateway-trace; a measuring aid, not for production")
     serve.add_argument("--loop", choices=eventloop.CHOICES, default="auto",
                        help="event loop: uvloop (C; cheaper sockets and TLS per frame) or "
                        "asyncio's; auto picks uvloop where it is installed")
-
-    sim = sub.add_parser("simulate-live", help="run the SIMULATED Live server (a test and demo "
-                         "tool, not Google's service)")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
-    sim.add_argument("--tls-cert", type=Path)
-    sim.add_argument("--tls-key", type=Path)
-    sim.add_argument("--scenario", type=Path, help="JSON or YAML scenario file")
-    sim.add_argument("--trace", type=Path, metavar="PATH", help="write a JSON-lines timing "
-                     "trace (sessions, audio in and out, interruptions) for measuring a "
-                     "gateway's added latency with 'voicegw loadtest --sim-trace'")
-    sim.add_argument("--workers", type=int, default=1, metavar="N",
-                     help="run N simulator processes on the one port (SO_REUSEPORT) and the "
-                     "one trace, for loads one process cannot carry; needs a fixed --port")
-    sim.add_argument("--worker", help=argparse.SUPPRESS)  # K/N: set by --workers for each
-
-    call = sub.add_parser("call", help="play a recording into a gateway as Twilio would and "
-                          "save what came back")
-    call.add_argument("wav", type=Path, help="the caller's recording (PCM16 or mu-law WAV), "
-                      "or a capture (.jsonl) to replay")
-    call.add_argument("--url", required=True, help="the gateway's media URL, ws://HOST:PORT/media")
-    call.add_argument("--out", type=Path, default=Path("reply.wav"),
-                      help="stereo WAV: caller left, what the caller heard right")
-    call.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                      help="a <Parameter> for the stream's start message (repeatable)")
-    call.add_argument("--speed", type=float, default=1.0, help="play faster than real time")
-    call.add_argument("--wait", type=float, default=10.0,
-                      help="seconds to wait for a reply before hanging up")
 
     agents = sub.add_parser("agents", help="list the agents and their tools' declarations")
     agents.add_argument("--json", action="store_true", help="machine-readable output")
@@ -86,15 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--full-numbers", action="store_true",
                          help="print phone numbers whole (masked by default, as in the logs)")
 
-    from gateway.loadtest.args import add_parser as add_loadtest
+    # The rig's commands (simulator, phone calls, load test, demo): the one place the
+    # product's entry point reaches into the rig, and only when one of them runs.
+    from gateway.rig.cli import add_commands
 
-    add_loadtest(sub)
-
-    demo = sub.add_parser("demo", help="a whole call through the gateway against the "
-                          "simulated Live server")
-    demo.add_argument("--out", type=Path, default=Path("demo-call.wav"))
-    demo.add_argument("--speed", type=float, default=1.0)
-    demo.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    add_commands(sub)
     return p
 
 
@@ -104,16 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        if args.command == "simulate-live":
-            return _simulate(args)
-        if args.command == "call":
-            return asyncio.run(_call(args))
-        if args.command == "demo":
-            return asyncio.run(_demo(args))
-        if args.command == "loadtest":
-            from gateway.loadtest.command import main as loadtest
+        if args.command in RIG_COMMANDS:
+            from gateway.rig.cli import run
 
-            return loadtest(args)
+            return run(args)
         if args.command == "calls":
             return asyncio.run(_calls(args))
         if args.command == "agents":
@@ -133,89 +98,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.config import check_exposure, load_settings
+    from gateway.config import load_settings
     from gateway.lifecycle import serve
-    from gateway.server import Gateway, build_services
+    from gateway.server import Gateway, build_carriers, build_services
 
     settings = load_settings(host=args.host, port=args.port, live_url=args.live_url,
                              model=args.model, log_level=args.log_level,
                              max_calls=args.max_calls, max_loop_lag_ms=args.max_loop_lag_ms)
-    check_exposure(settings, allow_unsigned=args.allow_unsigned)
     for secret in settings.endpoint.headers.values():
         gwlog.register_secret(secret.reveal())
         gwlog.register_secret(secret.reveal().removeprefix("Bearer "))
-    if settings.twilio_auth_token is not None:
-        gwlog.register_secret(settings.twilio_auth_token.reveal())
+    if settings.stream_secret is not None:
+        gwlog.register_secret(settings.stream_secret.reveal())
+    carriers = build_carriers(settings, allow_unsigned=args.allow_unsigned)
     gwlog.configure(settings.log_level)
     services = build_services(settings)
     if args.trace is not None:
         from gateway.timing_trace import GatewayTrace
 
         services = dataclasses.replace(services, trace=GatewayTrace(args.trace))
-    gateway = Gateway(settings, services=services)
+    gateway = Gateway(settings, services=services, carriers=carriers)
     eventloop.run(serve(gateway), args.loop)
     return 0
-
-
-def _simulate(args: argparse.Namespace) -> int:
-    from gateway.simulator import run_simulator
-
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise ConfigError("--tls-cert and --tls-key go together")
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    if args.workers > 1:
-        return _simulate_workers(args)
-    worker = (0, 1)
-    if args.worker:
-        k, _, n = args.worker.partition("/")
-        worker = (int(k), int(n))
-    eventloop.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
-                                tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                trace=args.trace, worker=worker))
-    return 0
-
-
-def _simulate_workers(args: argparse.Namespace) -> int:
-    from gateway.simulator.workers import run_workers, worker_argv
-
-    if args.port == 0:
-        raise ConfigError("--workers needs a fixed --port: the workers share it")
-    base = ["--log-level", args.log_level, "simulate-live", "--host", args.host,
-            "--port", str(args.port)]
-    for flag, value in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
-                        ("--scenario", args.scenario), ("--trace", args.trace)):
-        if value is not None:
-            base += [flag, str(Path(value).resolve())]
-    if args.trace is not None:
-        args.trace.write_bytes(b"")  # one run, one trace: the workers append to it
-    argvs = [worker_argv(base, k, args.workers) for k in range(args.workers)]
-    return eventloop.run(run_workers(argvs))
-
-
-async def _call(args: argparse.Namespace) -> int:
-    from gateway.phone import Utterance, When, load_utterance, place_call
-    from gateway.twilio_peer import parse_parameters
-
-    params = parse_parameters(args.param)
-    if args.wav.suffix == ".jsonl":
-        from gateway.capture import load_capture
-
-        capture = load_capture(args.wav)
-        params = capture.parameters | params  # --param overrides what was captured
-        utterance = Utterance(bytes(capture.ulaw), When.START, 0)
-        if capture.dtmf:
-            print(f"note: {len(capture.dtmf)} keypad presses in the capture are not replayed",
-                  file=sys.stderr)
-    else:
-        utterance = Utterance(load_utterance(args.wav), When.START, 300)
-    result = await place_call(args.url, [utterance], speed=args.speed, parameters=params,
-                              reply_wait_s=args.wait)
-    result.write_wav(args.out)
-    print(f"sent {result.frames_sent} frames, received {result.media_received} media messages, "
-          f"{result.clears} clears; response latency {result.response_ms} ms; "
-          f"wrote {args.out}")
-    return 0 if result.media_received else 1
 
 
 async def _calls(args: argparse.Namespace) -> int:
@@ -242,20 +146,6 @@ async def _calls(args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.aclose()
-
-
-async def _demo(args: argparse.Namespace) -> int:
-    from gateway.demo import figures_json, print_report, run_demo
-
-    report = await run_demo(speed=args.speed)
-    report.result.write_wav(args.out)
-    if args.json:
-        print(figures_json(report))
-    else:
-        print_report(report, args.out)
-    ok = (report.result.clears >= 1 and report.result.media_received > 0
-          and report.summary.stats.frames_forwarded == report.result.frames_sent)
-    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -124,12 +124,13 @@ class Settings:
     )
     mark_interval_ms: int = 200
     setup_timeout_s: float = 10.0
-    max_caller_buffer_frames: int = 500  # 10 s of 20 ms frames held while Live is connecting
+    max_caller_buffer_ms: float = 10_000.0  # caller audio held while Live is (re)connecting
     outbound_queue_items: int = 256
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
-    # With a token, every webhook and stream upgrade must carry Twilio's signature.
-    twilio_auth_token: Secret | None = field(default=None, repr=False)
+    # Keys the per-call stream tokens (VOICEGW_SECRET); None: a random key per process.
+    stream_secret: Secret | None = field(default=None, repr=False)
+    stream_token_ttl_s: float = 120.0
     max_calls: int = 100  # concurrent calls; past this /twiml answers "busy"
     max_loop_lag_ms: float = 100.0  # event-loop lag (median over ~1 s) past which: "busy"
     # Where a call goes (with Twilio REST credentials) when the Live API cannot serve it.
@@ -167,8 +168,8 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
                   max_calls: int | None = None, max_loop_lag_ms: float | None = None,
                   env: Mapping[str, str] | None = None) -> Settings:
     """Settings from flags (arguments) and the environment (``VOICEGW_*``, ``GEMINI_API_KEY``,
-    ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION``/``VOICEGW_VERTEX_TOKEN``,
-    ``TWILIO_AUTH_TOKEN``); a flag wins over its variable."""
+    ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION``/``VOICEGW_VERTEX_TOKEN``); a flag wins
+    over its variable. The carriers' credentials are read by :mod:`gateway.carrier_setup`."""
     env = os.environ if env is None else env
     model = model or _env(env, "VOICEGW_MODEL") or DEFAULT_MODEL
     api_key = _env(env, "GEMINI_API_KEY") or _env(env, "GOOGLE_API_KEY")
@@ -200,10 +201,15 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
     grace = _number(env, "VOICEGW_SHUTDOWN_GRACE_S", None, 10.0, minimum=0)
     lag = _number(env, "VOICEGW_MAX_LOOP_LAG_MS", max_loop_lag_ms, 100.0, minimum=0,
                   flag_name="--max-loop-lag-ms")
-    token = _env(env, "TWILIO_AUTH_TOKEN")
+    secret = _env(env, "VOICEGW_SECRET")
+    if secret is not None and len(secret) < 32:
+        raise ConfigError("VOICEGW_SECRET must be at least 32 characters (it keys the "
+                          "per-call stream tokens)")
+    ttl = _number(env, "VOICEGW_STREAM_TOKEN_TTL_S", None, 120.0, minimum=5)
     settings = Settings(endpoint=endpoint, host=host, port=port, public_url=public_url,
                         voice=voice, language=language, log_level=log_level,
-                        twilio_auth_token=Secret(token) if token else None,
+                        stream_secret=Secret(secret) if secret else None,
+                        stream_token_ttl_s=ttl,
                         max_calls=int(calls), max_loop_lag_ms=lag, shutdown_grace_s=grace)
     record = (_env(env, "VOICEGW_RECORD") or "agents").lower()
     if record not in ("agents", "all"):
@@ -225,15 +231,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def check_exposure(settings: Settings, *, allow_unsigned: bool) -> None:
-    """Refuse to serve unsigned requests beyond loopback: without signature checks anyone who
-    finds the address can open calls, each one a Live session billed to this account."""
-    if settings.twilio_auth_token is None and not allow_unsigned \
-            and not is_loopback(settings.host):
-        raise ConfigError(
-            f"refusing to listen on {settings.host} without TWILIO_AUTH_TOKEN: anyone could "
-            "place calls on your Live API account; set TWILIO_AUTH_TOKEN to check Twilio's "
-            "request signatures, or pass --allow-unsigned if something in front of the "
-            "gateway authenticates requests")

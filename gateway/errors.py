@@ -1,9 +1,10 @@
 """One exception tree for the gateway.
 
 ``GatewayError`` is the root. Below it, errors that are *ours* (bad settings, misuse of an
-API by our own code) are kept apart from errors caused by a *peer* (Twilio or the Live
+API by our own code) are kept apart from errors caused by a *peer* (a carrier or the Live
 service sent something we cannot accept, or went away), so a handler can decide whether
-to blame the peer (close its stream with a code) or ourselves (log as a bug).
+to blame the peer (close its stream with a code) or ourselves (log as a bug). Each carrier's
+stream errors are :class:`gateway.carriers.core.CarrierProtocolError`.
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ class ProtocolError(PeerError):
         super().__init__(f"{message}{where}{call}")
 
 
-class TwilioProtocolError(ProtocolError):
-    """Twilio (or something pretending to be it) broke the Media Streams protocol."""
-
-
 class LiveProtocolError(ProtocolError):
     """The Live service sent a message we cannot interpret."""
 
@@ -56,6 +53,17 @@ class LiveClosedError(PeerError):
         self.code = code
         self.reason = reason
         super().__init__(f"Live session closed: {code} {reason}".rstrip())
+
+
+class CallControlError(PeerError):
+    """A carrier refused a call-control request (hang up, transfer), or kept failing until
+    we gave up; ``status`` is its HTTP status, ``code`` its own error code where it sends one."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 code: object = None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
 
 
 class LiveConnectError(PeerError):

@@ -1,5 +1,6 @@
-"""What a fault means for the call: a closed Live session (reconnect, or apologise and end) and
-a broken Twilio frame (ignore it, or close the stream with a stated code).
+"""What a fault means for the call: a closed Live session (reconnect, or apologise and end), a
+broken carrier frame (ignore it, or close the stream with a stated code), and how long to wait
+before trying again (one retry policy, for the Live API and the carriers' REST APIs).
 
 Pure: a close code and reason in, a decision out. The service reports every failure as a
 WebSocket close, and 1011 covers both a passing fault ("Internal error", "Deadline expired" at
@@ -13,8 +14,15 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-from gateway import twilio
-from gateway.errors import TwilioProtocolError
+from gateway.carriers.core import (
+    BadStart,
+    CarrierProtocolError,
+    EventRole,
+    FrameTooLarge,
+    OutOfOrder,
+    UnsupportedMediaFormat,
+    WrongFrameType,
+)
 
 _QUOTA_WORDS: Final = ("quota", "exhausted", "exceeded", "billing", "rate limit")
 
@@ -51,30 +59,49 @@ def classify_close(code: int, reason: str) -> Decision:
     return Decision(Fault.TRANSIENT, True, f"Live session dropped: {code} {reason}".rstrip())
 
 
-def backoff_s(attempt: int, *, base: float = 0.2, cap: float = 2.0) -> float:
-    """Delay before reconnect ``attempt`` (1-based): short, since a caller is waiting."""
-    return float(min(cap, base * 2 ** (attempt - 1)))
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``attempts`` tries in all, the n-th retry after ``base_s * 2**(n-1)``, capped."""
+
+    attempts: int
+    base_s: float
+    cap_s: float
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("a retry policy needs at least one attempt")
+
+    def delay_s(self, retry: int) -> float:
+        """The wait before retry number ``retry`` (1-based)."""
+        return float(min(self.cap_s, self.base_s * 2 ** (retry - 1)))
 
 
-def caller_fault_close(exc: TwilioProtocolError, errors: int,
+# A caller is waiting on a Live reconnect: retry quickly, and not for long.
+LIVE_RETRY: Final = RetryPolicy(attempts=3, base_s=0.2, cap_s=2.0)
+# Hanging up or transferring can wait a few seconds for a carrier's API to recover.
+REST_RETRY: Final = RetryPolicy(attempts=4, base_s=0.5, cap_s=4.0)
+
+
+def caller_fault_close(exc: CarrierProtocolError, errors: int,
                        max_errors: int) -> tuple[int, str] | None:
-    """What one broken Twilio frame does to its stream: the (code, reason) to close with, or
+    """What one broken carrier frame does to its stream: the (code, reason) to close with, or
     ``None`` when only this frame is lost (each carries 20 ms) and the call goes on.
 
     ``errors`` counts this call's protocol errors so far, this one included. The README's
     "Hostile input" table lists every outcome.
     """
     match exc:
-        case twilio.UnsupportedMediaFormat() | twilio.BinaryFrame():
+        case UnsupportedMediaFormat() | WrongFrameType():
             return 1003, exc.message  # RFC 6455: data of a type we cannot accept
-        case twilio.FrameTooLarge():
+        case FrameTooLarge():
             return 1009, exc.message
-        case twilio.BadStart():
+        case BadStart():
             return 1008, f"bad start: {exc.message}"
-        case twilio.OutOfOrder(event="start"):
+        case OutOfOrder(role=EventRole.OPENS):
             return 1008, "second start on one stream"  # a new call's identity mid-call
-        case twilio.OutOfOrder(event="stop"):
+        case OutOfOrder(role=EventRole.ENDS):
             return 1000, "stop before start"  # the peer is done; no call to wait for
     if errors > max_errors:
         return 1008, f"too many protocol errors ({errors})"
     return None
+

@@ -34,6 +34,7 @@ class LiveSession:
         self._ws = ws
         self.session_id = session_id
         self._framer = MaskedTextFramer()
+        self._closing = False  # we closed it: its end is planned, not a fault
 
     async def send(self, text: str | bytes) -> None:
         """One text message (bytes: already UTF-8); waits while the socket is backed up."""
@@ -68,7 +69,8 @@ class LiveSession:
         return True
 
     async def frames(self) -> AsyncIterator[str | bytes]:
-        """Raw frames until the socket closes; the close always raises LiveClosedError.
+        """Raw frames until the socket closes. A close we asked for (:meth:`close`) ends the
+        iteration; any other raises LiveClosedError with the peer's code and reason.
 
         Parsing is left to the caller (``gateway.live.parse_server_message``) so that one
         malformed message is reported and skipped instead of ending the session.
@@ -77,11 +79,16 @@ class LiveSession:
             async for frame in self._ws:
                 yield frame
         except ConnectionClosed as exc:
+            if self._closing:
+                return
             raise _closed_error(exc) from exc
-        # A clean close ends the iterator without an exception; report it the same way.
+        if self._closing:
+            return
+        # The peer's clean close ends the iterator without an exception; report it.
         raise _closed_error_from(self._ws)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        self._closing = True
         await self._ws.close(code, reason)
 
 

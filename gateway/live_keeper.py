@@ -1,32 +1,38 @@
-"""Keeps one call's Live session alive across ``goAway``, drops and restarts.
+"""Keeps one call's Live session alive across ``goAway``, drops and restarts, and forwards the
+caller's audio to it.
 
 A Live connection lives about ten minutes; the service says ``goAway`` shortly before it cuts
 the socket, and a connection can also just drop (1006, 1011 "Internal error"). The keeper makes
 either invisible to the caller:
 
-* Every caller frame since the newest resumption handle is kept (as 8 kHz mu-law, 160 bytes a
-  frame, bounded). A handle restores the conversation as it was when the handle was issued, not
-  the audio sent after it, so on every new connection the keeper replays those frames: what the
-  caller said during a swap, or mid-sentence when a connection dropped, reaches the model.
-  The service issues a handle for what it had *read*; frames written shortly before the handle
-  arrived may still have been on their way, and the Gemini API does not say which message a
-  handle ends at (``lastConsumedClientMessageIndex`` is Vertex-only). So frames written in the
-  last ``overlap_s`` before a handle arrived are kept too: after a resume the model may hear
-  that much of the caller twice, but never misses the start of a word.
-  While no session is open the same buffer holds the caller's audio, so nothing is lost unless
-  a reconnect takes longer than the buffer (10 s by default); that loss is counted and logged.
+* Every caller frame goes through :meth:`LiveKeeper.forward`: kept (in the carrier's own
+  encoding, bounded to ``max_held_ms`` of audio), then written to the session if one is open.
+  A handle restores the conversation as it was when the handle was issued, not the audio sent
+  after it, so on every new connection the keeper replays what it holds: what the caller said
+  during a swap, or mid-sentence when a connection dropped, reaches the model. The service
+  issues a handle for what it had *read*; frames written shortly before the handle arrived may
+  still have been on their way, and the Gemini API does not say which message a handle ends
+  at (``lastConsumedClientMessageIndex`` is Vertex-only). So frames written in the last
+  ``overlap_s`` before a handle arrived are kept too: after a resume the model may hear that
+  much of the caller twice, but never misses the start of a word. While no session is open
+  the same buffer holds the caller's audio, so nothing is lost unless a reconnect takes longer
+  than the buffer (10 s by default); that loss is counted and logged.
 * Messages other than audio (tool responses, keypad notices) sent while no session is open
   wait in a small bounded queue and follow the replayed audio.
-* :meth:`connect` opens a session with the newest handle, retrying passing faults with a short
-  backoff; a fault that no retry can fix (bad key, unknown model, quota, setup timeout) raises
-  :class:`LiveFault` so the bridge can apologise to the caller instead of leaving dead air.
+* :meth:`connect` opens a session with the newest handle, retrying passing faults with the
+  project's retry policy; a fault that no retry can fix (bad key, unknown model, quota, setup
+  timeout) raises :class:`LiveFault` so the bridge can apologise instead of leaving dead air.
 
-The keeper does no parsing and owns no task: the bridge's model pump drives it.
+The link's state is explicit (:class:`LinkState` and its table of legal moves): a ``goAway``
+swap is a planned move (``OPEN -> SWAPPING -> CONNECTING``), never the failure path a dropped
+connection takes (``OPEN -> DROPPED``, where the close is classified and retries counted).
+The keeper does no parsing and owns no task but the swap it schedules on the call's group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -34,14 +40,22 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from gateway import live
-from gateway.audio import Resampler, ulaw_to_pcm16
-from gateway.errors import LiveClosedError, LiveConnectError, LiveSetupTimeoutError, PeerError
-from gateway.faults import Decision, Fault, backoff_s, classify_close
+from gateway.errors import (
+    GatewayError,
+    LiveClosedError,
+    LiveConnectError,
+    LiveSetupTimeoutError,
+    PeerError,
+)
+from gateway.faults import LIVE_RETRY, Decision, Fault, RetryPolicy, classify_close
 from gateway.stats import Histogram
+from gateway.timing_trace import CallTimings
 
 MAX_HELD_TEXT: Final = 64
 # A session that lived this long proved the service works: its failure starts a fresh count.
 HEALTHY_AFTER_S: Final = 10.0
+DEFAULT_OVERLAP_S: Final = 0.3  # a network round trip and the service's read lag, with room
+DEFAULT_HELD_MS: Final = 10_000.0
 
 
 class LiveFault(PeerError):
@@ -52,24 +66,47 @@ class LiveFault(PeerError):
         super().__init__(decision.why)
 
 
+class LinkState(enum.Enum):
+    IDLE = "idle"  # no session yet: caller audio is held
+    CONNECTING = "connecting"
+    OPEN = "open"
+    SWAPPING = "swapping"  # a goAway: the old session is being closed on purpose
+    DROPPED = "dropped"  # the session was lost; a reconnect was decided
+    CLOSED = "closed"  # the call is over, or the Live API cannot serve it
+
+
+_MOVES: Final = {
+    LinkState.IDLE: {LinkState.CONNECTING, LinkState.CLOSED},
+    LinkState.CONNECTING: {LinkState.OPEN, LinkState.CLOSED},
+    LinkState.OPEN: {LinkState.SWAPPING, LinkState.DROPPED, LinkState.CLOSED},
+    LinkState.SWAPPING: {LinkState.CONNECTING, LinkState.DROPPED, LinkState.CLOSED},
+    LinkState.DROPPED: {LinkState.CONNECTING, LinkState.CLOSED},
+    LinkState.CLOSED: set[LinkState](),
+}
+
+
 @dataclass(slots=True)
 class KeeperStats:
     sessions: int = 0  # opened
     reconnects: int = 0  # opened after the first: swaps and recoveries
     swaps: int = 0  # reconnects asked for by a goAway
     drops: int = 0  # sessions lost without being asked to go
+    frames_forwarded: int = 0  # caller frames that reached a session (each once)
     frames_replayed: int = 0  # caller frames sent again to a new session
     frames_lost: int = 0  # caller frames dropped because no session was open for too long
     frames_trimmed: int = 0  # frames too old to replay (the caller spoke > buffer since a handle)
     stale_handles: int = 0
     text_dropped: int = 0
     reconnect_gap: Histogram = field(default_factory=Histogram)  # old gone -> new one ready
+    forward_latency: Histogram = field(default_factory=Histogram)  # caller frame in -> Live
 
 
 class LiveLink(Protocol):
     """An open Live session (``gateway.live_client.LiveSession``)."""
 
-    def frames(self) -> AsyncIterator[str | bytes]: ...
+    def frames(self) -> AsyncIterator[str | bytes]:
+        """Frames until the socket closes: ends when we closed it, raises
+        :class:`LiveClosedError` when the peer did or the connection broke."""
     async def send(self, text: str | bytes) -> None: ...
     def send_nowait(self, text: bytes) -> bool: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
@@ -78,59 +115,78 @@ class LiveLink(Protocol):
 LiveConnector = Callable[[str], Awaitable[LiveLink]]
 SetupFor = Callable[[str | None], str]  # resumption handle -> setup message
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
-# A caller frame first reached a session: when it came from the caller, when it was written.
-Delivered = Callable[[float, float], None]
-
-
-DEFAULT_OVERLAP_S: Final = 0.3  # a network round trip and the service's read lag, with room
+# Caller audio as held (the carrier's encoding) -> PCM16 at the Live API's input rate; a new
+# one per replay, since each carries a resampler's state.
+ReplayPipeline = Callable[[], Callable[[bytes], bytes]]
 Clock = Callable[[], float]
 
 
 @dataclass(slots=True)
 class Frame:
     seq: int
-    ulaw: bytes
+    audio: bytes  # as the carrier sent it
+    ms: float
     received: float  # time.perf_counter() when it came from the caller
     written: float | None = None  # when it was last written to a session; None: never
 
-    @property
-    def sent(self) -> bool:
-        """It reached some session at least once."""
-        return self.written is not None
-
 
 class LiveKeeper:
-    def __init__(self, connect: LiveConnector, spawn: Spawn, delivered: Delivered, *,
-                 max_frames: int, max_attempts: int, log: Any, resumption: bool = True,
-                 stats: KeeperStats | None = None, overlap_s: float = DEFAULT_OVERLAP_S,
+    def __init__(self, connect: LiveConnector, spawn: Spawn, replay: ReplayPipeline, *,
+                 log: Any, stats: KeeperStats, retry: RetryPolicy = LIVE_RETRY,
+                 max_held_ms: float = DEFAULT_HELD_MS, resumption: bool = True,
+                 overlap_s: float = DEFAULT_OVERLAP_S, timings: CallTimings | None = None,
                  clock: Clock = time.perf_counter) -> None:
         self._connect = connect
         self._spawn = spawn
-        self._delivered = delivered
-        self.max_frames = max_frames
-        self.max_attempts = max_attempts
+        self._replay_pipeline = replay
         self.log = log
+        self.stats = stats
+        self.retry = retry
+        self.max_held_ms = max_held_ms
         self.resumption = resumption
         self.overlap_s = overlap_s
+        self.timings = timings
         self._clock = clock
+        self.state = LinkState.IDLE
         self.session: LiveLink | None = None
         self.handle: str | None = None
-        self.stats = stats if stats is not None else KeeperStats()
         self._frames: deque[Frame] = deque()  # caller audio since the newest handle
+        self._held_ms = 0.0
         self._seq = 0
         self._texts: deque[str] = deque()
-        self._swapping = False
         self._gone_at: float | None = None
         self._opened_at = 0.0
         self._swap_task: asyncio.Task[None] | None = None
         self._quick_failures = 0  # sessions in a row that died young
 
+    def _move(self, new: LinkState) -> None:
+        if new not in _MOVES[self.state]:
+            raise GatewayError(f"illegal Live link move {self.state.value} -> {new.value}")
+        self.state = new
+
     # -- caller side ---------------------------------------------------------------------
 
-    def remember(self, ulaw: bytes, received: float) -> Frame:
-        """Keep one caller frame for a replay, before sending it; mark it ``sent`` after."""
-        if len(self._frames) >= self.max_frames:
-            if not self._frames.popleft().sent:
+    async def forward(self, audio: bytes, ms: float, pcm: bytes, received: float) -> None:
+        """One caller frame: ``audio`` as the carrier sent it (kept for a replay), ``pcm``
+        the same at the Live API's rate (sent now, if a session is open)."""
+        frame = self._hold(audio, ms, received)
+        session = self.session
+        if session is None:
+            return  # no session yet, or a reconnect: the replay brings it
+        message = live.audio_message(pcm)
+        try:
+            if not session.send_nowait(message):
+                await session.send(message)
+        except LiveClosedError:
+            return  # the model pump reconnects; the replay brings it
+        self._written(frame)
+
+    def _hold(self, audio: bytes, ms: float, received: float) -> Frame:
+        frames = self._frames
+        while frames and self._held_ms + ms > self.max_held_ms:
+            old = frames.popleft()
+            self._held_ms -= old.ms
+            if old.written is None:
                 self.stats.frames_lost += 1
                 if self.stats.frames_lost % 50 == 1:
                     self.log.warning("caller_audio_lost", reason="Live session not open",
@@ -138,16 +194,22 @@ class LiveKeeper:
             else:
                 self.stats.frames_trimmed += 1
         self._seq += 1
-        frame = Frame(self._seq, ulaw, received)
-        self._frames.append(frame)
+        frame = Frame(self._seq, audio, ms, received)
+        frames.append(frame)
+        self._held_ms += ms
         return frame
 
-    def written(self, frame: Frame) -> None:
-        """``frame`` was just written to a session: stamp it, and report its first delivery."""
-        first = frame.written is None
-        frame.written = at = self._clock()
-        if first:
-            self._delivered(frame.received, at)
+    def _written(self, frame: Frame) -> None:
+        """``frame`` was just written to a session: stamp it; count its first delivery."""
+        at = self._clock()
+        if frame.written is None:
+            self.stats.frames_forwarded += 1
+            self.stats.forward_latency.observe(at - frame.received)
+            if self.timings is not None:
+                self.timings.forwarded(at, frame.ms)
+        else:
+            self.stats.frames_replayed += 1
+        frame.written = at
 
     async def send_text(self, text: str) -> None:
         """A non-audio message; held in order while no session is open."""
@@ -171,20 +233,21 @@ class LiveKeeper:
             keep_from = self._clock() - self.overlap_s
             frames = self._frames
             while frames and frames[0].written is not None and frames[0].written < keep_from:
-                frames.popleft()
+                self._held_ms -= frames.popleft().ms
 
     # -- sessions ------------------------------------------------------------------------
 
     async def connect(self, setup_for: SetupFor) -> LiveLink:
         """Open a session (resuming when there is a handle), then replay what it missed."""
-        attempt = 0
+        self._move(LinkState.CONNECTING)
+        retry = 0
         while True:
             handle = self.handle if self.resumption else None
             try:
                 session = await self._connect(setup_for(handle))
                 break
             except LiveSetupTimeoutError as exc:
-                raise LiveFault(Decision(Fault.TRANSIENT, False, str(exc))) from exc
+                decision = Decision(Fault.TRANSIENT, False, str(exc))
             except LiveConnectError as exc:
                 decision = Decision(Fault.TRANSIENT, True, str(exc))
             except LiveClosedError as exc:
@@ -192,14 +255,15 @@ class LiveKeeper:
                 if decision.retry and handle and exc.code == 1008:
                     self.stats.stale_handles += 1
                     self.handle = None  # resume failed: a fresh session still serves the call
+            retry += 1
+            if decision.retry and retry >= self.retry.attempts:
+                decision = Decision(decision.fault, False,
+                                    f"{decision.why} (gave up after {retry} attempts)")
             if not decision.retry:
+                self._move(LinkState.CLOSED)
                 raise LiveFault(decision)
-            attempt += 1
-            if attempt >= self.max_attempts:
-                raise LiveFault(Decision(decision.fault, False,
-                                         f"{decision.why} (gave up after {attempt} attempts)"))
-            delay = backoff_s(attempt)
-            self.log.warning("live_connect_retry", attempt=attempt, delay_s=delay,
+            delay = self.retry.delay_s(retry)
+            self.log.warning("live_connect_retry", attempt=retry, delay_s=delay,
                              why=decision.why)
             await asyncio.sleep(delay)
         self.stats.sessions += 1
@@ -213,46 +277,52 @@ class LiveKeeper:
                           gap_ms=round(gap * 1000, 1), replayed=len(self._frames),
                           replay_from=self._frames[0].seq if self._frames else self._seq + 1)
         self._gone_at = None
-        self._swapping = False
         await self._replay(session)
         # Only now do new frames go straight to the session: the replay kept them in order.
         self.session = session
+        self._move(LinkState.OPEN)
         return session
 
     async def _replay(self, session: LiveLink) -> None:
         """Everything since the handle, in order, including frames arriving meanwhile."""
-        resampler = Resampler(8000, live.INPUT_RATE)
+        to_live = self._replay_pipeline()
         frames = self._frames
         cursor = frames[0].seq if frames else self._seq + 1
         while frames and cursor <= frames[-1].seq:
             frame = frames[max(0, cursor - frames[0].seq)]  # the oldest may have been trimmed
             cursor = frame.seq + 1
-            await session.send(live.audio_message(resampler.process(ulaw_to_pcm16(frame.ulaw))))
-            if frame.sent:
-                self.stats.frames_replayed += 1
-            self.written(frame)
+            await session.send(live.audio_message(to_live(frame.audio)))
+            self._written(frame)
         while self._texts:
             await session.send(self._texts.popleft())
 
-    def lost(self, exc: LiveClosedError) -> None:
-        """The session's socket closed: decide whether to reconnect (raises if not)."""
+    def dropped(self, exc: LiveClosedError) -> None:
+        """The session's socket closed without our asking: reconnect, or raise
+        :class:`LiveFault` if no retry can help."""
         session, self.session = self.session, None
+        self._move(LinkState.DROPPED)
         if self._gone_at is None:
             self._gone_at = time.monotonic()
-        if self._swapping:
-            return  # we closed it for a goAway: reconnect at once
         decision = classify_close(exc.code, exc.reason)
         self.log.warning("live_session_lost", code=exc.code, reason=exc.reason[:200],
                          fault=decision.fault.value, retry=decision.retry,
                          had_session=session is not None)
         if not decision.retry:
+            self._move(LinkState.CLOSED)
             raise LiveFault(decision) from exc
         self.stats.drops += 1
         self._quick_failures = 0 if self.healthy else self._quick_failures + 1
-        if self._quick_failures >= self.max_attempts:
+        if self._quick_failures >= self.retry.attempts:
+            self._move(LinkState.CLOSED)
             raise LiveFault(Decision(decision.fault, False,
                                      f"{decision.why} ({self._quick_failures} sessions in a "
                                      "row failed within seconds)")) from exc
+
+    def swapped(self) -> None:
+        """The session ended because the keeper closed it for a ``goAway``: the planned
+        move; the next :meth:`connect` resumes at once."""
+        if self.state is not LinkState.SWAPPING:
+            raise GatewayError(f"a session ended by itself in state {self.state.value}")
 
     @property
     def healthy(self) -> bool:
@@ -274,9 +344,9 @@ class LiveKeeper:
                     await turn_done.wait()
             except TimeoutError:
                 self.log.info("live_swap_mid_turn", reason="goAway time running out")
-        if session is None or self.session is not session:
+        if session is None or self.session is not session or self.state is not LinkState.OPEN:
             return  # already gone (dropped, or the call ended)
-        self._swapping = True
+        self._move(LinkState.SWAPPING)
         self.stats.swaps += 1
         self.session = None
         self._gone_at = time.monotonic()
@@ -290,6 +360,8 @@ class LiveKeeper:
         if self._swap_task is not None:
             self._swap_task.cancel()
             await asyncio.gather(self._swap_task, return_exceptions=True)
+        if self.state is not LinkState.CLOSED:
+            self._move(LinkState.CLOSED)
         if self.session is not None:
             session, self.session = self.session, None
             try:

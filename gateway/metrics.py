@@ -7,13 +7,14 @@ changed since the call's previous snapshot (``call_started``, every ``call_updat
 the last hook brings the call's totals up to its final numbers. The hooks touch plain ints
 (no locks, no label lookups); the Prometheus families are only built when scraped.
 
-Labels are fixed small sets, never raw end reasons, sids or phone numbers: a label value per
-call would make a new time series per call.
+Every call's figures are labelled by its carrier. Labels are fixed small sets (carriers, end
+kinds, refusal reasons), never raw text, sids or phone numbers: a label value per call would
+make a new time series per call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,65 +28,21 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from gateway.carriers.core import Carrier
+from gateway.ending import EndKind
 from gateway.record import CallStats, CallSummary
 from gateway.stats import Histogram, edge_index, edge_seconds
 from gateway.tools import ToolStats
 
 PREFIX: Final = "voicegw_"
 
-# -- end reasons ---------------------------------------------------------------------------
+# -- end reasons and refusals -------------------------------------------------------------
 
 # Every label value `voicegw_calls_total{reason=...}` can take, exported from the start at 0 so
 # that rate() and alerts see a series before the first such call.
-END_REASONS: Final = (
-    "caller_hung_up", "caller_disconnected", "agent_ended", "transferred", "live_unavailable",
-    "protocol_error", "start_timeout", "unknown_agent", "shutdown", "internal_error", "other",
-)
-
-# The bridge's end reasons are sentences with details (a fault, a masked number, a count);
-# their fixed openings say which kind of ending it was. First match wins.
-_REASON_PREFIXES: Final = (
-    ("caller hung up", "caller_hung_up"),
-    ("caller disconnected", "caller_disconnected"),
-    ("caller socket", "caller_disconnected"),  # stopped reading, or closed while we wrote
-    ("call was already over", "caller_hung_up"),  # hung up while the agent transferred
-    ("agent ended the call", "agent_ended"),
-    ("transfer failed", "agent_ended"),
-    ("transferred to", "transferred"),
-    # Also when the fallback number took the call: the cause is what an operator alerts on.
-    ("live unavailable", "live_unavailable"),
-    ("live session closed", "live_unavailable"),
-    ("unknown agent", "unknown_agent"),
-    ("no start event", "start_timeout"),
-    ("gateway shutting down", "shutdown"),
-    ("ended by the gateway", "shutdown"),
-    ("internal error", "internal_error"),
-    ("bad start", "protocol_error"),
-    ("second start", "protocol_error"),
-    ("stop before start", "protocol_error"),
-    ("too many protocol errors", "protocol_error"),
-    ("binary frames", "protocol_error"),
-    ("frame larger than", "protocol_error"),
-)
-
-
-def end_reason_label(reason: str) -> str:
-    """One of :data:`END_REASONS` for a call record's free-text ``end_reason``."""
-    text = reason.strip().lower()
-    for prefix, label in _REASON_PREFIXES:
-        if text.startswith(prefix):
-            return label
-    return "other"
-
-
-# Gateway.counters keys -> `voicegw_requests_refused_total{reason}`.
-REFUSAL_REASONS: Final = ("signature", "capacity", "draining", "overloaded")
-_REFUSAL_KEYS: Final = {
-    "signature_rejected": "signature",
-    "twiml_refused_capacity": "capacity", "media_refused_capacity": "capacity",
-    "twiml_refused_draining": "draining", "media_refused_draining": "draining",
-    "twiml_refused_overloaded": "overloaded", "media_refused_overloaded": "overloaded",
-}
+END_REASONS: Final = tuple(kind.value for kind in EndKind)
+# `voicegw_requests_refused_total{reason}`: webhooks and streams turned away before a call.
+REFUSAL_REASONS: Final = ("signature", "token", "capacity", "draining", "overloaded")
 
 # -- what is read from a call's snapshot ---------------------------------------------------
 
@@ -108,7 +65,7 @@ class _CounterSpec:
 
 
 COUNTERS: Final = (
-    _CounterSpec("caller_frames", "Caller audio frames (20 ms) received from Twilio.", None,
+    _CounterSpec("caller_frames", "Caller audio frames received from the carrier.", None,
                  (("", lambda s: s.stats.frames_in),)),
     _CounterSpec("reply_frames", "Reply audio messages written to callers.", None,
                  (("", lambda s: s.stats.media_out),)),
@@ -132,7 +89,7 @@ COUNTERS: Final = (
         ("timeout", lambda s: _tools(s).timeouts),
         ("cancelled", lambda s: _tools(s).cancelled),
     )),
-    _CounterSpec("protocol_errors", "Malformed or out-of-order messages from Twilio or Live.",
+    _CounterSpec("protocol_errors", "Malformed or out-of-order messages from the carrier or Live.",
                  None, (("", lambda s: s.stats.protocol_errors),)),
     _CounterSpec("live_tokens", "Tokens the Live API reported using.", "kind", (
         ("prompt", lambda s: s.stats.tokens_prompt),
@@ -198,8 +155,18 @@ class _Seen:
     """What of one call has already been counted."""
 
     stats: CallStats  # held so that id(stats), this record's key, cannot be reused meanwhile
+    carrier: str
     counters: list[int]
     histograms: list[tuple[int, float, list[int]]]  # count, total, bins
+
+
+@dataclass(slots=True)
+class _Totals:
+    """One carrier's figures, all its calls together."""
+
+    counters: list[int] = field(default_factory=lambda: [0] * len(_READS))
+    histograms: list[_HistogramTotals] = field(default_factory=lambda: [
+        _HistogramTotals([0] * (len(h.cuts) + 1)) for h in HISTOGRAMS])
 
 
 # -- the observer --------------------------------------------------------------------------
@@ -209,19 +176,22 @@ class GatewayMetrics:
     """Call observer and Prometheus collector; one per :class:`~gateway.server.Gateway`.
 
     ``active_calls`` reads the gateway's registry of calls at scrape time (a call cancelled
-    at shutdown never reaches ``call_ended``); ``refusals`` is the gateway's counter dict.
+    at shutdown never reaches ``call_ended``); ``refusals`` is the gateway's counter of
+    refused requests by (carrier, reason). ``carriers`` are exported at 0 from the start.
     """
 
     def __init__(self, *, active_calls: Callable[[], int] | None = None,
-                 refusals: Mapping[str, int] | None = None,
-                 loop_lag: Callable[[], float] | None = None) -> None:
+                 refusals: Mapping[tuple[str, str], int] | None = None,
+                 loop_lag: Callable[[], float] | None = None,
+                 carriers: Iterable[str] = (Carrier.TWILIO.value,)) -> None:
         self._active_calls = active_calls
         self._loop_lag = loop_lag
         self._refusals = refusals if refusals is not None else {}
         self._seen: dict[int, _Seen] = {}
-        self._totals = [0] * len(_READS)
-        self._histograms = [_HistogramTotals([0] * (len(h.cuts) + 1)) for h in HISTOGRAMS]
-        self._ended = dict.fromkeys(END_REASONS, 0)
+        self._carriers = list(dict.fromkeys(carriers))
+        self._totals = {c: _Totals() for c in self._carriers}
+        self._ended = {(c, r): 0 for c in self._carriers for r in END_REASONS}
+        self._tokens_refused: dict[str, int] = {}
         # Per gateway rather than prometheus_client's global registry, so that several
         # gateways in one process (tests) never clash over names.
         self.registry = CollectorRegistry(auto_describe=False)
@@ -244,16 +214,23 @@ class GatewayMetrics:
     def call_ended(self, summary: CallSummary) -> None:
         self._advance(summary)
         del self._seen[id(summary.stats)]
-        self._ended[end_reason_label(summary.end_reason)] += 1
+        key = (summary.carrier, summary.end.kind.value)
+        self._ended[key] = self._ended.get(key, 0) + 1
+        if summary.end.kind is EndKind.REFUSED:
+            count = self._tokens_refused.get(summary.carrier, 0)
+            self._tokens_refused[summary.carrier] = count + 1
 
     def _advance(self, summary: CallSummary) -> None:
         """Add what changed since this call's last snapshot."""
         seen = self._seen.get(id(summary.stats))
         if seen is None:  # a call's first hook; may be call_ended (e.g. an unknown agent)
-            seen = _Seen(summary.stats, [0] * len(_READS),
+            seen = _Seen(summary.stats, summary.carrier, [0] * len(_READS),
                          [(0, 0.0, [0] * (len(h.cuts) + 1)) for h in HISTOGRAMS])
             self._seen[id(summary.stats)] = seen
-        totals, last = self._totals, seen.counters
+        carrier = self._totals.get(seen.carrier)
+        if carrier is None:
+            carrier = self._totals[seen.carrier] = _Totals()
+        totals, last = carrier.counters, seen.counters
         for i, read in enumerate(_READS):
             delta = read(summary) - last[i]
             if delta > 0:  # the figures only grow; never let a counter go back
@@ -265,7 +242,7 @@ class GatewayMetrics:
             if hist.count == count:
                 continue  # most updates leave barge-in and tool histograms untouched
             now = hist.folded(spec.cuts)
-            agg = self._histograms[k]
+            agg = carrier.histograms[k]
             for j, n in enumerate(now):
                 agg.bins[j] += n - bins[j]
             agg.count += hist.count - count
@@ -287,20 +264,22 @@ class GatewayMetrics:
             yield GaugeMetricFamily(PREFIX + "event_loop_lag_seconds", "How late the event "
                                     "loop runs a timer: the median over about a second.",
                                     value=self._loop_lag())
-        calls = CounterMetricFamily(PREFIX + "calls", "Calls ended, by why.", labels=["reason"])
-        for reason, n in self._ended.items():
-            calls.add_metric([reason], n)
+        calls = CounterMetricFamily(PREFIX + "calls", "Calls ended, by carrier and why.",
+                                    labels=["carrier", "reason"])
+        for (carrier, reason), n in self._ended.items():
+            calls.add_metric([carrier, reason], n)
         yield calls
-        refused = dict.fromkeys(REFUSAL_REASONS, 0)
-        for key, n in self._refusals.items():
-            if key in _REFUSAL_KEYS:
-                refused[_REFUSAL_KEYS[key]] += n
+        refused = {(c, r): 0 for c in self._carriers for r in REFUSAL_REASONS}
+        for (carrier, reason), n in self._refusals.items():
+            refused[(carrier, reason)] = refused.get((carrier, reason), 0) + n
+        for carrier, n in self._tokens_refused.items():
+            refused[(carrier, "token")] = refused.get((carrier, "token"), 0) + n
         family = CounterMetricFamily(PREFIX + "requests_refused", "Webhooks and streams "
-                                     "refused: bad signature, at capacity, draining, "
-                                     "event loop overloaded.",
-                                     labels=["reason"])
-        for reason, n in refused.items():
-            family.add_metric([reason], n)
+                                     "refused: bad signature or stream token, at capacity, "
+                                     "draining, event loop overloaded.",
+                                     labels=["carrier", "reason"])
+        for (carrier, reason), n in refused.items():
+            family.add_metric([carrier, reason], n)
         yield family
         yield from self._counters()
         yield from self._histogram_families()
@@ -308,19 +287,24 @@ class GatewayMetrics:
     def _counters(self) -> Iterator[Metric]:
         i = 0
         for spec in COUNTERS:
-            labels = [spec.label] if spec.label else []
+            labels = ["carrier", *([spec.label] if spec.label else [])]
             family = CounterMetricFamily(PREFIX + spec.name, spec.doc, labels=labels)
             for value, _ in spec.series:
-                family.add_metric([value] if spec.label else [], self._totals[i])
+                for carrier, totals in self._totals.items():
+                    family.add_metric([carrier, *([value] if spec.label else [])],
+                                      totals.counters[i])
                 i += 1
             yield family
 
     def _histogram_families(self) -> Iterator[Metric]:
-        for spec, agg in zip(HISTOGRAMS, self._histograms, strict=True):
-            cumulative, buckets = 0, []
-            for le, n in zip(spec.les, agg.bins, strict=False):  # the last bin is +Inf's
-                cumulative += n
-                buckets.append((le, float(cumulative)))
-            buckets.append(("+Inf", float(agg.count)))
-            yield HistogramMetricFamily(PREFIX + spec.name, spec.doc, buckets=buckets,
-                                        sum_value=agg.total)
+        for k, spec in enumerate(HISTOGRAMS):
+            family = HistogramMetricFamily(PREFIX + spec.name, spec.doc, labels=["carrier"])
+            for carrier, totals in self._totals.items():
+                agg = totals.histograms[k]
+                cumulative, buckets = 0, []
+                for le, n in zip(spec.les, agg.bins, strict=False):  # the last bin is +Inf's
+                    cumulative += n
+                    buckets.append((le, float(cumulative)))
+                buckets.append(("+Inf", float(agg.count)))
+                family.add_metric([carrier], buckets=buckets, sum_value=agg.total)
+            yield family

@@ -1,7 +1,7 @@
 """The bounded queue of messages waiting to be written to the caller's socket.
 
 Audio is the only thing that may be dropped (when the caller's socket stops reading and the
-queue is full); control messages (``mark``, ``clear``) are never dropped, because losing a
+queue is full); control messages (marks, ``clear``) are never dropped, because losing a
 ``clear`` would let an interrupted reply keep playing. On barge-in, :meth:`OutboundQueue.drop_audio`
 removes every queued reply frame and mark of the interrupted turn in one step, so nothing of it
 can be written after the ``clear`` that follows.
@@ -14,6 +14,8 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
+from gateway.carriers.core import Outgoing
+
 
 class Kind(enum.Enum):
     MEDIA = "media"
@@ -22,17 +24,18 @@ class Kind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
+class Queued:
     kind: Kind
-    text: str
+    wire: Outgoing | None  # the carrier's frame; None for a mark the gateway confirms itself
     since: float  # perf_counter() of what caused it (for a clear: when `interrupted` arrived)
-    audio: bytes = b""  # the mu-law inside a media message, for the call's recording
+    audio: bytes = b""  # the encoded audio inside a media message, for the call's recording
+    name: str = ""  # a mark's name
     turn_end: bool = False  # the mark after a turn's last audio
 
 
 class OutboundQueue:
     def __init__(self, max_media: int) -> None:
-        self._items: deque[Outgoing] = deque()
+        self._items: deque[Queued] = deque()
         self._ready = asyncio.Event()
         self._media = 0
         self.max_media = max_media
@@ -42,7 +45,7 @@ class OutboundQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: Outgoing) -> bool:
+    def put(self, item: Queued) -> bool:
         """Queue ``item``; False (and counted) if it is media and the queue is full."""
         if item.kind is Kind.MEDIA:
             if self._media >= self.max_media:
@@ -64,7 +67,7 @@ class OutboundQueue:
             self._ready.clear()
         return dropped
 
-    async def get(self) -> Outgoing:
+    async def get(self) -> Queued:
         while not self._items:
             self._ready.clear()
             await self._ready.wait()

@@ -1,56 +1,81 @@
-"""What the caller hears: the model's replies turned into Twilio messages, marks and barge-in.
+"""What the caller hears: the model's replies in the carrier's format, marks, and barge-in.
 
-One per call, owned by the bridge. Reply audio is resampled to 8 kHz mu-law and sent to the
-caller's socket with a ``mark`` every ``mark_interval_ms`` of audio, so the gateway knows what
-the caller has actually heard. Each message is written in place when nothing is queued ahead
-of it and the socket has room, else queued for the writer task (see :meth:`_emit`). On
-``interrupted``, in one synchronous step, every queued reply frame and mark of the turn is
-dropped, the resampler is reset (so no filter tail of the old reply leaks) and ``clear`` is
-sent or queued; the next reply audio can only follow it, so none of the interrupted turn is
-written after the ``clear``.
+One per call, built by the bridge once the stream has started (so it knows the carrier's
+format). Reply audio is resampled from the Live API's 24 kHz to the carrier's rate, encoded in
+its codec, cut into the messages it takes (:class:`gateway.carriers.core.Chunker`) and sent to
+the caller's socket with a mark every ``mark_interval_ms`` of audio, so the gateway knows what
+the caller has actually heard. Each message is written in place when nothing is queued ahead of
+it and the socket has room, else queued for the writer task (see :meth:`_emit`).
+
+On ``interrupted``, in one synchronous step, every queued reply message and mark of the turn is
+dropped, the resampler is reset (so no filter tail of the old reply leaks), and the carrier's
+``clear`` is sent or queued; the next reply audio can only follow it, so none of the
+interrupted turn is written after the ``clear``.
+
+Two things differ by carrier, and the playout hides both from the bridge:
+
+* **No clear** (Asterisk AudioSocket): the carrier plays whatever it is sent, so the gateway
+  paces playback itself (:class:`Pacer`) and never runs more than ``lead_ms`` ahead of what
+  the caller hears; a barge-in drops the rest, and the caller goes quiet within ``lead_ms``.
+* **No marks**: the gateway confirms a mark itself when the audio before it has played, by
+  its own clock (the carrier plays what it is sent back to back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from gateway import live, twilio
-from gateway.audio import Resampler, pcm16_to_ulaw
-from gateway.callctl import CallEnding
+from gateway import live
+from gateway.audio import AudioFormat, Resampler, encoder
+from gateway.carriers.core import CarrierStream, Chunker, Outgoing, Played
+from gateway.ending import CallEnding, EndKind
 from gateway.errors import AudioFormatError
-from gateway.outbound import Kind, OutboundQueue, Outgoing
+from gateway.outbound import Kind, OutboundQueue, Queued
 from gateway.record import CallStats, Transcript
-from gateway.recording import CallRecording
+from gateway.recording import CallRecording, Feed
 from gateway.timing_trace import CallTimings
 
-# Twilio reads as it plays, so a send to the caller blocked this long means its socket stopped
-# reading: the call is ended rather than left hanging. Not Final: tests shorten it.
+# A carrier reads as it plays, so a send to the caller blocked this long means its socket
+# stopped reading: the call is ended rather than left hanging. Not Final: tests shorten it.
 CALLER_SEND_TIMEOUT_S: float = 10.0
-PROMPT_CHUNK = 1600  # 200 ms of mu-law per message
+PROMPT_MS: Final = 200  # a recorded prompt goes out in pieces of this length
+DEFAULT_LEAD_MS: Final = 100.0  # how far ahead of the caller a paced playout may run
 
 
 class CallerSender(Protocol):
-    def send_nowait(self, text: str) -> bool:
+    def send_nowait(self, frame: Outgoing) -> bool:
         """Write now if the socket takes it without waiting; False if it must be queued."""
-    async def send(self, text: str) -> None:
+    async def send(self, frame: Outgoing) -> None:
         """Raises ConnectionError once the socket is closed."""
 
 
 class CallerPlayout:
-    def __init__(self, caller: CallerSender, stream: twilio.TwilioStream, stats: CallStats,
-                 transcript: Transcript, *, max_queued: int, mark_interval_ms: int,
-                 log: Any) -> None:
+    def __init__(self, caller: CallerSender, stream: CarrierStream, fmt: AudioFormat,
+                 stats: CallStats, transcript: Transcript, *, max_queued: int,
+                 mark_interval_ms: int, log: Any, recording: CallRecording | None = None,
+                 timings: CallTimings | None = None,
+                 lead_ms: float = DEFAULT_LEAD_MS) -> None:
         self.caller = caller
         self.stream = stream
+        self.fmt = fmt
         self.stats = stats
         self.transcript = transcript
         self.mark_interval_ms = mark_interval_ms
         self.log = log
+        self.recording = recording
+        self._feed = Feed(fmt, recording.rate) if recording is not None else None
+        self.timings = timings
         self.out = OutboundQueue(max_queued)
+        self._encode = encoder(fmt.codec)
         self._rate = live.OUTPUT_RATE
-        self._resampler = Resampler(self._rate, twilio.SAMPLE_RATE)
+        self._resampler = Resampler(self._rate, fmt.rate)
+        self._chunker = Chunker(stream.caps.chunking, fmt.codec.silence)
+        # Without a carrier clear, the gateway holds the audio back itself; without carrier
+        # marks, its own clock says when a mark has played.
+        self.pacer = Pacer(lead_ms / 1000) if not stream.caps.clear else None
+        self._own_marks = not stream.caps.marks
         self.turn = 0
         self.turn_sent_ms = 0.0
         self._last_mark_ms = 0.0
@@ -58,9 +83,9 @@ class CallerPlayout:
         self.turn_done = asyncio.Event()
         self.turn_done.set()
         self._mark_waiters: dict[str, asyncio.Event] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # own marks not yet played
+        self._settled: set[str] = set()  # waited-on marks a clear settled before their echo
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
-        self.recording: CallRecording | None = None  # when this call is recorded
-        self.timings: CallTimings | None = None  # `voicegw serve --trace`
         self._played_by: float | None = None  # when the reply written so far ends playing
         self._writing = False  # the writer task holds an item it is sending
 
@@ -70,18 +95,20 @@ class CallerPlayout:
         self.open_turn()
         if event.rate != self._rate:
             try:
-                resampler = Resampler(event.rate, twilio.SAMPLE_RATE)
+                resampler = Resampler(event.rate, self.fmt.rate)
             except (AudioFormatError, ValueError) as exc:
                 self.stats.protocol_errors += 1
                 self.log.warning("protocol_error", peer="live",
                                  error=f"reply audio at {event.rate} Hz: {exc}")
                 return
             self._rate, self._resampler = event.rate, resampler
-        ulaw = pcm16_to_ulaw(self._resampler.process(event.pcm))
-        if not ulaw:
-            return
-        if self._emit(Outgoing(Kind.MEDIA, self.stream.media(ulaw), received, ulaw)):
-            self.turn_sent_ms += len(ulaw) / 8.0
+        encoded = self._encode(self._resampler.process(event.pcm))
+        for chunk in self._chunker.push(encoded):
+            self._send_audio(chunk, received)
+
+    def _send_audio(self, chunk: bytes, received: float) -> None:
+        if self._emit(Queued(Kind.MEDIA, self.stream.play(chunk), received, chunk)):
+            self.turn_sent_ms += self.fmt.ms(len(chunk))
         else:
             self.stats.media_dropped_full += 1
             if self.stats.media_dropped_full % 100 == 1:  # first, then every 100th: no log storm
@@ -96,7 +123,13 @@ class CallerPlayout:
         dropped = self.out.drop_audio()
         self.stats.media_dropped_barge_in += dropped
         self._resampler.reset()
-        self._emit(Outgoing(Kind.CLEAR, self.stream.clear(), received))
+        self._chunker.drop()
+        if self.pacer is None:
+            self._emit(Queued(Kind.CLEAR, self.stream.clear(), received))
+        else:
+            # Nothing to send: what the carrier already has (at most the pacer's lead) plays
+            # out, and the recording is cut where it ends.
+            self._cleared(received, self.pacer.released_until(received))
         self.stats.interruptions += 1
         heard_turn, heard_ms = self.heard
         heard = heard_ms if heard_turn == self.turn else 0.0
@@ -106,7 +139,9 @@ class CallerPlayout:
             heard / self.turn_sent_ms if self.turn_sent_ms else None)
         self.next_turn()
 
-    def turn_complete(self, event: live.TurnComplete) -> None:
+    def turn_complete(self, event: live.TurnComplete, received: float) -> None:
+        for chunk in self._chunker.flush():
+            self._send_audio(chunk, received)
         if self.turn_sent_ms:
             self.queue_mark(f"{self.turn}:end", turn_end=True)
         self.next_turn()
@@ -116,6 +151,8 @@ class CallerPlayout:
     def turn_lost(self) -> None:
         """The Live session ended mid-turn: what was queued still plays; the turn is over."""
         if self.turn_open:
+            for chunk in self._chunker.flush():
+                self._send_audio(chunk, time.perf_counter())
             self.next_turn()
 
     def open_turn(self) -> None:
@@ -131,25 +168,35 @@ class CallerPlayout:
         self.turn_open = False
         self.turn_done.set()
 
-    def prompt(self, ulaw: bytes) -> None:
-        """Queue a recorded prompt (8 kHz mu-law) for the caller."""
-        for i in range(0, len(ulaw), PROMPT_CHUNK):
-            chunk = ulaw[i:i + PROMPT_CHUNK]
-            self._emit(Outgoing(Kind.MEDIA, self.stream.media(chunk), time.perf_counter(),
-                                chunk))
+    def prompt(self, audio: bytes) -> None:
+        """Queue a recorded prompt (PCM16 at the carrier's rate) for the caller."""
+        encoded = self._encode(audio)
+        step = self.fmt.bytes_per_second * PROMPT_MS // 1000
+        now = time.perf_counter()
+        chunker = Chunker(self.stream.caps.chunking, self.fmt.codec.silence)
+        for i in range(0, len(encoded), step):
+            for chunk in chunker.push(encoded[i:i + step]):
+                self._emit(Queued(Kind.MEDIA, self.stream.play(chunk), now, chunk))
+        for chunk in chunker.flush():
+            self._emit(Queued(Kind.MEDIA, self.stream.play(chunk), now, chunk))
 
     # -- marks ---------------------------------------------------------------------------
 
     def queue_mark(self, name: str, *, turn_end: bool = False) -> None:
-        self._emit(Outgoing(Kind.MARK, self.stream.mark(name), time.perf_counter(),
-                            turn_end=turn_end))
+        wire = None if self._own_marks else self.stream.mark(name)
+        self._emit(Queued(Kind.MARK, wire, time.perf_counter(), name=name, turn_end=turn_end))
         self.stats.marks_sent += 1
 
-    def mark(self, event: twilio.Mark) -> None:
-        """Twilio echoed a mark: everything queued before it has played."""
+    def played(self, event: Played) -> None:
+        """Everything sent before mark ``event.name`` has played (the carrier said so, or,
+        for a carrier without marks, the gateway's clock)."""
+        self._timers.pop(event.name, None)
         waiter = self._mark_waiters.pop(event.name, None)
         if waiter is not None:
             waiter.set()
+            return
+        if event.name in self._settled:
+            self._settled.discard(event.name)
             return
         turn, _, ms = event.name.partition(":")
         try:
@@ -160,79 +207,150 @@ class CallerPlayout:
         self.stats.marks_heard += 1
         self.heard = max(self.heard, heard)
 
+    def _cleared(self, at: float, cut: float) -> None:
+        """Audio past ``cut`` will never play: marks still waiting are settled now, and a
+        carrier that echoes them on a clear (as Twilio does) finds them settled already."""
+        self._played_by = None
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for name, waiter in self._mark_waiters.items():
+            waiter.set()
+            self._settled.add(name)
+        self._mark_waiters.clear()
+        if self.recording is not None:
+            self.recording.clear(cut)
+        if self.timings is not None:
+            self.timings.clear(at)
+
     # -- gateway.callctl.Playout ---------------------------------------------------------
 
     async def wait_turn_done(self) -> None:
         await self.turn_done.wait()
 
     async def play_out(self, name: str) -> None:
-        # Echoed when everything queued before it has played, or at once on a clear.
+        # Confirmed when everything queued before it has played, or at once on a clear.
         waiter = self._mark_waiters[name] = asyncio.Event()
         self.queue_mark(name)
         await waiter.wait()
 
     # -- writer --------------------------------------------------------------------------
 
-    def _emit(self, item: Outgoing) -> bool:
+    def _emit(self, item: Queued) -> bool:
         """Write ``item`` at once when nothing is ahead of it, else queue it (False if full).
 
         Written in place, a reply chunk or a ``clear`` leaves in the same step as the Live
         message that caused it, however busy the event loop; queued, it waits for the writer
-        task's turn. Only an idle writer and an empty queue keep the order intact.
+        task's turn. Only an idle writer and an empty queue keep the order intact; a paced
+        playout always queues, since its writer decides when audio may go.
         """
-        if not self._writing and not self.out and self.caller.send_nowait(item.text):
-            self._sent(item, time.perf_counter())
-            return True
+        if self.pacer is None and not self._writing and not self.out:
+            if item.wire is None:
+                self._sent(item, time.perf_counter())
+                return True
+            if self.caller.send_nowait(item.wire):
+                self._sent(item, time.perf_counter())
+                return True
         return self.out.put(item)
 
     async def writer(self) -> None:
         while True:
             item = await self.out.get()
-            self._writing = True
-            try:
-                # Once the socket's buffers are full, a send waits for the peer to read, and
-                # aiohttp waits with no limit of its own.
-                async with asyncio.timeout(CALLER_SEND_TIMEOUT_S):
-                    await self.caller.send(item.text)
-            except TimeoutError:
-                self.log.warning("caller_not_reading", blocked_s=CALLER_SEND_TIMEOUT_S,
-                                 queued=len(self.out), dropped=self.stats.media_dropped_full)
-                raise CallEnding(f"caller socket not reading: a send blocked "
-                                 f"{CALLER_SEND_TIMEOUT_S:g} s") from None
-            except ConnectionError as exc:
-                # The socket is closing. If the caller pump closed it (rejecting the stream),
-                # its reason is the one to keep; if the peer went away, the pump sees that
-                # too. Give it the time to say so instead of racing it.
-                await asyncio.sleep(CALLER_SEND_TIMEOUT_S)
-                raise CallEnding("caller socket closed while writing") from exc
-            finally:
-                self._writing = False
+            if self.pacer is not None and item.kind is Kind.MEDIA:
+                await self.pacer.wait_turn()
+            if item.wire is not None:
+                await self._write(item.wire)
             self._sent(item, time.perf_counter())
 
-    def _sent(self, item: Outgoing, done: float) -> None:
+    async def _write(self, wire: Outgoing) -> None:
+        self._writing = True
+        try:
+            # Once the socket's buffers are full, a send waits for the peer to read, and
+            # aiohttp waits with no limit of its own.
+            async with asyncio.timeout(CALLER_SEND_TIMEOUT_S):
+                await self.caller.send(wire)
+        except TimeoutError:
+            self.log.warning("caller_not_reading", blocked_s=CALLER_SEND_TIMEOUT_S,
+                             queued=len(self.out), dropped=self.stats.media_dropped_full)
+            raise CallEnding(EndKind.CALLER_DISCONNECTED,
+                             f"caller socket not reading: a send blocked "
+                             f"{CALLER_SEND_TIMEOUT_S:g} s") from None
+        except ConnectionError as exc:
+            # The socket is closing. If the caller pump closed it (rejecting the stream),
+            # its reason is the one to keep; if the peer went away, the pump sees that
+            # too. Give it the time to say so instead of racing it.
+            await asyncio.sleep(CALLER_SEND_TIMEOUT_S)
+            raise CallEnding(EndKind.CALLER_DISCONNECTED,
+                             "caller socket closed while writing") from exc
+        finally:
+            self._writing = False
+
+    def _sent(self, item: Queued, done: float) -> None:
         if item.kind is Kind.MEDIA:
+            seconds = self.fmt.ms(len(item.audio)) / 1000
             self.stats.media_out += 1
             self.stats.reply_latency.observe(done - item.since)
-            self._played(done, len(item.audio) / 8000)
-            if self.recording is not None:
-                self.recording.agent(item.audio, done)
+            self._played(done, seconds)
+            if self.pacer is not None:
+                self.pacer.released(done, seconds)
+            if self.recording is not None and self._feed is not None:
+                self.recording.agent(self._feed(item.audio), done)
             if self.timings is not None:
-                self.timings.media(done, len(item.audio) / 8.0)
+                self.timings.media(done, seconds * 1000)
         elif item.kind is Kind.CLEAR:
             self.stats.barge_in.observe(done - item.since)
-            self._played_by = None
-            if self.recording is not None:
-                self.recording.clear(done)
-            if self.timings is not None:
-                self.timings.clear(done)
-        elif item.turn_end:
-            self._played_by = None  # silence until the next reply is not a gap
-            if self.timings is not None:  # in order with the turn's audio, queued or not
-                self.timings.turn_end(done)
+            self._cleared(done, done)
+        else:
+            if self._own_marks:
+                self._confirm_later(item.name, done)
+            if item.turn_end:
+                self._played_by = None  # silence until the next reply is not a gap
+                if self.timings is not None:  # in order with the turn's audio, queued or not
+                    self.timings.turn_end(done)
+
+    def _confirm_later(self, name: str, now: float) -> None:
+        """A carrier without marks: the mark has played once the audio before it has."""
+        delay = 0.0 if self._played_by is None else max(0.0, self._played_by - now)
+        loop = asyncio.get_running_loop()
+        self._timers[name] = loop.call_later(delay, self.played, Played(name))
 
     def _played(self, now: float, seconds: float) -> None:
-        """Twilio plays what it gets back to back; a chunk arriving late leaves a gap."""
+        """A carrier plays what it gets back to back; a chunk arriving late leaves a gap."""
         if self._played_by is not None and now > self._played_by:
             gap_ms = (now - self._played_by) * 1000
             self.stats.reply_gap_max_ms = max(self.stats.reply_gap_max_ms, round(gap_ms, 1))
         self._played_by = max(self._played_by or now, now) + seconds
+
+
+class Pacer:
+    """Real-time release of reply audio for a carrier that cannot clear what it has queued.
+
+    The carrier plays what it is sent back to back; ``_until`` is when what has been sent so
+    far ends playing. A message may go once that is no more than ``lead_s`` away, so at any
+    moment the carrier holds at most ``lead_s`` of audio plus one message: all a barge-in
+    cannot take back.
+    """
+
+    def __init__(self, lead_s: float) -> None:
+        self.lead_s = lead_s
+        self._until: float | None = None
+
+    async def wait_turn(self) -> None:
+        if self._until is None:
+            return
+        wait = self._until - self.lead_s - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the playback clock, not synchronisation
+
+    def released(self, now: float, seconds: float) -> None:
+        start = now if self._until is None or self._until < now else self._until
+        self._until = start + seconds
+
+    def released_until(self, now: float) -> float:
+        """When the audio already with the carrier ends playing (at a barge-in, where the
+        caller stops hearing the interrupted reply)."""
+        return self._until if self._until is not None and self._until > now else now
+
+    def queued_s(self, now: float) -> float:
+        """How much audio the carrier holds that has not played yet."""
+        return max(0.0, (self._until or now) - now)

@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from gateway.ending import EndKind, EndReason
 from gateway.live_keeper import KeeperStats
 from gateway.stats import Histogram
 
@@ -20,9 +21,8 @@ TRANSCRIPT_LINES: Final = 500
 @dataclass(slots=True)
 class CallStats:
     frames_in: int = 0
-    frames_forwarded: int = 0
     protocol_errors: int = 0
-    unknown_events: int = 0  # Twilio events we do not know: ignored, not protocol errors
+    unknown_events: int = 0  # carrier events we do not know: ignored, not protocol errors
     media_out: int = 0
     media_dropped_barge_in: int = 0  # reply chunks queued but never sent: interrupted
     media_dropped_full: int = 0  # reply chunks refused: the caller's socket was not reading
@@ -35,13 +35,22 @@ class CallStats:
     # already sent had finished playing (the model streaming slower than real time).
     reply_gap_max_ms: float = 0.0
     tokens_response: int = 0
-    forward_latency: Histogram = field(default_factory=Histogram)  # Twilio frame in -> Live
     reply_latency: Histogram = field(default_factory=Histogram)  # Live audio in -> caller
     barge_in: Histogram = field(default_factory=Histogram)  # `interrupted` in -> `clear` out
     live: KeeperStats = field(default_factory=KeeperStats)  # reconnects, replays, losses
     # End of the caller's speech (gateway's energy detector) -> first reply audio, per turn.
     response_latency: Histogram = field(default_factory=Histogram)
     turn_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRANSCRIPT_LINES))
+
+    @property
+    def frames_forwarded(self) -> int:
+        """Caller frames that reached a Live session (the keeper forwards them)."""
+        return self.live.frames_forwarded
+
+    @property
+    def forward_latency(self) -> Histogram:
+        """Caller frame in -> written to the Live session."""
+        return self.live.forward_latency
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +99,16 @@ def _prefix(text: str, fraction: float) -> str:
     return text[:cut].rsplit(" ", 1)[0] if " " in text[:cut] else ""
 
 
+NOT_ENDED: Final = EndReason(EndKind.INTERNAL_ERROR, "not ended")
+
+
 @dataclass(slots=True)
 class CallSummary:
-    call_sid: str | None
+    carrier: str  # gateway.carriers.core.Carrier's value
+    call_sid: str | None  # the carrier's id for the call
     stream_sid: str | None
     agent: str | None
-    end_reason: str
+    end: EndReason  # NOT_ENDED until the call is over
     started: float
     duration_s: float
     stats: CallStats
@@ -103,6 +116,12 @@ class CallSummary:
     custom_parameters: dict[str, str]
     tool_calls: list[Any] = field(default_factory=list)  # gateway.tools.ToolRecord
     tool_stats: Any = None  # gateway.tools.ToolStats
+    caller: str | None = None
+    callee: str | None = None
+
+    @property
+    def end_reason(self) -> str:
+        return self.end.detail
 
 
 class CallObserver(Protocol):

@@ -1,15 +1,17 @@
 """A call's audio as the two ends heard it: a stereo WAV, caller left, agent right.
 
-Pure and synchronous (the bridge feeds it, a worker thread writes the file). The caller's
-frames set the clock: Twilio streams 20 ms frames back to back, so frame *n* covers samples
-``n*160 ... n*160+159`` of the call. Anything the gateway sends the caller is placed on that
-clock by the wall time it was written, relative to the newest caller frame, and plays back to
-back after what is already queued, as Twilio's buffer does. A ``clear`` cuts everything queued
-past the moment it was sent, so a barge-in sounds in the recording exactly as the caller heard
-it: the reply stops where the ``clear`` went out.
+Pure and synchronous (the bridge feeds it, a worker thread writes the file). Both channels are
+PCM16 at the rate the caller's audio arrives in (8 kHz for a mu-law line, 16 kHz for a
+wideband one); a reply that reaches the carrier at another rate is resampled to it
+(:class:`Feed`). The caller's audio sets the clock: a carrier streams it back to back, so the
+*n*-th sample received is sample *n* of the call. Anything the gateway sends the caller is
+placed on that clock by the wall time it was written, relative to the newest caller audio,
+and plays back to back after what is already queued, as a carrier's buffer does. A clear cuts
+everything queued past the moment it took effect, so a barge-in sounds in the recording
+exactly as the caller heard it: the reply stops where the caller stopped hearing it.
 
-Memory stays bounded on calls of any length: samples before the newest caller frame can no
-longer change (a ``clear`` only cuts what is still queued), so they are handed out by
+Memory stays bounded on calls of any length: samples before the newest caller audio can no
+longer change (a clear only cuts what is still queued), so they are handed out by
 :meth:`CallRecording.take_settled` to be written, and only the queued tail is kept.
 """
 
@@ -22,64 +24,81 @@ from typing import Any, Final
 
 import numpy as np
 
-from gateway.audio import ulaw_to_pcm16
+from gateway.audio import AudioFormat, Resampler, decoder
 
-RATE: Final = 8000
-FRAME: Final = 160
-ULAW_SILENCE: Final = 0xFF
+SILENCE: Final = b"\x00\x00"
+
+
+class Feed:
+    """A carrier's audio (in ``fmt``) as PCM16 at the recording's ``rate``."""
+
+    def __init__(self, fmt: AudioFormat, rate: int) -> None:
+        self._decode = decoder(fmt.codec)
+        self._resampler = Resampler(fmt.rate, rate)
+
+    def __call__(self, data: bytes) -> bytes:
+        return self._resampler.process(self._decode(data))
 
 
 class CallRecording:
-    def __init__(self) -> None:
-        self._caller = bytearray()  # mu-law from sample `_base` on
+    def __init__(self, rate: int = 8000) -> None:
+        self.rate = rate
+        self._caller = bytearray()  # PCM16 from sample `_base` on
         self._agent = bytearray()
         self._base = 0  # samples already handed out
-        self._frames = 0  # caller frames seen
-        self._clock: tuple[float, int] | None = None  # (wall time, sample) of the newest frame
+        self._received = 0  # caller samples seen
+        self._newest = 0  # the first sample of the newest caller audio
+        self._clock: tuple[float, int] | None = None  # (wall time, sample) of the newest audio
         self._cursor = 0  # where the next agent audio starts playing (absolute sample)
 
     def _position(self, at: float) -> int:
         if self._clock is None:
             return 0
         t, sample = self._clock
-        return max(sample, sample + round((at - t) * RATE))
+        return max(sample, sample + round((at - t) * self.rate))
 
     def _ensure(self, buf: bytearray, end: int) -> None:
-        short = end - self._base - len(buf)
+        short = end - self._base - len(buf) // 2
         if short > 0:
-            buf.extend(bytes([ULAW_SILENCE]) * short)
+            buf.extend(SILENCE * short)
 
-    def caller(self, ulaw: bytes, at: float) -> None:
-        """One inbound frame, received at wall time ``at``."""
-        start = self._frames * FRAME
-        self._frames += 1
+    def _put(self, buf: bytearray, start: int, pcm: bytes) -> None:
+        at = 2 * (start - self._base)
+        buf[at:at + len(pcm)] = pcm
+
+    def caller(self, pcm: bytes, at: float) -> None:
+        """Caller audio (PCM16 at ``rate``), received at wall time ``at``."""
+        start = self._received
+        self._received += len(pcm) // 2
+        self._newest = start
         self._clock = (at, start)
         self._ensure(self._caller, start)
-        self._caller[start - self._base:start - self._base + len(ulaw)] = ulaw
+        self._put(self._caller, start, pcm)
 
-    def agent(self, ulaw: bytes, at: float) -> None:
-        """Reply audio written to the caller at wall time ``at``; plays after what is queued."""
+    def agent(self, pcm: bytes, at: float) -> None:
+        """Reply audio (PCM16 at ``rate``) written to the caller at wall time ``at``; it plays
+        after what is queued."""
         start = max(self._cursor, self._position(at), self._base)
-        end = start + len(ulaw)
+        end = start + len(pcm) // 2
         self._ensure(self._agent, end)
-        self._agent[start - self._base:end - self._base] = ulaw
+        self._put(self._agent, start, pcm)
         self._cursor = end
 
     def clear(self, at: float) -> None:
-        """Twilio dropped everything not yet played when this ``clear`` arrived."""
+        """Everything not yet played at wall time ``at`` was dropped (a barge-in)."""
         cut = max(self._position(at), self._base)
-        if cut < self._base + len(self._agent):
-            del self._agent[cut - self._base:]
+        if cut < self._base + len(self._agent) // 2:
+            del self._agent[2 * (cut - self._base):]
         self._cursor = min(self._cursor, cut)
 
     def take_settled(self) -> tuple[bytes, bytes]:
-        """(caller, agent) mu-law up to the newest caller frame, equal lengths; forgotten here."""
-        # The newest frame's own span can still be cut by a clear sent during it.
-        return self._take(max(self._base, (self._frames - 1) * FRAME))
+        """(caller, agent) PCM16 up to the newest caller audio, equal lengths; forgotten here."""
+        # The newest audio's own span can still be cut by a clear sent during it.
+        return self._take(max(self._base, self._newest))
 
     def take_all(self) -> tuple[bytes, bytes]:
         """Everything left, at the end of the call (the agent's queued tail included)."""
-        end = max(self._base + len(self._caller), self._base + len(self._agent))
+        end = max(self._base + len(self._caller) // 2, self._base + len(self._agent) // 2)
         return self._take(end)
 
     def _take(self, end: int) -> tuple[bytes, bytes]:
@@ -88,28 +107,28 @@ class CallRecording:
             return b"", b""
         self._ensure(self._caller, end)
         self._ensure(self._agent, end)
-        caller, agent = bytes(self._caller[:n]), bytes(self._agent[:n])
-        del self._caller[:n]
-        del self._agent[:n]
+        caller, agent = bytes(self._caller[:2 * n]), bytes(self._agent[:2 * n])
+        del self._caller[:2 * n]
+        del self._agent[:2 * n]
         self._base = end
         return caller, agent
 
 
 class StereoWavWriter:
-    """Appends (caller, agent) mu-law pairs to a PCM16 stereo WAV; blocking file I/O."""
+    """Appends (caller, agent) PCM16 pairs to a stereo WAV; blocking file I/O."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rate: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._wav = wave.open(str(path), "wb")  # noqa: SIM115 - closed by close()
         self._wav.setnchannels(2)
         self._wav.setsampwidth(2)
-        self._wav.setframerate(RATE)
+        self._wav.setframerate(rate)
 
     def write(self, caller: bytes, agent: bytes) -> None:
-        stereo = np.empty((len(caller), 2), dtype="<i2")
-        stereo[:, 0] = np.frombuffer(ulaw_to_pcm16(caller), dtype="<i2")
-        stereo[:, 1] = np.frombuffer(ulaw_to_pcm16(agent), dtype="<i2")
+        stereo = np.empty((len(caller) // 2, 2), dtype="<i2")
+        stereo[:, 0] = np.frombuffer(caller, dtype="<i2")
+        stereo[:, 1] = np.frombuffer(agent, dtype="<i2")
         self._wav.writeframesraw(stereo.tobytes())
 
     def close(self) -> None:
@@ -121,17 +140,17 @@ class WavRecorder:
 
     FLUSH_S: Final = 1.0
 
-    def __init__(self, path: Path, log: Any) -> None:
+    def __init__(self, path: Path, rate: int, log: Any) -> None:
         self.path = path
         self.log = log
-        self.audio = CallRecording()
+        self.audio = CallRecording(rate)
         self._writer: StereoWavWriter | None = None
         self.failed = False
 
     async def run(self) -> None:
         """Write settled audio every second until cancelled; then :meth:`finish`."""
         try:
-            self._writer = await asyncio.to_thread(StereoWavWriter, self.path)
+            self._writer = await asyncio.to_thread(StereoWavWriter, self.path, self.audio.rate)
             while True:
                 await asyncio.sleep(self.FLUSH_S)  # a write period, not synchronisation
                 await self._write(*self.audio.take_settled())

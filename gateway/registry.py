@@ -1,6 +1,6 @@
 """Which agents exist, and which one answers a given call.
 
-Agents come from two places: the bundled ``agents`` package (every module in it with a
+Agents come from two places: the bundled ``voicegw_agents`` package (every module in it with a
 module-level ``agent = Agent(...)``) and installed plugins, which declare an entry point in the
 ``voicegw.agents`` group, e.g. in the plugin's ``pyproject.toml``::
 
@@ -37,7 +37,7 @@ from gateway.agent import Agent
 from gateway.errors import ConfigError, GatewayError
 
 ENTRY_POINT_GROUP: Final = "voicegw.agents"
-BUNDLED_PACKAGE: Final = "agents"
+BUNDLED_PACKAGE: Final = "voicegw_agents"
 DEFAULT_AGENT_NAME: Final = "assistant"
 _NUMBER_JUNK: Final = re.compile(r"[\s().-]")
 
@@ -163,7 +163,8 @@ def parse_numbers(text: str | None) -> dict[str, str]:
 
 
 def agent_from_path(path: str | None) -> str | None:
-    """``/media/support`` (under any prefix) -> ``support``; plain ``/media`` -> None."""
+    """``/media/support`` or ``/telnyx/media/support`` (under any prefix) -> ``support``;
+    plain ``/media`` -> None."""
     if not path:
         return None
     parts = [p for p in path.split("/") if p]
@@ -206,25 +207,21 @@ class AgentRegistry:
         return agent
 
     def select(self, *, path: str | None = None,
-               parameters: Mapping[str, str] | None = None) -> Agent:
-        """The agent for a call; raises :class:`UnknownAgentError` for a name nobody knows."""
+               parameters: Mapping[str, str] | None = None,
+               dialled: str | None = None) -> Agent:
+        """The agent for a call; raises :class:`UnknownAgentError` for a name nobody knows.
+        ``dialled`` is the number the caller rang (a stream's ``To`` parameter otherwise)."""
         params = parameters or {}
         by_path = agent_from_path(path)
         if by_path:
             return self.get(by_path, "stream URL path")
         by_param = params.get("agent", "").strip()
         if by_param:
-            return self.get(by_param, '<Parameter name="agent">')
-        dialled = params.get("To")
+            return self.get(by_param, 'stream parameter "agent"')
+        dialled = dialled or params.get("To")
         if dialled and normalise_number(dialled) in self.numbers:
             return self.get(self.numbers[normalise_number(dialled)], "dialled-number map")
         return self.get(self.default)
-
-
-def select_agent(registry: AgentRegistry, *, path: str | None = None,
-                 parameters: Mapping[str, str] | None = None) -> Agent:
-    """Function form of :meth:`AgentRegistry.select`."""
-    return registry.select(path=path, parameters=parameters)
 
 
 def describe_agents(agents: Iterable[Agent], as_json: bool = False) -> str:

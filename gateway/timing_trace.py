@@ -2,7 +2,7 @@
 production.
 
 The load tester's phones and the simulated Live server each stamp when they *write* a
-message (``gateway.loadtest.trace``, ``gateway.simulator.trace``); this stamps when the
+message (``gateway.rig.loadtest.trace``, ``gateway.rig.simulator.trace``); this stamps when the
 gateway writes what that message caused. The difference is what the gateway added, socket
 wait and event-loop queueing included, and nothing of the time the phones or the simulator
 took to read: on a machine where they share a busy core with each other, their read stamps
@@ -17,7 +17,7 @@ other two traces use) and ``c`` the gateway's call number:
 
 - ``call``: the caller's WebSocket was accepted;
 - ``fwd``: a caller frame was written to the Live socket, ``ms`` the caller audio forwarded
-  so far (Twilio's frames are 20 ms each);
+  so far;
 - ``media``: reply audio was written to the caller's socket, ``ms`` that message's audio;
 - ``clear``: a ``clear`` was written to the caller's socket;
 - ``turn_end``: the mark that ends a completed reply turn was written; like ``clear`` (an
@@ -25,14 +25,12 @@ other two traces use) and ``c`` the gateway's call number:
 - ``end``: the call is over.
 
 Each record is one short line appended to a buffer (about 1 µs); a task writes the buffer
-out every 100 ms (:class:`gateway.simulator.trace.TraceWriter`).
+out every 100 ms (:class:`gateway.trace_writer.TraceWriter`).
 """
 
 from __future__ import annotations
 
-from gateway.simulator.trace import TraceWriter
-
-FRAME_MS = 20.0
+from gateway.trace_writer import TraceWriter
 
 
 class GatewayTrace(TraceWriter):
@@ -52,12 +50,12 @@ class CallTimings:
     def __init__(self, trace: GatewayTrace, number: int) -> None:
         self.trace = trace
         self.number = number
-        self._forwarded = 0
+        self._forwarded = 0.0
 
-    def forwarded(self, t: float) -> None:
-        self._forwarded += 1
+    def forwarded(self, t: float, ms: float) -> None:
+        self._forwarded += ms
         self.trace.add(f'{{"ev":"fwd","t":{t:.6f},"c":{self.number},'
-                       f'"ms":{self._forwarded * FRAME_MS:.1f}}}')
+                       f'"ms":{self._forwarded:.1f}}}')
 
     def media(self, t: float, ms: float) -> None:
         self.trace.add(f'{{"ev":"media","t":{t:.6f},"c":{self.number},"ms":{ms:.3f}}}')

@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,6 +26,8 @@ from gateway.agent import Agent, CallContext, Tool, ToolError
 from gateway.stats import Histogram
 
 Send = Callable[[str], Awaitable[None]]
+# Starts a task in the call's own task group, so a tool never outlives its call.
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 MAX_RECORDS: Final = 200
 _ERROR_CHARS: Final = 500
 _LOG_ARGS_CHARS: Final = 1000
@@ -64,16 +66,18 @@ class ToolStats:
 class ToolDispatcher:
     """One per call: owns the call's running tool tasks.
 
-    ``send`` writes one text message to the Live session. Call :meth:`aclose` when the call
-    ends; tools still running are cancelled then.
+    ``send`` writes one text message to the Live session; ``spawn`` starts a task in the
+    call's task group, so tools end with the call at the latest. :meth:`aclose` cancels what
+    is still running.
     """
 
-    def __init__(self, agent: Agent, ctx: CallContext, send: Send, *,
+    def __init__(self, agent: Agent, ctx: CallContext, send: Send, spawn: Spawn, *,
                  log: Any = None, max_records: int = MAX_RECORDS,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.agent = agent
         self.ctx = ctx
         self._send = send
+        self._spawn = spawn
         self.log = log if log is not None else structlog.get_logger("gateway.tools")
         self._clock = clock
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -100,7 +104,7 @@ class ToolDispatcher:
                 # The answer would be ambiguous: the service matches answers by id.
                 self.log.warning("tool_call_duplicate_id", id=call.id, tool=call.name)
                 continue
-            task = asyncio.create_task(self._run(call, arrived), name=f"tool:{call.name}")
+            task = self._spawn(self._run(call, arrived), f"tool:{call.name}")
             self._running[call.id] = task
             self.stats.calls += 1
 

@@ -1,7 +1,7 @@
-"""WebSocket text frames built in one step (RFC 6455, section 5.2). Sans-I/O.
+"""WebSocket frames built in one step (RFC 6455, section 5.2). Sans-I/O.
 
 A client's frames are masked (:class:`MaskedTextFramer`); a server's are not
-(:func:`server_text_frame`).
+(:func:`server_frame`).
 
 The Live client sends a 20 ms audio message per call every 20 ms. ``websockets`` builds each
 frame through a Frame object, a BytesIO and a fresh ``os.urandom(4)`` system call for the
@@ -23,23 +23,28 @@ except ImportError:  # pragma: no cover - the C extension ships in websockets' w
     from websockets.utils import apply_mask
 
 FIN_TEXT: Final = 0x81
+FIN_BINARY: Final = 0x82
 MASKED: Final = 0x80
 POOL_BYTES: Final = 4096
 _LEN16: Final = struct.Struct("!BBH")
 _LEN64: Final = struct.Struct("!BBQ")
 
 
-def _header(size: int, mask_bit: int) -> bytes:
+def _header(size: int, mask_bit: int, first: int = FIN_TEXT) -> bytes:
     if size < 126:
-        return bytes((FIN_TEXT, mask_bit | size))
+        return bytes((first, mask_bit | size))
     if size < 65536:
-        return _LEN16.pack(FIN_TEXT, mask_bit | 126, size)
-    return _LEN64.pack(FIN_TEXT, mask_bit | 127, size)
+        return _LEN16.pack(first, mask_bit | 126, size)
+    return _LEN64.pack(first, mask_bit | 127, size)
 
 
-def server_text_frame(payload: bytes) -> bytes:
-    """One whole, unmasked frame carrying ``payload`` (UTF-8 text), as a server sends it."""
-    return _header(len(payload), 0) + payload
+def server_frame(message: str | bytes) -> bytes:
+    """One whole, unmasked frame, as a server sends it: a text frame for ``str`` (UTF-8),
+    a binary one for ``bytes``."""
+    if isinstance(message, str):
+        payload = message.encode()
+        return _header(len(payload), 0) + payload
+    return _header(len(message), 0, FIN_BINARY) + message
 
 
 class MaskedTextFramer:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.twilio_rest import TwilioCredentials, TwilioRest
+from gateway.rest.twilio import TwilioCredentials, TwilioRest
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 from gateway import live
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings
-from gateway.twilio_peer import TwilioPeer
+from gateway.rig.peers.twilio import TwilioPeer
 
 _END = object()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agents import front_desk, support
+from voicegw_agents import front_desk, support
 from gateway import live
 from gateway.agent import Agent, CallContext, ToolArgumentsError, ToolError
 from gateway.tools import ToolDispatcher
@@ -55,7 +55,7 @@ def test_each_agent_is_one_file_importing_only_the_plugin_api(module: Any) -> No
     tree = ast.parse(Path(module.__file__).read_text())
     gateway_imports = {node.module for node in ast.walk(tree)
                        if isinstance(node, ast.ImportFrom) and node.module
-                       and node.module.split(".")[0] in ("gateway", "agents")}
+                       and node.module.split(".")[0] in ("gateway", "voicegw_agents")}
     assert gateway_imports == {"gateway.agent"}
 
 

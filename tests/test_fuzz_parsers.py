@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from gateway import jsonio, live, twilio
 from gateway.errors import LiveProtocolError, TwilioProtocolError
-from gateway.twilio import StreamState, TwilioStream
+from gateway.carriers.twilio import StreamState, TwilioStream
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWILIO_CALL = (FIXTURES / "twilio_call.jsonl").read_text().splitlines()

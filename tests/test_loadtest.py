@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError
-from gateway.loadtest.calls import CallRecord, build_plan
-from gateway.loadtest.errors import (
+from gateway.rig.loadtest.calls import CallRecord, build_plan
+from gateway.rig.loadtest.errors import (
     CLOSED_EARLY,
     CONNECT_ERROR,
     CONNECT_REFUSED,
@@ -24,14 +24,14 @@ from gateway.loadtest.errors import (
     classify_exception,
     classify_result,
 )
-from gateway.loadtest.monitor import Sample, usage
-from gateway.loadtest.report import Slo, build_report, check_slos, print_table
-from gateway.loadtest.runner import LoadConfig, LoadRun
-from gateway.loadtest.scrape import metrics_url, parse_metrics
-from gateway.loadtest.stats import percentile, summarize
-from gateway.phone import CallResult, When, load_utterance
-from gateway.signing import SIGNATURE_HEADER, compute_signature
-from gateway.simulator.speech import speech_dir
+from gateway.rig.loadtest.monitor import Sample, usage
+from gateway.rig.loadtest.report import Slo, build_report, check_slos, print_table
+from gateway.rig.loadtest.runner import LoadConfig, LoadRun
+from gateway.rig.loadtest.scrape import metrics_url, parse_metrics
+from gateway.rig.loadtest.stats import percentile, summarize
+from gateway.rig.phone import CallResult, When, load_utterance
+from gateway.carriers.twilio_hooks import SIGNATURE_HEADER, compute_signature
+from gateway.rig.simulator.speech import speech_dir
 
 
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200), st.floats(0, 100))
@@ -180,7 +180,7 @@ def test_plan_signs_the_stream_url_and_adds_barge_in(tmp_path: Path) -> None:
 
 
 def test_a_param_without_a_name_or_value_is_refused_before_anything_starts() -> None:
-    from gateway.twilio_peer import parse_parameters
+    from gateway.rig.peers.twilio import parse_parameters
 
     assert parse_parameters(["a=1", "b=", "c=x=y"]) == {"a": "1", "b": "", "c": "x=y"}
     for bad in ("novalue", "=1"):
@@ -201,7 +201,7 @@ def test_metrics_parsing() -> None:
 def test_plan_from_a_capture_replays_its_audio_parameters_and_keys(tmp_path: Path) -> None:
     import json
 
-    from gateway.twilio_peer import TwilioPeer
+    from gateway.rig.peers.twilio import TwilioPeer
 
     peer = TwilioPeer("CA" + "1" * 32, "MZ" + "2" * 32, custom_parameters={"From": "+1555"})
     frames = [peer.connected(), peer.start(), peer.media(b"\x7f" * 160),
@@ -239,7 +239,7 @@ class _Terminal(io.StringIO):
 
 
 def test_on_a_terminal_progress_is_a_bar_of_calls_done_with_the_live_figures() -> None:
-    from gateway.loadtest.progress import ProgressLine
+    from gateway.rig.loadtest.progress import ProgressLine
 
     out = _Terminal()
     progress = ProgressLine(out)
@@ -257,7 +257,7 @@ def test_on_a_terminal_progress_is_a_bar_of_calls_done_with_the_live_figures() -
 
 
 def test_for_a_duration_the_bar_fills_with_time_and_a_log_gets_whole_lines() -> None:
-    from gateway.loadtest.progress import PLAIN_EVERY_S, ProgressLine
+    from gateway.rig.loadtest.progress import PLAIN_EVERY_S, ProgressLine
 
     plan = build_plan(url="ws://127.0.0.1:1/media")
     run = LoadRun(LoadConfig(url="ws://127.0.0.1:1/media", plan=plan, calls=2,

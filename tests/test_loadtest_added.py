@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gateway.loadtest.added import AddedLatency, analyse, match, position_lags, table_rows
-from gateway.loadtest.timelines import Stream, read_phone, read_sim
-from gateway.loadtest.trace import PhoneTrace, read_jsonl, trace_beside
-from gateway.simulator.trace import SimTrace, TraceWriter
+from gateway.rig.loadtest.added import AddedLatency, analyse, match, position_lags, table_rows
+from gateway.rig.loadtest.timelines import Stream, read_phone, read_sim
+from gateway.rig.loadtest.trace import PhoneTrace, read_jsonl, trace_beside
+from gateway.rig.simulator.trace import SimTrace, TraceWriter
 
 Rec = dict[str, Any]
 
@@ -305,9 +305,9 @@ def test_trace_beside_sits_next_to_the_phone_trace() -> None:
 
 
 def test_report_includes_the_section() -> None:
-    from gateway.loadtest.calls import CallRecord, build_plan
-    from gateway.loadtest.report import build_report, print_table
-    from gateway.loadtest.runner import LoadConfig, LoadRun
+    from gateway.rig.loadtest.calls import CallRecord, build_plan
+    from gateway.rig.loadtest.report import build_report, print_table
+    from gateway.rig.loadtest.runner import LoadConfig, LoadRun
 
     gw = Gateway()
     gw.call(0, 1.0, replies=((0.5, 5, None),))

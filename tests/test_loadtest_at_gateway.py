@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from gateway.loadtest.added import analyse
-from gateway.loadtest.at_gateway import analyse_at_gateway, as_phones, as_simulator, table_rows
-from gateway.loadtest.report import print_table
-from gateway.loadtest.timelines import read_phone, read_sim
-from gateway.loadtest.trace import read_jsonl
+from gateway.rig.loadtest.added import analyse
+from gateway.rig.loadtest.at_gateway import analyse_at_gateway, as_phones, as_simulator, table_rows
+from gateway.rig.loadtest.report import print_table
+from gateway.rig.loadtest.timelines import read_phone, read_sim
+from gateway.rig.loadtest.trace import read_jsonl
 from gateway.timing_trace import GatewayTrace
 
 Rec = dict[str, Any]

@@ -13,7 +13,7 @@ import structlog
 from gateway import live, twilio
 from gateway.playout import CallerPlayout
 from gateway.record import CallStats, Transcript
-from gateway.twilio_peer import TwilioPeer
+from gateway.rig.peers.twilio import TwilioPeer
 
 
 class Sink:

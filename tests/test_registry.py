@@ -67,7 +67,7 @@ def test_plugins_are_loaded_from_entry_points_and_override_bundled(
 
 
 def test_entry_point_may_name_a_module_with_an_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    _entry_points(monkeypatch, ("fd", "agents.front_desk"))
+    _entry_points(monkeypatch, ("fd", "voicegw_agents.front_desk"))
     assert discover_agents(bundled=None)["front_desk"].name == "front_desk"
 
 

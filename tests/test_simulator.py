@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 
 from gateway.live import OUTPUT_RATE, ModelAudio, OutputTranscript, parse_server_message
-from gateway.simulator import Scenario, ScenarioError, load_scenario, scenario_from_dict, speech
-from gateway.simulator import protocol as p
-from gateway.simulator.protocol import Action, Close, Drop, Send
-from gateway.simulator.record import HandleStore, SessionRecord
-from gateway.simulator.scenario import Injection, ToolCallSpec, Turn, bundled_scenario
-from gateway.simulator.session import (
+from gateway.rig.simulator import Scenario, ScenarioError, load_scenario, scenario_from_dict, speech
+from gateway.rig.simulator import protocol as p
+from gateway.rig.simulator.protocol import Action, Close, Drop, Send
+from gateway.rig.simulator.record import HandleStore, SessionRecord
+from gateway.rig.simulator.scenario import Injection, ToolCallSpec, Turn, bundled_scenario
+from gateway.rig.simulator.session import (
     BAD_KEY,
     INVALID_ARGUMENT,
     SESSION_NOT_FOUND,
     LiveSession,
     Phase,
 )
-from gateway.simulator.vad import EnergyVad, SpeechEnded, SpeechStarted
+from gateway.rig.simulator.vad import EnergyVad, SpeechEnded, SpeechStarted
 
 MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
 FULL_SETUP = {"setup": {"model": MODEL, "inputAudioTranscription": {},

@@ -13,12 +13,12 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.live import OUTPUT_RATE
-from gateway.loadtest.local import free_port
-from gateway.loadtest.trace import read_jsonl
-from gateway.simulator import Scenario, SimulatorServer, speech
-from gateway.simulator.protocol import Send
-from gateway.simulator.record import HandleStore, SessionRecord
-from gateway.simulator.session import LiveSession
+from gateway.rig.loadtest.local import free_port
+from gateway.rig.loadtest.trace import read_jsonl
+from gateway.rig.simulator import Scenario, SimulatorServer, speech
+from gateway.rig.simulator.protocol import Send
+from gateway.rig.simulator.record import HandleStore, SessionRecord
+from gateway.rig.simulator.session import LiveSession
 
 MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
 SETUP = {"setup": {"model": MODEL}}

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import ProtocolError, TwilioProtocolError
-from gateway.twilio import (
+from gateway.carriers.twilio import (
     Connected,
     Dtmf,
     Mark,
@@ -421,7 +421,7 @@ def test_oversized_payload_rejected_before_decoding(monkeypatch: pytest.MonkeyPa
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("gateway.twilio.pybase64.b64decode", spy)
+    monkeypatch.setattr("gateway.carriers.twilio.pybase64.b64decode", spy)
     # 10 MB of base64 that would not even decode: it must be refused on length alone
     e = _err(s, media("A" * 10_000_000))
     assert e.field == "media.payload"

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from gateway.errors import TwilioProtocolError
-from gateway.twilio import Media, Start, Stop, TwilioStream
-from gateway.twilio_peer import OutClear, OutMark, OutMedia, PlaybackBuffer, TwilioPeer
+from gateway.carriers.twilio import Media, Start, Stop, TwilioStream
+from gateway.rig.peers.twilio import OutClear, OutMark, OutMedia, PlaybackBuffer, TwilioPeer
 
 
 def test_peer_messages_are_accepted_by_the_gateway_core() -> None:

@@ -58,6 +58,8 @@ class CallRecord:
     turns: tuple[TranscriptLine, ...] = ()
     tool_calls: tuple[ToolRow, ...] = ()
     longest_reply_gap_ms: float | None = None  # schema 2; None in records written before
+    carrier: str = "twilio"  # schema 3; every earlier call was Twilio's
+    end_kind: str | None = None  # schema 3: gateway.ending.EndKind's value, once ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class CallListing:
     ended: bool
     turns: int
     interruptions: int
+    carrier: str = "twilio"
+    end_kind: str | None = None
 
 
 def utc(epoch_s: float) -> datetime:
@@ -87,10 +91,10 @@ def record_of(summary: CallSummary, *, ended: bool, now: float) -> CallRecord | 
     live = stats.live
     gap = live.reconnect_gap
     gaps = gap.summary()
-    params = summary.custom_parameters
     return CallRecord(
         call_sid=summary.call_sid, stream_sid=summary.stream_sid, agent=summary.agent,
-        caller=params.get("From"), dialled=params.get("To"),
+        caller=summary.caller, dialled=summary.callee, carrier=summary.carrier,
+        end_kind=summary.end.kind.value if ended else None,
         started_at=utc(summary.started),
         ended_at=utc(summary.started + summary.duration_s) if ended else None,
         end_reason=summary.end_reason if ended else None,

@@ -31,9 +31,9 @@ def _reason(reason: str | None, ended: bool) -> str:
 def list_text(calls: Sequence[CallListing], *, full_numbers: bool = False) -> str:
     if not calls:
         return "no calls recorded\n"
-    header = ("CALL SID", "STARTED (UTC)", "DURATION", "AGENT", "CALLER", "TURNS", "INTERR",
-              "END REASON")
-    rows = [(c.call_sid, _when(c.started_at), f"{c.duration_s:.1f}s", c.agent or "-",
+    header = ("CALL SID", "CARRIER", "STARTED (UTC)", "DURATION", "AGENT", "CALLER", "TURNS",
+              "INTERR", "END REASON")
+    rows = [(c.call_sid, c.carrier, _when(c.started_at), f"{c.duration_s:.1f}s", c.agent or "-",
              _number(c.caller, full_numbers), str(c.turns), str(c.interruptions),
              _reason(c.end_reason, c.ended)) for c in calls]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
@@ -43,10 +43,11 @@ def list_text(calls: Sequence[CallListing], *, full_numbers: bool = False) -> st
 
 def list_json(calls: Sequence[CallListing], *, full_numbers: bool = False) -> str:
     return json.dumps([{
-        "call_sid": c.call_sid, "started_at": c.started_at.isoformat(),
+        "call_sid": c.call_sid, "carrier": c.carrier, "started_at": c.started_at.isoformat(),
         "duration_s": round(c.duration_s, 3), "agent": c.agent,
         "caller": c.caller if full_numbers else mask_number(c.caller),
-        "end_reason": c.end_reason, "ended": c.ended, "turns": c.turns,
+        "end_reason": c.end_reason, "end_kind": c.end_kind, "ended": c.ended,
+        "turns": c.turns,
         "interruptions": c.interruptions} for c in calls], indent=2) + "\n"
 
 
@@ -55,7 +56,7 @@ def _compact(value: Any) -> str:
 
 
 def show_text(r: CallRecord, *, full_numbers: bool = False) -> str:
-    out = [f"call {r.call_sid}  (stream {r.stream_sid or '-'})",
+    out = [f"call {r.call_sid}  ({r.carrier}; stream {r.stream_sid or '-'})",
            f"  agent {r.agent or '-'}; caller {_number(r.caller, full_numbers)}; "
            f"dialled {_number(r.dialled, full_numbers)}",
            f"  started {_when(r.started_at)}; ended {_when(r.ended_at)}; "
@@ -90,12 +91,14 @@ def show_text(r: CallRecord, *, full_numbers: bool = False) -> str:
 
 def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
     data = {
-        "call_sid": r.call_sid, "stream_sid": r.stream_sid, "agent": r.agent,
+        "call_sid": r.call_sid, "carrier": r.carrier, "stream_sid": r.stream_sid,
+        "agent": r.agent,
         "caller": r.caller if full_numbers else mask_number(r.caller),
         "dialled": r.dialled if full_numbers else mask_number(r.dialled),
         "started_at": r.started_at.isoformat(),
         "ended_at": r.ended_at.isoformat() if r.ended_at else None,
-        "end_reason": r.end_reason, "duration_s": r.duration_s, "frames_in": r.frames_in,
+        "end_reason": r.end_reason, "end_kind": r.end_kind, "duration_s": r.duration_s,
+        "frames_in": r.frames_in,
         "frames_out": r.frames_out, "frames_dropped": r.frames_dropped,
         "longest_gap_ms": r.longest_gap_ms, "longest_reply_gap_ms": r.longest_reply_gap_ms,
         "interruptions": r.interruptions,

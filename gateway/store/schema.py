@@ -97,6 +97,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(2, "the longest silence inside a reply, as the caller heard it", (
         "ALTER TABLE calls ADD COLUMN longest_reply_gap_ms {real}",
     )),
+    Migration(3, "each call's carrier, and the kind of ending as a fixed word", (
+        # Every call before this migration came through Twilio, the only carrier then.
+        "ALTER TABLE calls ADD COLUMN carrier TEXT NOT NULL DEFAULT 'twilio'",
+        "ALTER TABLE calls ADD COLUMN end_kind TEXT",  # gateway.ending.EndKind's value
+        "CREATE INDEX calls_carrier_started_at ON calls (carrier, started_at)",
+    )),
 )
 
 LATEST: Final = MIGRATIONS[-1].version

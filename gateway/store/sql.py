@@ -19,7 +19,8 @@ CALL_COLUMNS: Final = (
     "call_sid", "stream_sid", "agent", "caller", "dialled", "started_at", "ended_at",
     "end_reason", "duration_s", "frames_in", "frames_out", "frames_dropped", "longest_gap_ms",
     "interruptions", "live_reconnects", "reconnect_gaps", "tokens_prompt", "tokens_response",
-    "tokens_total", "response_latency_ms", "updated_at", "longest_reply_gap_ms",
+    "tokens_total", "response_latency_ms", "updated_at", "longest_reply_gap_ms", "carrier",
+    "end_kind",
 )
 _JSON: Final = frozenset({"reconnect_gaps", "response_latency_ms"})
 _TIMES: Final = frozenset({"started_at", "ended_at", "updated_at"})
@@ -48,7 +49,7 @@ INSERT_TOOL: Final = ("INSERT INTO tool_calls (call_sid, seq, id, name, args, re
 
 LIST_CALLS: Final = (
     "SELECT c.call_sid, c.started_at, c.duration_s, c.agent, c.caller, c.end_reason, "
-    "c.ended_at, c.interruptions, "
+    "c.ended_at, c.interruptions, c.carrier, c.end_kind, "
     "(SELECT COUNT(*) FROM turns t WHERE t.call_sid = c.call_sid) AS turn_count "
     "FROM calls c ORDER BY c.started_at DESC, c.call_sid LIMIT ?")
 GET_CALL: Final = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE call_sid = ?"  # noqa: S608
@@ -140,4 +141,5 @@ def listing_from_row(row: Row) -> CallListing:
                        duration_s=float(row["duration_s"]), agent=row["agent"],
                        caller=row["caller"], end_reason=row["end_reason"],
                        ended=row["ended_at"] is not None, turns=int(row["turn_count"]),
-                       interruptions=int(row["interruptions"]))
+                       interruptions=int(row["interruptions"]), carrier=row["carrier"],
+                       end_kind=row["end_kind"])

@@ -23,10 +23,10 @@ import aiohttp
 import pytest
 
 from gateway.config import Settings, custom_endpoint
-from gateway.phone import CallResult, Utterance, When, load_utterance, place_call
+from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.server import SHUTDOWN_REASON, Gateway, running
-from gateway.simulator import SimulatorServer, scenario_from_dict
-from gateway.simulator.speech import speech_dir
+from gateway.rig.simulator import SimulatorServer, scenario_from_dict
+from gateway.rig.simulator.speech import speech_dir
 
 SPEED = 4.0
 VOICEGW = Path(sys.executable).with_name("voicegw")

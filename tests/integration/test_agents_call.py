@@ -21,19 +21,19 @@ from typing import Any, Literal
 
 import pytest
 
-from agents import front_desk, support
+from voicegw_agents import front_desk, support
 from gateway.agent import Agent, CallContext, Scheduling, ToolError, tool
 from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.log import mask_number
-from gateway.phone import CallResult, Utterance, When, load_utterance, place_call
+from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, bundled_agents, discover_agents
 from gateway.server import Gateway, load_prompt, running
-from gateway.simulator import SimulatorServer, scenario_from_dict
-from gateway.simulator.record import SessionRecord
-from gateway.simulator.speech import fixture, speech_dir
-from gateway.twilio_rest import TwilioRest
+from gateway.rig.simulator import SimulatorServer, scenario_from_dict
+from gateway.rig.simulator.record import SessionRecord
+from gateway.rig.simulator.speech import fixture, speech_dir
+from gateway.rest.twilio import TwilioRest
 from tests.fake_twilio import FakeTwilio, fake_twilio
 
 SPEED = 6.0

@@ -14,10 +14,10 @@ import trustme
 
 from gateway.config import Settings, custom_endpoint
 from gateway.live_client import open_session
-from gateway.phone import CallResult, Utterance, When, load_utterance, place_call
+from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.server import Gateway, running
-from gateway.simulator import SimulatorServer, load_scenario
-from gateway.simulator.speech import speech_dir
+from gateway.rig.simulator import SimulatorServer, load_scenario
+from gateway.rig.simulator.speech import speech_dir
 
 SPEED = 4.0
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import websockets
 from aiohttp import web
 
-from gateway.loadtest.local import free_port
+from gateway.rig.loadtest.local import free_port
 from gateway.server import AiohttpCaller
 
 Script = Callable[[AiohttpCaller], Awaitable[None]]

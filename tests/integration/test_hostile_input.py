@@ -2,7 +2,7 @@
 
 One row of the README's "Hostile input" table per test. Every test runs one gateway in front of
 two simulated Live servers (the healthy line's and the hostile line's, so each side's audio is
-counted apart) and places a healthy call with :func:`gateway.phone.place_call`; once that call
+counted apart) and places a healthy call with :func:`gateway.rig.phone.place_call`; once that call
 is hearing its reply, a hand-made client (:class:`RawCaller`) breaks the protocol on a second
 stream. The test then checks both the defined outcome for the hostile stream (ignored and
 counted, or closed with the stated code and reason, with its warning log line) and that the
@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from gateway import bridge, playout
-from gateway.phone import load_utterance
+from gateway.rig.phone import load_utterance
 from gateway.server import MAX_FRAME_BYTES
-from gateway.simulator.record import SessionRecord
-from gateway.simulator.speech import speech_dir
-from gateway.twilio_peer import FRAME_BYTES, ULAW_SILENCE
+from gateway.rig.simulator.record import SessionRecord
+from gateway.rig.simulator.speech import speech_dir
+from gateway.rig.peers.twilio import FRAME_BYTES, ULAW_SILENCE
 from tests.integration.hostile_bench import (
     BAD_FRAMES,
     FLOOD_FRAMES,

@@ -8,7 +8,7 @@ from gateway import live
 from gateway.config import custom_endpoint
 from gateway.errors import LiveClosedError
 from gateway.live_client import open_session
-from gateway.simulator import SimulatorServer
+from gateway.rig.simulator import SimulatorServer
 
 FRAME = bytes(range(256)) * 2 + bytes(128)  # 20 ms of 16 kHz PCM16, not silence
 

@@ -13,10 +13,10 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings, custom_endpoint
-from gateway.phone import Utterance, When, load_utterance, place_call
+from gateway.rig.phone import Utterance, When, load_utterance, place_call
 from gateway.server import Gateway, running
-from gateway.simulator import SimulatorServer, load_scenario
-from gateway.simulator.speech import speech_dir
+from gateway.rig.simulator import SimulatorServer, load_scenario
+from gateway.rig.simulator.speech import speech_dir
 
 from .test_call import SPEED, _scenario
 

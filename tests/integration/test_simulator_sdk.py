@@ -18,7 +18,7 @@ from google.genai import errors, types
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
-from gateway.simulator import Scenario, SimulatorServer, scenario_from_dict, speech
+from gateway.rig.simulator import Scenario, SimulatorServer, scenario_from_dict, speech
 
 SPEED = 6.0
 MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"

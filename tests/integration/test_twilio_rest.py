@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.errors import ConfigError
-from gateway.twilio_rest import TwilioCredentials, TwilioRest, TwilioRestError, dial_twiml
+from gateway.rest.twilio import TwilioCredentials, TwilioRest, TwilioRestError, dial_twiml
 from tests.fake_twilio import FakeTwilio, serving
 
 ACCOUNT = "AC" + "1" * 32

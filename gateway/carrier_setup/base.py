@@ -1,0 +1,33 @@
+"""What serving one carrier takes: its cores, its signature checks and its REST client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from gateway.callctl import CallControlApi
+from gateway.carriers.core import Carrier, CarrierStream
+from gateway.carriers.hooks import AnswerDocument, CarrierHooks, Verifier, WebhookRequest
+
+# A webhook route a provider needs beside its answer (``/plivo/transfer``): request in,
+# document out (an empty body answers 204).
+ExtraHook = Callable[[WebhookRequest], AnswerDocument]
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierSetup:
+    carrier: Carrier
+    new_stream: Callable[[], CarrierStream]
+    hooks: CarrierHooks
+    verify: Verifier | None = None  # its webhooks' signature; None: served unsigned
+    verify_upgrade: Verifier | None = None  # the media socket's upgrade, where it signs one
+    call_control: CallControlApi | None = None
+    subprotocols: tuple[str, ...] = ()  # WebSocket subprotocols its media socket asks for
+    extra_hooks: Mapping[str, ExtraHook] = field(default_factory=dict)
+
+    @property
+    def signed(self) -> bool:
+        return self.verify is not None
+
+
+FromEnv = Callable[[Mapping[str, str]], CarrierSetup]

@@ -1,0 +1,111 @@
+"""Twilio's call-update API, for hanging up and transferring: a thin typed client.
+
+Both are ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` with a form body:
+``Status=completed`` ends the call, ``Twiml=<Response>...`` replaces what the call is doing
+(for a transfer, a ``<Dial>``), which also ends the Media Stream. Credentials are the account's
+Auth Token or an API key (``TWILIO_API_KEY``/``TWILIO_API_SECRET``), sent as HTTP Basic auth.
+SignalWire's compatibility API takes the same requests under its space's ``/api/laml``, with
+the project id and an API token.
+
+Why not the official ``twilio`` package: its async client is a thin layer over the same
+request, and the package (every Twilio product's generated API) costs more to import than the
+whole gateway; two calls do not need it. It remains the oracle for signatures in the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from xml.sax.saxutils import escape
+
+from gateway.carriers.core import Carrier
+from gateway.errors import ConfigError
+from gateway.faults import REST_RETRY, RetryPolicy
+from gateway.log import register_secret
+from gateway.rest.http import RestTransport
+
+DEFAULT_BASE_URL: Final = "https://api.twilio.com"
+_SID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioCredentials:
+    account_sid: str
+    username: str  # the AccountSid, or an API key SID (SK...)
+    password: str = field(repr=False)  # the Auth Token or the API key secret
+
+    def __post_init__(self) -> None:
+        if not _SID.match(self.account_sid):
+            raise ConfigError("the account SID does not look like one")
+        if not self.username or not self.password:
+            raise ConfigError("Twilio credentials need a user name and a secret")
+        register_secret(self.password)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TwilioCredentials | None:
+        """From ``TWILIO_ACCOUNT_SID`` plus ``TWILIO_AUTH_TOKEN`` or ``TWILIO_API_KEY`` and
+        ``TWILIO_API_SECRET``; None when no account is configured (call control disabled)."""
+        env = os.environ if env is None else env
+        account = env.get("TWILIO_ACCOUNT_SID", "").strip()
+        if not account:
+            return None
+        key, secret = env.get("TWILIO_API_KEY", "").strip(), env.get("TWILIO_API_SECRET", "")
+        if key and secret:
+            return cls(account, key, secret.strip())
+        token = env.get("TWILIO_AUTH_TOKEN", "").strip()
+        if not token:
+            raise ConfigError("TWILIO_ACCOUNT_SID is set but neither TWILIO_AUTH_TOKEN nor "
+                              "TWILIO_API_KEY/TWILIO_API_SECRET is")
+        return cls(account, account, token)
+
+
+def dial_twiml(number: str) -> str:
+    """TwiML that connects the call to ``number`` (E.164) or a ``sip:`` address."""
+    target = number.strip()
+    if not target:
+        raise ValueError("empty transfer destination")
+    if target.lower().startswith("sip:"):
+        return f"<Response><Dial><Sip>{escape(target)}</Sip></Dial></Response>"
+    return f"<Response><Dial>{escape(target)}</Dial></Response>"
+
+
+class TwilioRest:
+    """:class:`gateway.callctl.CallControlApi` for Twilio (and SignalWire's LaML API)."""
+
+    def __init__(self, credentials: TwilioCredentials, *, base_url: str = DEFAULT_BASE_URL,
+                 carrier: Carrier = Carrier.TWILIO, timeout_s: float = 10.0,
+                 retry: RetryPolicy = REST_RETRY, log: Any = None) -> None:
+        self.carrier = carrier
+        self.credentials = credentials
+        pair = f"{credentials.username}:{credentials.password}".encode()
+        # Built by hand: aiohttp.BasicAuth is deprecated in newer aiohttp, and its
+        # replacement does not exist in the older versions we support.
+        auth = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        self.http = RestTransport(base_url, lambda: auth, carrier=carrier.value,
+                                  timeout_s=timeout_s, retry=retry, log=log)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def hang_up(self, call: str) -> bool:
+        """End a call in progress. False if the carrier no longer knows it (already over)."""
+        return await self._update(call, {"Status": "completed"}, "hang_up")
+
+    async def redirect(self, call: str, twiml: str) -> bool:
+        """Make the call execute ``twiml`` now. False if the call has already ended."""
+        return await self._update(call, {"Twiml": twiml}, "redirect")
+
+    async def transfer(self, call: str, to: str) -> bool:
+        """Redirect the call to ``<Dial>to</Dial>``."""
+        return await self.redirect(call, dial_twiml(to))
+
+    async def _update(self, call: str, form: Mapping[str, str], action: str) -> bool:
+        if not _SID.match(call):
+            raise ValueError(f"not a call SID: {call[:40]!r}")
+        path = f"/2010-04-01/Accounts/{self.credentials.account_sid}/Calls/{call}.json"
+        return await self.http.request("POST", path, action=action, call=call,
+                                       form=form) is not None

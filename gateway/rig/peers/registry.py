@@ -1,0 +1,70 @@
+"""Each carrier's phone peer and stream core, by name, for the rig's commands."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+
+from gateway.carriers.core import Carrier, CarrierStream
+from gateway.carriers.twilio import TwilioStream
+from gateway.errors import ConfigError
+from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.twilio import TwilioPeer
+
+PeerFactory = Callable[[Mapping[str, str]], PhonePeer]
+
+_PEERS: dict[Carrier, PeerFactory] = {
+    Carrier.TWILIO: lambda params: TwilioPeer(custom_parameters=params),
+}
+_STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
+    Carrier.TWILIO: TwilioStream,
+}
+# The environment variable with the secret the carrier signs its requests with, where the
+# gateway holds the same secret (for Telnyx the gateway holds only a public key).
+SECRET_ENV: dict[Carrier, str] = {
+    Carrier.TWILIO: "TWILIO_AUTH_TOKEN",
+}
+
+
+def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
+    def make() -> tuple[dict[str, str], str]:
+        secret = secrets.token_hex(16)
+        return {name: secret}, secret
+    return make
+
+
+# Fresh signing credentials for a gateway the rig starts itself: (its environment, what the
+# peer signs with).
+_TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
+    Carrier.TWILIO: _shared_secret("TWILIO_AUTH_TOKEN"),
+}
+
+
+def carriers() -> list[str]:
+    """The carriers the rig can play, by name."""
+    return [c.value for c in _PEERS]
+
+
+def carrier(name: str) -> Carrier:
+    try:
+        found = Carrier(name)
+    except ValueError:
+        found = None
+    if found is None or found not in _PEERS:
+        raise ConfigError(f"unknown carrier {name!r}; choose from {', '.join(carriers())}")
+    return found
+
+
+def new_peer(which: Carrier, parameters: Mapping[str, str] | None = None) -> PhonePeer:
+    """A new call at ``which``, with these custom parameters (From and To among them)."""
+    return _PEERS[which](dict(parameters or {}))
+
+
+def stream_core(which: Carrier) -> CarrierStream:
+    """The gateway's own sans-I/O core for ``which`` (to read a capture back)."""
+    return _STREAMS[which]()
+
+
+def test_credentials(which: Carrier) -> tuple[dict[str, str], str]:
+    """New signing credentials: the gateway's environment, and the peer's secret."""
+    return _TEST_CREDENTIALS[which]()
