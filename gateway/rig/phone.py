@@ -349,13 +349,14 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                      result: CallResult | None = None,
                      observer: CallObserver | None = None,
                      peer: PhonePeer | None = None, answer_url: str | None = None,
-                     secret: str | None = None) -> CallResult:
+                     secret: str | None = None, signed_url: str | None = None) -> CallResult:
     """Call a gateway, say ``utterances``, hang up when all is heard.
 
     ``url`` is the media socket's URL; with ``answer_url`` the phone first fetches the
     answer document there, as the carrier would (signed with ``secret`` when given), and
     connects where it says, carrying its parameters and token. ``peer`` is the carrier
-    (Twilio's by default, with ``parameters`` as its stream's custom parameters).
+    (Twilio's by default, with ``parameters`` as its stream's custom parameters). Where the
+    carrier signs the socket's upgrade, it signs ``signed_url`` (default ``url``).
 
     Pass ``result`` to fill a caller-owned :class:`CallResult`: when the call fails or is
     cancelled (a load test's timeout), what was measured until then is still there.
@@ -371,7 +372,7 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
     result = call.result
     result.call_sid = peer.call_id
     async with aiohttp.ClientSession() as session:
-        signed_url = url
+        signed_url = signed_url or url
         if answer_url is not None:
             signed_url, url = await fetch_answer(session, peer, answer_url, secret)
         upgrade = {**peer.upgrade_headers(signed_url, secret), **(headers or {})}

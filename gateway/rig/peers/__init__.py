@@ -84,6 +84,9 @@ class PhonePeer(Protocol):
     @property
     def echo_marks_on_clear(self) -> bool:
         """A clear confirms every pending mark (Twilio)."""
+    @property
+    def custom_parameters(self) -> dict[str, str]:
+        """What the stream carries to the gateway (its token among them); a test may edit it."""
 
     def webhook(self, url: str, secret: str | None) -> HttpRequest:
         """The answer webhook for this call to ``url``, signed with ``secret`` if given."""

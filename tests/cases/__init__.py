@@ -1,0 +1,49 @@
+"""What the carrier-neutral tests need to know of each carrier: its fake REST API, the
+credentials a gateway and its phone peer share, and what a hang-up and a transfer look like
+on the wire. One module per carrier; :data:`CASES` lists them, so every test parametrized
+over it runs for every carrier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from gateway.carriers.core import Carrier
+from gateway.rig.peers import PhonePeer
+from tests.fakes import Recorded
+
+
+class FakeApi(Protocol):
+    requests: list[Recorded]
+
+    def app(self) -> web.Application: ...
+
+
+@dataclass(frozen=True)
+class CarrierCase:
+    carrier: Carrier
+    # Fake REST base URL -> (the gateway's environment: signing secret, REST credentials and
+    # base URL; the secret the phone peer signs with).
+    credentials: Callable[[str], tuple[dict[str, str], str]]
+    fake: Callable[[], FakeApi]
+    peer: Callable[[Mapping[str, str]], PhonePeer]
+    # Assert that ``requests`` are exactly one hang-up / one transfer to ``number`` of the
+    # peer's call.
+    hung_up: Callable[[Sequence[Recorded], PhonePeer], None]
+    transferred: Callable[[Sequence[Recorded], PhonePeer, str], None]
+    transfers: bool = True  # the carrier can transfer a call at all
+
+    def __str__(self) -> str:
+        return self.carrier.value
+
+
+def _cases() -> list[CarrierCase]:
+    from tests.cases import twilio  # noqa: PLC0415
+
+    return [twilio.CASE]
+
+
+CASES: list[CarrierCase] = _cases()
