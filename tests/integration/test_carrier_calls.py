@@ -223,7 +223,7 @@ async def _stream_with(ln: Line, edit: str) -> tuple[CallResult, PhonePeer]:
     """Answer as the carrier would, then open the stream with its token edited."""
     peer = ln.peer()
     async with aiohttp.ClientSession() as session:
-        signed_url, url = await fetch_answer(session, peer, ln.answer_url, ln.secret)
+        signed_url, _ = await fetch_answer(session, peer, ln.answer_url, ln.secret)
     token = peer.custom_parameters[TOKEN_PARAMETER]
     if edit == "forged":
         peer.custom_parameters[TOKEN_PARAMETER] = token[:-4] + "AAAA"
@@ -256,7 +256,7 @@ async def test_a_replayed_token_is_refused(case: CarrierCase, tmp_path: Path) ->
     async with line(case, CALL, tmp_path) as ln:
         peer = ln.peer()
         async with aiohttp.ClientSession() as session:
-            signed_url, url = await fetch_answer(session, peer, ln.answer_url, ln.secret)
+            signed_url, _ = await fetch_answer(session, peer, ln.answer_url, ln.secret)
         first, _ = await ln.call([say("caller_book_table", When.START, 300)], peer=peer,
                                  answer_url=None, signed_url=signed_url)
         again = case.peer(dict(peer.custom_parameters))  # the same stream, replayed
