@@ -25,13 +25,13 @@ from typing import Any
 import structlog
 
 from gateway.config import Settings, custom_endpoint
-from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.record import CallSummary
-from gateway.server import Gateway, running
+from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.scenario import scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
+from gateway.server import Gateway, running
 
 TURNS = [{"reply": "agent_options"}, {"reply": "agent_moved"}, {"reply": "agent_goodbye"},
          {"reply": "agent_moved"}]

@@ -53,7 +53,9 @@ async def run(name: str) -> None:
         if count == CALLS:
             answered.set()
 
-    dispatcher = ToolDispatcher(agent, ctx, send, log=structlog.get_logger("bench"))
+    dispatcher = ToolDispatcher(agent, ctx, send,
+                                lambda coro, name: asyncio.create_task(coro, name=name),
+                                log=structlog.get_logger("bench"))
     for i in range(CALLS):
         frame = json.dumps({"toolCall": {"functionCalls": [
             {"id": f"c{i}", "name": name, "args": {"order_id": str(10000 + i)}}]}})

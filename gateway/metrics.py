@@ -28,7 +28,6 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from gateway.carriers.core import Carrier
 from gateway.ending import EndKind
 from gateway.record import CallStats, CallSummary
 from gateway.stats import Histogram, edge_index, edge_seconds
@@ -183,7 +182,7 @@ class GatewayMetrics:
     def __init__(self, *, active_calls: Callable[[], int] | None = None,
                  refusals: Mapping[tuple[str, str], int] | None = None,
                  loop_lag: Callable[[], float] | None = None,
-                 carriers: Iterable[str] = (Carrier.TWILIO.value,)) -> None:
+                 carriers: Iterable[str] = ()) -> None:
         self._active_calls = active_calls
         self._loop_lag = loop_lag
         self._refusals = refusals if refusals is not None else {}

@@ -88,6 +88,7 @@ class CallerPlayout:
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
         self._played_by: float | None = None  # when the reply written so far ends playing
         self._writing = False  # the writer task holds an item it is sending
+        self._barge_ins = 0  # how many; a paced item held across one is not sent
 
     # -- model -> caller -----------------------------------------------------------------
 
@@ -120,6 +121,7 @@ class CallerPlayout:
             self._last_mark_ms = self.turn_sent_ms
 
     def interrupted(self, received: float) -> None:
+        self._barge_ins += 1
         dropped = self.out.drop_audio()
         self.stats.media_dropped_barge_in += dropped
         self._resampler.reset()
@@ -257,7 +259,11 @@ class CallerPlayout:
         while True:
             item = await self.out.get()
             if self.pacer is not None and item.kind is Kind.MEDIA:
+                barge_ins = self._barge_ins
                 await self.pacer.wait_turn()
+                if barge_ins != self._barge_ins:  # the caller talked over it while it waited
+                    self.stats.media_dropped_barge_in += 1
+                    continue
             if item.wire is not None:
                 await self._write(item.wire)
             self._sent(item, time.perf_counter())

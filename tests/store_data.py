@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+from gateway.ending import EndKind, EndReason
 from gateway.record import CallStats, CallSummary, TranscriptLine
 from gateway.store.model import CallRecord, ToolRow, record_of
 from gateway.tools import ToolRecord
@@ -27,11 +28,12 @@ def summary(sid: str = "CA1", *, turns: int = 2, started: float = T0,
     tools = [ToolRecord("t1", "book", {"people": 2, "when": "20:00"}, {"ok": True}, None, 0.012),
              ToolRecord("t2", "lookup", {"q": "x"}, None, "lookup failed: boom", 0.5),
              ToolRecord("t3", "slow", {}, None, None, 1.0, cancelled=True)]
-    return CallSummary(call_sid=sid, stream_sid="MZ" + sid, agent="assistant",
-                       end_reason="caller hung up", started=started, duration_s=duration_s,
-                       stats=stats, transcript=lines,
+    return CallSummary(carrier="twilio", call_sid=sid, stream_sid="MZ" + sid,
+                       agent="assistant",
+                       end=EndReason(EndKind.CALLER_HUNG_UP, "caller hung up"),
+                       started=started, duration_s=duration_s, stats=stats, transcript=lines,
                        custom_parameters={"From": "+15550100", "To": "+15550199"},
-                       tool_calls=tools)
+                       tool_calls=tools, caller="+15550100", callee="+15550199")
 
 
 def record(sid: str = "CA1", *, ended: bool = True, turns: int = 2,

@@ -25,6 +25,8 @@ from gateway.agent import (
     ToolResultError,
     tool,
 )
+from gateway.audio import AudioFormat, Codec
+from gateway.carriers.core import Started
 from gateway.schema import parse_docstring
 
 
@@ -383,13 +385,18 @@ def test_agent_definition_mistakes() -> None:
         Agent(name="a/b", instructions="x")
 
 
+def _call(caller: str | None = None, callee: str | None = None) -> Started:
+    fmt = AudioFormat(Codec.PCMU, 8000)
+    return Started(call_id="CA1", stream_id="MZ1", caller=caller, callee=callee,
+                   parameters={"tenant": "acme"}, inbound=fmt, outbound=fmt)
+
+
 async def test_builtin_end_call_reaches_the_bridge() -> None:
     agent = Agent(name="a", instructions="x", call_control=["end_call"])
     control = Control()
-    ctx = CallContext.for_call(agent, call_sid="CA1", stream_sid="MZ1",
-                               parameters={"From": "+15550001", "To": "+15550002"},
-                               control=control)
+    ctx = CallContext.for_call(agent, _call(caller="+15550001", callee="+15550002"), control)
     assert (ctx.caller, ctx.dialled, ctx.agent) == ("+15550001", "+15550002", "a")
+    assert (ctx.call_sid, ctx.stream_sid, ctx.parameters) == ("CA1", "MZ1", {"tenant": "acme"})
     out = await agent.all_tools["end_call"].invoke({"reason": "caller is done"}, ctx)
     assert "result" in out
     assert control.ended == ["caller is done"]
@@ -399,8 +406,7 @@ async def test_builtin_transfer_only_dials_configured_destinations() -> None:
     agent = Agent(name="a", instructions="x", call_control=["transfer_call"],
                   transfer_to="+15550100", transfer_targets={"billing": "+15550111"})
     control = Control()
-    ctx = CallContext.for_call(agent, call_sid="CA1", stream_sid="MZ1", parameters={},
-                               control=control)
+    ctx = CallContext.for_call(agent, _call(), control)
     transfer = agent.all_tools["transfer_call"]
     await transfer.invoke({}, ctx)
     await transfer.invoke({"to": "billing"}, ctx)
@@ -425,6 +431,12 @@ def test_session_config_and_greeting() -> None:
     assert setup["generationConfig"]["speechConfig"]["voiceConfig"] == {
         "prebuiltVoiceConfig": {"voiceName": "Puck"}}
     assert setup["tools"] == [{"functionDeclarations": agent.declarations()}]
+    # A built-in the call's carrier cannot carry out is not offered at all.
+    closer = Agent(name="c", instructions="x", call_control=["end_call", "transfer_call"],
+                   transfer_to="+15550100")
+    withheld = closer.session_config(live.SessionConfig(model="models/m"),
+                                     withheld=frozenset({"transfer_call"}))
+    assert [d["name"] for d in withheld.tools] == ["end_call"]
     prompt = agent.greeting_prompt()
     assert prompt is not None
     assert "Hallo!" in prompt

@@ -16,9 +16,16 @@ from hypothesis import strategies as st
 from gateway import audio
 from gateway.audio import (
     ULAW_RATE,
+    AudioFormat,
+    Codec,
     Resampler,
+    alaw_to_pcm16,
+    decoder,
+    encoder,
     frame_bytes,
+    pcm16_to_alaw,
     pcm16_to_ulaw,
+    swap_bytes,
     ulaw_to_pcm16,
 )
 from gateway.errors import AudioFormatError
@@ -124,6 +131,86 @@ def test_ulaw_empty_and_odd_length() -> None:
     assert len(ulaw_to_pcm16(b"\xff" * 161)) == 322
     with pytest.raises(AudioFormatError):
         pcm16_to_ulaw(b"\x00" * 321)
+
+
+def ref_alaw_decode(codes: np.ndarray) -> np.ndarray:
+    """ITU-T G.711 A-law expansion (even bits inverted, sign in the top bit), written out
+    independently of audioop."""
+    a = codes.astype(np.int64) ^ 0x55
+    seg = (a & 0x70) >> 4
+    t = ((a & 0x0F) << 4) + np.where(seg == 0, 8, 0x108)
+    t = np.where(seg > 1, t << np.maximum(seg - 1, 0), t)
+    return np.where(a & 0x80, t, -t)
+
+
+def ref_alaw_encode(x: np.ndarray) -> np.ndarray:
+    """G.711 A-law compression of 16-bit samples (13-bit segments, as the ITU reference)."""
+    v = x.astype(np.int64) >> 3
+    mask = np.where(v >= 0, 0xD5, 0x55)
+    mag = np.where(v >= 0, v, -v - 1)
+    seg = np.searchsorted(np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]), mag)
+    step = np.where(seg < 2, 1, seg)
+    code = np.where(seg >= 8, 0x7F, (np.minimum(seg, 7) << 4) | ((mag >> step) & 0xF))
+    return code ^ mask
+
+
+def test_alaw_decode_all_codes_matches_reference_and_audioop() -> None:
+    codes = bytes(range(256))
+    got = np.frombuffer(alaw_to_pcm16(codes), dtype="<i2")
+    assert got.tolist() == ref_alaw_decode(np.arange(256)).tolist()
+    assert alaw_to_pcm16(codes) == audioop.alaw2lin(codes, 2)
+    assert got.min() == -32256 and got.max() == 32256
+    assert got[0xD5] == 8 and got[0x55] == -8  # the smallest steps either side of zero
+
+
+def test_alaw_encode_every_pcm16_value_matches_reference_and_audioop() -> None:
+    every = np.arange(-32768, 32768, dtype=np.int64)
+    data = every.astype("<i2").tobytes()
+    assert list(pcm16_to_alaw(data)) == ref_alaw_encode(every).tolist()
+    assert pcm16_to_alaw(data) == audioop.lin2alaw(data, 2)
+
+
+def test_alaw_round_trip_is_exact_for_every_code_and_good_for_a_tone() -> None:
+    codes = bytes(range(256))
+    assert pcm16_to_alaw(alaw_to_pcm16(codes)) == codes  # A-law has no negative zero
+    x = i16(tone(1013, 8000))
+    err = i16(alaw_to_pcm16(pcm16_to_alaw(pcm(x)))) - x
+    assert 10 * math.log10(np.sum(x**2) / np.sum(err**2)) > 35
+    with pytest.raises(AudioFormatError):
+        pcm16_to_alaw(b"\x00" * 3)
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_every_codec_round_trips_through_its_decoder_and_encoder(codec: Codec) -> None:
+    data = noise(7, 800)
+    encoded = encoder(codec)(data)
+    assert len(encoded) == len(data) // 2 * codec.sample_bytes
+    back = decoder(codec)(encoded)
+    if codec in (Codec.L16, Codec.L16_BE):
+        assert back == data  # linear: lossless
+    else:
+        assert encoder(codec)(back) == encoded  # companded: stable after one pass
+    # Silence: zero, but for A-law, whose smallest codes are +-8 (it has no zero).
+    assert np.abs(i16(decoder(codec)(codec.silence * 4))).max() <= 8
+
+
+def test_big_endian_l16_is_the_bytes_swapped() -> None:
+    assert encoder(Codec.L16_BE)(b"\x01\x02\x03\x04") == b"\x02\x01\x04\x03"
+    assert decoder(Codec.L16_BE)(b"\x02\x01") == b"\x01\x02"
+    with pytest.raises(AudioFormatError):
+        swap_bytes(b"\x00")
+
+
+def test_a_format_knows_its_frames_and_refuses_what_no_carrier_sends() -> None:
+    wide = AudioFormat(Codec.L16, 16000)
+    assert (wide.frame_bytes, wide.bytes_per_second, str(wide)) == (640, 32000, "L16/16000")
+    assert AudioFormat(Codec.PCMU, 8000, frame_ms=100).frame_bytes == 800
+    assert wide.ms(3200) == 100.0
+    assert AudioFormat(Codec.PCMA, 8000).silence(20) == b"\xd5" * 160
+    with pytest.raises(AudioFormatError, match="rate"):
+        AudioFormat(Codec.L16, 44100)
+    with pytest.raises(AudioFormatError, match="whole samples"):
+        AudioFormat(Codec.PCMU, 8000, frame_ms=0)
 
 
 def test_frame_bytes() -> None:

@@ -12,10 +12,16 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from gateway import live
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings
+from gateway.carriers.core import Outgoing
+from gateway.carriers.twilio import TwilioStream
+from gateway.ending import EndKind
+from gateway.errors import LiveClosedError, LiveConnectError
+from gateway.faults import RetryPolicy
 from gateway.rig.peers.twilio import TwilioPeer
 
 _END = object()
@@ -28,6 +34,7 @@ class FakeCaller:
         self.sent_event = asyncio.Event()
         self.closed: tuple[int, str] | None = None
         self.room = True  # False: as a socket whose buffers are full, nothing written in place
+        self.close_code: int | None = None  # the peer's, once receive() has returned None
 
     async def receive(self) -> str | bytes | None:
         item = await self.inbox.get()
@@ -37,15 +44,15 @@ class FakeCaller:
         assert isinstance(item, str | bytes)
         return item
 
-    def send_nowait(self, text: str) -> bool:
+    def send_nowait(self, frame: Outgoing) -> bool:
         if not self.room:
             return False
-        self.sent.append(json.loads(text))
+        self.sent.append(json.loads(frame))
         self.sent_event.set()
         return True
 
-    async def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
+    async def send(self, frame: Outgoing) -> None:
+        self.sent.append(json.loads(frame))
         self.sent_event.set()
 
     async def close(self, code: int, reason: str) -> None:
@@ -66,8 +73,12 @@ class FakeLive:
         self.setup: dict[str, object] | None = None
         self.closed = False
         self.close_with = (1011, "Internal error occurred.")
+        self.refuse = 0  # connects to refuse before one succeeds
 
     async def connect(self, setup: str) -> FakeLive:
+        if self.refuse:
+            self.refuse -= 1
+            raise LiveConnectError("cannot connect")
         self.setup = json.loads(setup)
         return self
 
@@ -78,8 +89,8 @@ class FakeLive:
         while (item := await self.inbox.get()) is not _END:
             assert isinstance(item, str | bytes)
             yield item
-        from gateway.errors import LiveClosedError
-        raise LiveClosedError(*self.close_with)
+        if not self.closed:  # as the real session: a close we asked for is no fault
+            raise LiveClosedError(*self.close_with)
 
     async def send(self, text: str) -> None:
         self.received.append(json.loads(text))
@@ -109,9 +120,10 @@ def peers() -> tuple[FakeCaller, FakeLive, TwilioPeer]:
 
 
 def _bridge(caller: FakeCaller, model: FakeLive) -> CallBridge:
-    return CallBridge(caller, model.connect,
+    return CallBridge(caller, TwilioStream(), model.connect,
                       BridgeSettings(session=live.SessionConfig(model="models/test"),
-                                     mark_interval_ms=100))
+                                     mark_interval_ms=100,
+                                     live_retry=RetryPolicy(3, 0.0, 0.0)))
 
 
 async def test_caller_audio_is_resampled_and_forwarded_frame_by_frame(peers) -> None:
@@ -128,7 +140,7 @@ async def test_caller_audio_is_resampled_and_forwarded_frame_by_frame(peers) -> 
         assert len(base64.b64decode(audio["data"])) == 640  # 20 ms at 16 kHz, one per frame
     caller.inbox.put_nowait(peer.stop())
     summary = await task
-    assert summary.end_reason == "caller hung up"
+    assert summary.end.kind is EndKind.CALLER_HUNG_UP
     assert summary.stats.frames_forwarded == 5
     assert model.closed and caller.closed is not None
     assert model.setup is not None and "setup" in model.setup
@@ -144,9 +156,9 @@ async def test_barge_in_drops_queued_reply_and_nothing_old_follows_clear(peers) 
     block = asyncio.Event()
     original_send = caller.send
 
-    async def slow_send(text: str) -> None:
+    async def slow_send(frame: Outgoing) -> None:
         await block.wait()
-        await original_send(text)
+        await original_send(frame)
 
     caller.send = slow_send  # type: ignore[method-assign]
     caller.room = False
@@ -168,7 +180,7 @@ async def test_barge_in_drops_queued_reply_and_nothing_old_follows_clear(peers) 
     assert bridge.stats.barge_in.count == 1
     caller.inbox.put_nowait(_END)
     summary = await task
-    assert summary.end_reason == "caller disconnected"
+    assert summary.end.kind is EndKind.CALLER_DISCONNECTED
 
 
 async def test_a_live_close_no_retry_can_fix_ends_the_call_with_its_reason(peers) -> None:
@@ -178,6 +190,7 @@ async def test_a_live_close_no_retry_can_fix_ends_the_call_with_its_reason(peers
     caller.inbox.put_nowait(peer.start())
     model.inbox.put_nowait(_END)
     summary = await task
+    assert summary.end.kind is EndKind.LIVE_UNAVAILABLE
     assert summary.end_reason == ("live unavailable (quota): Live API quota: "
                                   "Resource has been exhausted (e.g. check quota).")
     assert caller.closed is not None and caller.closed[0] == 1000
@@ -210,6 +223,33 @@ async def test_tool_calls_without_tools_are_answered_with_an_error(peers) -> Non
     assert response["id"] == "c1" and "error" in response["response"]
     caller.inbox.put_nowait(peer.stop())
     await task
+
+
+async def test_the_call_log_reaches_every_collaborator_from_the_start(peers) -> None:
+    caller, model, peer = peers
+    model.refuse = 1  # the keeper logs a retry: with the call's names already bound
+    with capture_logs() as logs:
+        task = asyncio.create_task(_bridge(caller, model).run())
+        caller.inbox.put_nowait(peer.start())
+        caller.inbox.put_nowait(peer.media(b"\x80" * 160))
+        await model.wait_received(1)
+        caller.inbox.put_nowait(peer.stop())
+        await task
+    [retry] = [e for e in logs if e["event"] == "live_connect_retry"]
+    assert retry["call_sid"] == peer.call_sid and retry["carrier"] == "twilio"
+    assert retry["agent"] == "assistant"
+
+
+async def test_a_socket_that_closes_normally_is_a_hang_up_only_where_that_is_how_calls_end(
+        peers) -> None:
+    caller, model, peer = peers
+    task = asyncio.create_task(_bridge(caller, model).run())
+    caller.inbox.put_nowait(peer.start())
+    caller.close_code = 1000
+    caller.inbox.put_nowait(_END)
+    summary = await task
+    # Twilio says "stop" when a caller hangs up: a close without one is a lost connection.
+    assert summary.end.kind is EndKind.CALLER_DISCONNECTED
 
 
 async def _until(predicate: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import datetime as dt
 import json
 import sqlite3
@@ -11,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from voicegw_agents import front_desk, support
 from gateway import live
 from gateway.agent import Agent, CallContext, ToolArgumentsError, ToolError
 from gateway.tools import ToolDispatcher
 from tests.test_agent import assert_valid_declaration
+from voicegw_agents import front_desk, support
 
 BUNDLED = (front_desk.agent, support.agent)
 
@@ -154,12 +155,16 @@ async def test_a_full_slot_reaches_the_model_as_an_error_through_the_dispatcher(
     async def send(text: str) -> None:
         sent.append(json.loads(text))
 
-    dispatcher = ToolDispatcher(front_desk.agent, CallContext(caller="+15550001"), send)
     args = {"name": "Jane", "date": day, "time": "19:00", "party_size": 8}
-    dispatcher.handle_tool_call(live.ToolCall((live.FunctionCall("c1", "book_table", args),)))
-    await dispatcher.wait_idle()
-    dispatcher.handle_tool_call(live.ToolCall((live.FunctionCall("c2", "book_table", args),)))
-    await dispatcher.wait_idle()
+    async with asyncio.TaskGroup() as tg:  # the call's own group, as in the bridge
+        dispatcher = ToolDispatcher(front_desk.agent, CallContext(caller="+15550001"), send,
+                                    lambda coro, name: tg.create_task(coro, name=name))
+        dispatcher.handle_tool_call(live.ToolCall((live.FunctionCall("c1", "book_table",
+                                                                     args),)))
+        await dispatcher.wait_idle()
+        dispatcher.handle_tool_call(live.ToolCall((live.FunctionCall("c2", "book_table",
+                                                                     args),)))
+        await dispatcher.wait_idle()
     first, second = (m["toolResponse"]["functionResponses"][0]["response"] for m in sent)
     assert first["booking_id"].startswith("FD-")
     assert second["error"].startswith("no table for 8 at 19:00")

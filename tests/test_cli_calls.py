@@ -48,13 +48,15 @@ def test_list_is_newest_first_with_masked_numbers(db: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["calls", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["CALL", "SID", "STARTED"]
+    assert lines[0].split()[:4] == ["CALL", "SID", "CARRIER", "STARTED"]
+    assert lines[1].split()[1] == "twilio"
     assert lines[1].startswith("CAnew") and "(no end recorded)" in lines[1]
     assert lines[2].startswith("CAold") and lines[2].endswith("caller hung up")
     assert "*****100" in lines[2] and "+15550100" not in "".join(lines)
     assert cli.main(["calls", "list", "--limit", "1", "--json"]) == 0
     [only] = json.loads(capsys.readouterr().out)
     assert only["call_sid"] == "CAnew" and only["turns"] == 2 and only["ended"] is False
+    assert only["carrier"] == "twilio" and only["end_kind"] is None
 
 
 def test_show_prints_the_transcript_with_what_was_heard(

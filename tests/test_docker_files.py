@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from gateway.config import Settings, custom_endpoint
-from gateway.server import DRAIN_CLOSE_S, Gateway
+from gateway.drain import DRAIN_CLOSE_S
+from gateway.server import Gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.faults import Fault, backoff_s, classify_close
+from gateway.faults import LIVE_RETRY, REST_RETRY, Fault, RetryPolicy, classify_close
 
 
 @pytest.mark.parametrize(("code", "reason", "fault", "retry"), [
@@ -24,4 +24,10 @@ def test_close_codes_are_classified_by_code_and_reason(code: int, reason: str, f
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    assert [backoff_s(n) for n in (1, 2, 3, 4, 5, 6)] == [0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    assert [LIVE_RETRY.delay_s(n) for n in (1, 2, 3, 4, 5, 6)] == [0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    assert [REST_RETRY.delay_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_a_retry_policy_needs_an_attempt() -> None:
+    with pytest.raises(ValueError, match="at least one attempt"):
+        RetryPolicy(attempts=0, base_s=0.1, cap_s=1.0)

@@ -1,10 +1,11 @@
 """Fuzzing the two protocol parsers: whatever a peer sends, out come typed events or the
-project's protocol error for that peer, never another exception.
+project's protocol error for that peer, never another exception. (Each other carrier's parser
+is fuzzed the same way in its own test file, with the helpers here.)
 
 Inputs are arbitrary text and bytes, and, closer to what a buggy or hostile peer sends, the
 recorded real messages (``tests/fixtures``) mutated: values replaced by JSON of any type,
 fields removed, fields added, several times over. Beyond "no other exception", the checks
-are the invariants the bridge relies on: a rejected Twilio frame leaves the stream's state as
+are the invariants the bridge relies on: a rejected carrier frame leaves the stream's state as
 it was; every event is well formed (a media payload within bounds, PCM16 of whole samples);
 unknown fields, which both services may add at any time, change nothing.
 
@@ -27,9 +28,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import jsonio, live, twilio
-from gateway.errors import LiveProtocolError, TwilioProtocolError
-from gateway.carriers.twilio import StreamState, TwilioStream
+from gateway import jsonio, live
+from gateway.carriers import core, twilio
+from gateway.carriers.core import CarrierEvent, CarrierProtocolError, StreamState
+from gateway.carriers.twilio import TwilioStream
+from gateway.errors import LiveProtocolError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWILIO_CALL = (FIXTURES / "twilio_call.jsonl").read_text().splitlines()
@@ -161,38 +164,38 @@ def _stream_in(state: StreamState) -> TwilioStream:
     return s
 
 
-def _receive_checked(s: TwilioStream, frame: str | bytes) -> twilio.TwilioEvent | None:
-    """Feed one frame; only events or TwilioProtocolError, and a rejected frame changes
-    nothing about the stream."""
-    before = (s.state, s.call_sid, s.stream_sid, s.media_frames)
+def _receive_checked(s: TwilioStream, frame: str | bytes) -> tuple[CarrierEvent, ...] | None:
+    """Feed one frame; only neutral events or CarrierProtocolError, and a rejected frame
+    changes nothing about the stream."""
+    before = (s.state, s.call_sid, s.stream_sid)
     try:
-        event = s.receive(frame)
-    except TwilioProtocolError as exc:
+        events = tuple(s.receive(frame))
+    except CarrierProtocolError as exc:
         error = exc
     else:
         error = None
     if error is not None:
-        assert (s.state, s.call_sid, s.stream_sid, s.media_frames) == before
+        assert (s.state, s.call_sid, s.stream_sid) == before
         assert str(error)  # it becomes a log line
         return None
-    assert isinstance(event, twilio.Connected | twilio.Start | twilio.Media | twilio.Mark
-                      | twilio.Dtmf | twilio.Stop)
-    match event:
-        case twilio.Media():
-            assert 0 < len(event.payload) <= s.max_payload
-            assert s.media_frames == before[3] + 1
-        case twilio.Start():
-            assert event.media_format == twilio.MediaFormat(twilio.MULAW_ENCODING,
-                                                            twilio.SAMPLE_RATE, 1)
-            assert s.call_sid == event.call_sid and s.stream_sid == event.stream_sid
-            assert all(isinstance(v, str) for v in event.custom_parameters.values())
-        case twilio.Dtmf():
-            assert event.digit in "0123456789*#ABCD" and len(event.digit) == 1
-        case twilio.Stop():
-            assert isinstance(event.call_sid, str)
-        case _:
-            pass
-    return event
+    assert len(events) <= 1
+    for event in events:
+        match event:
+            case core.Audio():
+                assert 0 < len(event.payload) <= s.max_payload
+            case core.Started():
+                assert event.inbound == event.outbound == twilio.FORMAT
+                assert s.call_sid == event.call_id and s.stream_sid == event.stream_id
+                assert all(isinstance(v, str) for v in event.parameters.values())
+            case core.Dtmf():
+                assert event.digit in "0123456789*#ABCD" and len(event.digit) == 1
+            case core.Played():
+                assert isinstance(event.name, str)
+            case core.Stopped():
+                assert s.state is StreamState.STOPPED
+            case _:
+                raise AssertionError(f"Twilio sent no such event: {event!r}")
+    return events
 
 
 @settings(max_examples=300)
@@ -215,9 +218,9 @@ def test_twilio_sequences_follow_the_state_machine(frames: list[str]) -> None:
     s = TwilioStream()
     for frame in frames:
         before = s.state
-        event = _receive_checked(s, frame)
-        if event is not None:
-            kind = type(event).__name__.lower()
+        events = _receive_checked(s, frame)
+        if events is not None:
+            kind = json.loads(frame)["event"]
             assert kind in twilio._LEGAL[before]
             assert s.state is twilio._LEGAL[before][kind]
 
@@ -237,7 +240,7 @@ def test_twilio_ignores_fields_it_does_not_know(name: str, data: st.DataObject) 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_numbers_are_protocol_errors(literal: str) -> None:
-    with pytest.raises(TwilioProtocolError, match="not JSON"):
+    with pytest.raises(CarrierProtocolError, match="not JSON"):
         _stream_in(StreamState.STARTED).receive(
             f'{{"event":"mark","streamSid":"{TWILIO_BY_EVENT["start"]["streamSid"]}","mark":{{"name":{literal}}}}}')
     with pytest.raises(LiveProtocolError, match="not JSON"):
@@ -247,7 +250,7 @@ def test_non_json_numbers_are_protocol_errors(literal: str) -> None:
 def test_twilio_deep_nesting_is_a_protocol_error_not_a_crash() -> None:
     deepest = _deepest_parseable()
     # Too deep to decode ...
-    with pytest.raises(TwilioProtocolError, match="nested too deeply"):
+    with pytest.raises(CarrierProtocolError, match="nested too deeply"):
         _stream_in(StreamState.STARTED).receive(_nested(deepest + 50))
     # ... and just deep enough to decode, in every place a value is read.
     start = copy.deepcopy(TWILIO_BY_EVENT["start"])
@@ -263,24 +266,24 @@ def test_twilio_deep_nesting_is_a_protocol_error_not_a_crash() -> None:
 
 
 def test_twilio_rejections_have_the_types_the_bridge_acts_on() -> None:
-    def error(state: StreamState, msg: Any) -> TwilioProtocolError:
-        with pytest.raises(TwilioProtocolError) as exc:
+    def error(state: StreamState, msg: Any) -> CarrierProtocolError:
+        with pytest.raises(CarrierProtocolError) as exc:
             _stream_in(state).receive(_dumps(msg))
         return exc.value
 
     start = TWILIO_BY_EVENT["start"]
-    assert isinstance(error(StreamState.STARTED, {"event": "playAudio"}), twilio.UnknownEvent)
+    assert isinstance(error(StreamState.STARTED, {"event": "playAudio"}), core.UnknownEvent)
     second = error(StreamState.STARTED, start)
-    assert isinstance(second, twilio.OutOfOrder) and second.event == "start"
+    assert isinstance(second, core.OutOfOrder) and second.role is core.EventRole.OPENS
     early = error(StreamState.CONNECTED, TWILIO_BY_EVENT["stop"])
-    assert isinstance(early, twilio.OutOfOrder) and early.event == "stop"
+    assert isinstance(early, core.OutOfOrder) and early.role is core.EventRole.ENDS
     fmt = copy.deepcopy(start)
     fmt["start"]["mediaFormat"]["sampleRate"] = 16000
-    assert isinstance(error(StreamState.NEW, fmt), twilio.UnsupportedMediaFormat)
+    assert isinstance(error(StreamState.NEW, fmt), core.UnsupportedMediaFormat)
     broken = copy.deepcopy(start)
     del broken["start"]["callSid"]
     bad = error(StreamState.NEW, broken)
-    assert type(bad) is twilio.BadStart and bad.field == "start.callSid"
+    assert type(bad) is core.BadStart and bad.field == "start.callSid"
 
 
 # -- Live ----------------------------------------------------------------------------------

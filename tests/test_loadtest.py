@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.carriers.core import Carrier
 from gateway.errors import ConfigError
 from gateway.rig.loadtest.calls import CallRecord, build_plan
+from gateway.rig.loadtest.command import targets
 from gateway.rig.loadtest.errors import (
     CLOSED_EARLY,
     CONNECT_ERROR,
@@ -30,7 +32,6 @@ from gateway.rig.loadtest.runner import LoadConfig, LoadRun
 from gateway.rig.loadtest.scrape import metrics_url, parse_metrics
 from gateway.rig.loadtest.stats import percentile, summarize
 from gateway.rig.phone import CallResult, When, load_utterance
-from gateway.carriers.twilio_hooks import SIGNATURE_HEADER, compute_signature
 from gateway.rig.simulator.speech import speech_dir
 
 
@@ -97,7 +98,7 @@ def test_results_are_classified() -> None:
 
 
 def _run(records: list[CallRecord], samples: list[Sample] | None = None) -> LoadRun:
-    plan = build_plan(url="ws://127.0.0.1:1/media")
+    plan = build_plan()
     run = LoadRun(LoadConfig(url="ws://127.0.0.1:1/media", plan=plan, calls=2, count=3))
     run.records, run.samples, run.started, run.wall_s = records, samples or [], 3, 9.0
     return run
@@ -168,19 +169,30 @@ def test_saturated_simulator_is_called_out() -> None:
     assert any("simulator is the bottleneck" in w for w in report["warnings"])
 
 
-def test_plan_signs_the_stream_url_and_adds_barge_in(tmp_path: Path) -> None:
-    url = "wss://gw.example.com/media"
-    plan = build_plan(url=url, auth_token="tok", barge_in_ms=1500, dtmf="12")
-    assert plan.headers == {SIGNATURE_HEADER: compute_signature("tok", url)}
+def test_plan_carries_the_carrier_its_secret_and_a_barge_in(tmp_path: Path) -> None:
+    plan = build_plan(secret="tok", barge_in_ms=1500, dtmf="12", carrier=Carrier.TWILIO,
+                      answer_url="http://gw.example.com/twilio/answer")
+    assert (plan.secret, plan.carrier) == ("tok", Carrier.TWILIO)
+    assert plan.answer_url == "http://gw.example.com/twilio/answer"
+    assert "tok" not in repr(plan)
     assert plan.barge_in
     assert plan.utterances[0].dtmf == "12"
-    assert build_plan(url=url).headers == {}
+    assert build_plan().secret is None
     with pytest.raises(ConfigError):
-        build_plan(url=url, capture=tmp_path / "missing.jsonl")
+        build_plan(capture=tmp_path / "missing.jsonl")
+
+
+def test_a_bare_gateway_address_means_answer_first_a_media_url_connects_directly() -> None:
+    assert targets("http://127.0.0.1:8080", "vonage") == (
+        "ws://127.0.0.1:8080/vonage/media", "http://127.0.0.1:8080/vonage/answer")
+    assert targets("https://gw.example.com/", "twilio") == (
+        "wss://gw.example.com/twilio/media", "https://gw.example.com/twilio/answer")
+    assert targets("ws://127.0.0.1:8080/media", "twilio") == (
+        "ws://127.0.0.1:8080/media", None)
 
 
 def test_a_param_without_a_name_or_value_is_refused_before_anything_starts() -> None:
-    from gateway.rig.peers.twilio import parse_parameters
+    from gateway.rig.peers import parse_parameters
 
     assert parse_parameters(["a=1", "b=", "c=x=y"]) == {"a": "1", "b": "", "c": "x=y"}
     for bad in ("novalue", "=1"):
@@ -193,9 +205,11 @@ def test_metrics_parsing() -> None:
     assert metrics_url("wss://gw.example.com/media?x=1") == "https://gw.example.com/metrics"
     text = ("# HELP voicegw_caller_frames_total x\n# TYPE voicegw_caller_frames_total counter\n"
             "voicegw_caller_frames_total 1234.0\nvoicegw_active_calls 0.0\n"
-            'voicegw_calls_total{reason="x"} 3.0\n')
+            'voicegw_calls_total{carrier="twilio",reason="x"} 3.0\n'
+            'voicegw_calls_total{carrier="vonage",reason="y"} 4.0\n')
+    # Labelled series are summed: every carrier's calls together.
     assert parse_metrics(text) == {"voicegw_caller_frames_total": 1234.0,
-                                   "voicegw_active_calls": 0.0}
+                                   "voicegw_active_calls": 0.0, "voicegw_calls_total": 7.0}
 
 
 def test_plan_from_a_capture_replays_its_audio_parameters_and_keys(tmp_path: Path) -> None:
@@ -204,32 +218,33 @@ def test_plan_from_a_capture_replays_its_audio_parameters_and_keys(tmp_path: Pat
     from gateway.rig.peers.twilio import TwilioPeer
 
     peer = TwilioPeer("CA" + "1" * 32, "MZ" + "2" * 32, custom_parameters={"From": "+1555"})
-    frames = [peer.connected(), peer.start(), peer.media(b"\x7f" * 160),
-              peer.dtmf("5"), peer.media(b"\x7e" * 160)]
+    frames = [*peer.opening(), peer.media(b"\x7f" * 160), *peer.dtmf("5"),
+              peer.media(b"\x7e" * 160)]
     path = tmp_path / "call.jsonl"
     path.write_text("".join(json.dumps({"t": i * 0.02, "frame": f}) + "\n"
                             for i, f in enumerate(frames)))
-    plan = build_plan(url="ws://h/media", capture=path)
+    plan = build_plan(capture=path)
     assert plan.parameters["From"] == "+1555"
     # --param goes over what was captured and over the defaults.
-    plan = build_plan(url="ws://h/media", capture=path,
+    plan = build_plan(capture=path,
                       parameters={"From": "+1666", "tenant": "acme"})
     assert plan.parameters == {"From": "+1666", "To": "+15550199", "tenant": "acme"}
     [utt] = plan.utterances
-    assert utt.ulaw == b"\x7f" * 160 + b"\x7e" * 160
+    assert utt.audio is not None
+    assert utt.audio.data == b"\x7f" * 160 + b"\x7e" * 160
     assert utt.dtmf == "5"
 
 
 def test_several_recordings_make_a_conversation() -> None:
     speech = speech_dir()
     names = ["caller_book_table.wav", "caller_seven_thirty.wav", "caller_goodbye.wav"]
-    plan = build_plan(url="ws://127.0.0.1:1/media", wav=[speech / n for n in names],
+    plan = build_plan(wav=[speech / n for n in names],
                       barge_in_ms=900)
     # The first when the call starts; each further one once the reply has been heard; the
     # barge-in last, over the final reply.
     assert [u.when for u in plan.utterances] == [When.START, When.AFTER_REPLY,
                                                  When.AFTER_REPLY, When.BARGE_IN]
-    assert [u.ulaw for u in plan.utterances[:3]] == [load_utterance(speech / n) for n in names]
+    assert [u.audio for u in plan.utterances[:3]] == [load_utterance(speech / n) for n in names]
     assert all(n in plan.source for n in names)
 
 
@@ -259,7 +274,7 @@ def test_on_a_terminal_progress_is_a_bar_of_calls_done_with_the_live_figures() -
 def test_for_a_duration_the_bar_fills_with_time_and_a_log_gets_whole_lines() -> None:
     from gateway.rig.loadtest.progress import PLAIN_EVERY_S, ProgressLine
 
-    plan = build_plan(url="ws://127.0.0.1:1/media")
+    plan = build_plan()
     run = LoadRun(LoadConfig(url="ws://127.0.0.1:1/media", plan=plan, calls=2,
                              duration_s=60.0))
     out = _Terminal()

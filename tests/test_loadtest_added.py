@@ -311,7 +311,7 @@ def test_report_includes_the_section() -> None:
 
     gw = Gateway()
     gw.call(0, 1.0, replies=((0.5, 5, None),))
-    plan = build_plan(url="ws://x/media")
+    plan = build_plan()
     run = LoadRun(LoadConfig(url="ws://x/media", plan=plan, count=1),
                   records=[CallRecord(0, 0.0, 1.0, connected=True)])
     report = build_report(run, source="s", target="t", added=gw.analyse().as_dict())

@@ -131,7 +131,8 @@ async def test_the_writer_round_trips_through_the_analyser(tmp_path: Path) -> No
     trace = GatewayTrace(path)
     call = trace.call(10.005)
     for i in range(20):
-        call.forwarded(10.01 + 0.02 * i + INBOUND_S if i >= HELD else 10.102 + 0.0001 * HELD)
+        call.forwarded(10.01 + 0.02 * i + INBOUND_S if i >= HELD else 10.102 + 0.0001 * HELD,
+                       20.0)
     for k in range(5):
         call.media(10.5 + 0.08 * k + REPLY_S, 80.0)
     call.turn_end(10.9)

@@ -1,4 +1,6 @@
-"""What the caller hears, without sockets: marks, heard position, odd reply rates, prompts."""
+"""What the caller hears, without sockets: marks, heard position, odd reply rates, prompts;
+and, for carriers unlike Twilio, messages cut to the carrier's size, the gateway's own marks
+where the carrier confirms none, and its own pacing where the carrier cannot clear."""
 
 from __future__ import annotations
 
@@ -10,17 +12,19 @@ import time
 import numpy as np
 import structlog
 
-from gateway import live, twilio
+from gateway import live
+from gateway.carriers.core import Outgoing, Played
+from gateway.carriers.twilio import FORMAT, TwilioStream
 from gateway.playout import CallerPlayout
 from gateway.record import CallStats, Transcript
 from gateway.rig.peers.twilio import TwilioPeer
 
 
 class Sink:
-    def send_nowait(self, text: str) -> bool:
+    def send_nowait(self, frame: Outgoing) -> bool:
         return False  # these tests read what was queued
 
-    async def send(self, text: str) -> None:
+    async def send(self, frame: Outgoing) -> None:
         raise AssertionError("the writer is not run in these tests")
 
 
@@ -31,23 +35,23 @@ class Socket:
         self.written: list[dict[str, object]] = []
         self.room = True
 
-    def send_nowait(self, text: str) -> bool:
+    def send_nowait(self, frame: Outgoing) -> bool:
         if self.room:
-            self.written.append(json.loads(text))
+            self.written.append(json.loads(frame))
         return self.room
 
-    async def send(self, text: str) -> None:
-        self.written.append(json.loads(text))
+    async def send(self, frame: Outgoing) -> None:
+        self.written.append(json.loads(frame))
 
 
 def playout(mark_interval_ms: int = 200, caller: Sink | Socket | None = None) -> CallerPlayout:
-    stream = twilio.TwilioStream()
+    stream = TwilioStream()
     peer = TwilioPeer(call_sid="CA" + "a" * 32, stream_sid="MZ" + "b" * 32)
-    stream.receive(peer.connected())
-    stream.receive(peer.start())
-    return CallerPlayout(caller or Sink(), stream, CallStats(), Transcript(time.perf_counter()),
-                         max_queued=100, mark_interval_ms=mark_interval_ms,
-                         log=structlog.get_logger("test"))
+    for message in peer.opening():
+        stream.receive(message)
+    return CallerPlayout(caller or Sink(), stream, FORMAT, CallStats(),
+                         Transcript(time.perf_counter()), max_queued=100,
+                         mark_interval_ms=mark_interval_ms, log=structlog.get_logger("test"))
 
 
 def reply(ms: int, rate: int = 24000) -> live.ModelAudio:
@@ -59,7 +63,9 @@ def reply(ms: int, rate: int = 24000) -> live.ModelAudio:
 async def queued(p: CallerPlayout) -> list[dict[str, object]]:
     items = []
     while len(p.out):  # get() returns at once while items are queued
-        items.append(json.loads((await p.out.get()).text))
+        wire = (await p.out.get()).wire
+        assert wire is not None
+        items.append(json.loads(wire))
     return items
 
 
@@ -67,7 +73,7 @@ async def test_marks_every_interval_and_at_the_end_of_the_turn() -> None:
     p = playout(mark_interval_ms=200)
     for _ in range(5):
         p.audio(reply(100), 0.0)
-    p.turn_complete(live.TurnComplete())
+    p.turn_complete(live.TurnComplete(), 0.0)
     names = [m["mark"]["name"] for m in await queued(p) if m["event"] == "mark"]  # type: ignore[index]
     assert names == ["0:200", "0:400", "0:end"]
     assert p.turn == 1 and p.turn_done.is_set()
@@ -76,9 +82,9 @@ async def test_marks_every_interval_and_at_the_end_of_the_turn() -> None:
 def test_echoed_marks_say_how_much_the_caller_heard() -> None:
     p = playout()
     p.audio(reply(400), 0.0)
-    p.mark(twilio.Mark(name="0:200"))
+    p.played(Played(name="0:200"))
     assert p.heard == (0, 200.0) and p.stats.marks_heard == 1
-    p.mark(twilio.Mark(name="not-ours"))
+    p.played(Played(name="not-ours"))
     assert p.heard == (0, 200.0)
 
 
@@ -101,7 +107,7 @@ async def test_interrupted_drops_queued_audio_then_clears() -> None:
 
 async def test_a_prompt_is_queued_in_200_ms_messages() -> None:
     p = playout()
-    p.prompt(bytes([0xFF]) * 8000)
+    p.prompt(b"\x00\x00" * 8000)  # one second of PCM16 at the carrier's rate
     assert [m["event"] for m in await queued(p)] == ["media"] * 5
 
 
@@ -151,10 +157,10 @@ async def test_nothing_is_written_in_place_while_the_writer_is_sending() -> None
     p = playout(mark_interval_ms=0, caller=socket)
     sending, gate, both = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def stalled_send(text: str) -> None:
+    async def stalled_send(frame: Outgoing) -> None:
         sending.set()
         await gate.wait()
-        socket.written.append(json.loads(text))
+        socket.written.append(json.loads(frame))
         if len(socket.written) == 2:
             both.set()
 
@@ -194,18 +200,19 @@ class Timings:
 async def test_the_timing_trace_follows_the_socket_writes_not_the_model() -> None:
     socket = Socket()
     p = playout(mark_interval_ms=0, caller=socket)
-    timings = p.timings = Timings()  # type: ignore[assignment]
+    timings = Timings()
+    p.timings = timings  # type: ignore[assignment]
     p.audio(reply(40), 0.0)
     socket.room = False  # the next chunk and the turn's end mark wait for the writer
     p.audio(reply(40), 0.0)
-    p.turn_complete(live.TurnComplete())
+    p.turn_complete(live.TurnComplete(), 0.0)
     # The model's turn is over, but the caller's socket has had only the first chunk.
     assert timings.events == [("media", 40.0)]
     socket.room = True
     sent = asyncio.Event()
 
-    async def send(text: str) -> None:
-        socket.written.append(json.loads(text))
+    async def send(frame: Outgoing) -> None:
+        socket.written.append(json.loads(frame))
         if len(socket.written) == 3:
             sent.set()
 

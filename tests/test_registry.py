@@ -24,7 +24,6 @@ from gateway.registry import (
     describe_agents,
     discover_agents,
     parse_numbers,
-    select_agent,
 )
 
 
@@ -121,7 +120,10 @@ def test_path_beats_parameter_beats_number_beats_default() -> None:
     assert reg.select(path="/media", parameters=both).name == "support"
     assert reg.select(path="/media", parameters={"To": "+1 (555) 010-0"}).name == "bistro"
     assert reg.select(path="/media", parameters={"To": "+15550999"}).name == "support"
-    assert select_agent(reg).name == "support"
+    assert reg.select().name == "support"
+    # A carrier's own route, and the number its start names rather than a parameter.
+    assert reg.select(path="/telnyx/media/bistro").name == "bistro"
+    assert reg.select(path="/vonage/media", dialled="+15550100").name == "bistro"
 
 
 def test_unknown_agent_names_raise_a_clear_error() -> None:
@@ -131,7 +133,7 @@ def test_unknown_agent_names_raise_a_clear_error() -> None:
     assert info.value.name == "nobody"
     assert "stream URL path" in str(info.value)
     assert "assistant, bistro, support" in str(info.value)
-    with pytest.raises(UnknownAgentError, match="Parameter"):
+    with pytest.raises(UnknownAgentError, match="stream parameter"):
         reg.select(parameters={"agent": "ghost"})
 
 

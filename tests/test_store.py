@@ -41,6 +41,7 @@ async def test_round_trip_keeps_everything(kind: str, tmp_path: Path) -> None:
     assert got is not None
     assert got.turns[1].interrupted and got.turns[1].heard == "We have"
     assert got.started_at == at(T0) and got.ended_at == at(T0 + 12.5)
+    assert (got.carrier, got.end_kind) == ("twilio", "caller_hung_up")
     assert await _missing(kind, tmp_path) is None
 
 
@@ -115,3 +116,4 @@ async def test_a_newer_schema_is_refused(kind: str, tmp_path: Path) -> None:
                                at(T0))
         with pytest.raises(StoreError, match="upgrade voicegw"):
             await store.open()
+

@@ -17,6 +17,11 @@ from gateway.tools import ToolDispatcher
 SAFETY_S = 5.0  # only bounds a broken test; nothing waits for it to pass
 
 
+def spawn(coro: Any, name: str) -> asyncio.Task[None]:
+    """What the call's task group does for the dispatcher (these tests have no call)."""
+    return asyncio.create_task(coro, name=name)
+
+
 class Outbox:
     """The Live session's send(), recording each toolResponse as parsed JSON."""
 
@@ -138,7 +143,7 @@ def outbox() -> Outbox:
 
 @pytest.fixture
 async def dispatcher(gates: Gates, outbox: Outbox) -> Any:
-    d = ToolDispatcher(make_agent(gates), CallContext(caller="+15550001"), outbox.send)
+    d = ToolDispatcher(make_agent(gates), CallContext(caller="+15550001"), outbox.send, spawn)
     yield d
     await d.aclose()
 
@@ -226,7 +231,7 @@ async def test_cancellation_stops_exactly_the_named_call_and_sends_nothing_for_i
     second = make_agent(other).all_tools["held"]
     agent = Agent(name="t", instructions="x",
                   tools=[*agent.tools, tool(name="held2")(second.fn)])
-    dispatcher = ToolDispatcher(agent, CallContext(), outbox.send)
+    dispatcher = ToolDispatcher(agent, CallContext(), outbox.send, spawn)
     dispatcher.handle_tool_call(call(("a", "held", {"tag": "A"}), ("b", "held2", {"tag": "B"})))
     async with asyncio.timeout(SAFETY_S):
         await gates.started.wait()
@@ -256,7 +261,7 @@ async def test_sync_tool_blocking_its_thread_leaves_the_loop_running(outbox: Out
         return release.wait(timeout=10)
 
     agent = Agent(name="t", instructions="x", tools=[blocking])
-    dispatcher = ToolDispatcher(agent, CallContext(), outbox.send)
+    dispatcher = ToolDispatcher(agent, CallContext(), outbox.send, spawn)
     dispatcher.handle_tool_call(call(("c1", "blocking", {})))
     # The loop keeps running while the tool holds its thread: this await returns once the
     # tool is inside its wait. Had the tool run on the loop, it would have blocked here for
@@ -290,7 +295,7 @@ async def test_aclose_cancels_running_tools_and_answers_nothing(dispatcher: Tool
 
 async def test_a_dead_session_does_not_raise_into_the_bridge(gates: Gates) -> None:
     dead = Outbox(fail=True)
-    dispatcher = ToolDispatcher(make_agent(gates), CallContext(), dead.send)
+    dispatcher = ToolDispatcher(make_agent(gates), CallContext(), dead.send, spawn)
     with capture_logs() as logs:
         dispatcher.handle_tool_call(call(("c1", "add", {"a": 1, "b": 2})))
         async with asyncio.timeout(SAFETY_S):
@@ -326,7 +331,7 @@ async def test_a_reused_id_of_a_running_call_is_not_run_twice(dispatcher: ToolDi
 
 
 async def test_records_are_bounded(gates: Gates, outbox: Outbox) -> None:
-    dispatcher = ToolDispatcher(make_agent(gates), CallContext(), outbox.send, max_records=2)
+    dispatcher = ToolDispatcher(make_agent(gates), CallContext(), outbox.send, spawn, max_records=2)
     dispatcher.handle_tool_call(call(*((f"c{i}", "add", {"a": i, "b": 0}) for i in range(3))))
     await outbox.wait_for(3)
     assert [r.id for r in dispatcher.records] == ["c1", "c2"]

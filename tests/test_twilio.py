@@ -1,4 +1,6 @@
-"""The sans-I/O Twilio Media Streams core: recorded call, state machine, validation, builders."""
+"""The sans-I/O Twilio Media Streams core: recorded call, state machine, validation, builders.
+
+It speaks the gateway's neutral events (``gateway.carriers.core``)."""
 
 from __future__ import annotations
 
@@ -13,18 +15,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import ProtocolError, TwilioProtocolError
-from gateway.carriers.twilio import (
-    Connected,
+from gateway.audio import AudioFormat, Codec
+from gateway.carriers.core import (
+    Audio,
+    CarrierEvent,
+    CarrierProtocolError,
     Dtmf,
-    Mark,
-    Media,
-    MediaFormat,
-    Start,
-    Stop,
+    EventRole,
+    OutOfOrder,
+    Played,
+    Started,
+    Stopped,
     StreamState,
-    TwilioStream,
 )
+from gateway.carriers.twilio import TwilioStream
+from gateway.errors import ProtocolError
+
+ULAW = AudioFormat(Codec.PCMU, 8000)
+
+
+def one(events: Any) -> CarrierEvent:
+    [event] = events
+    return event  # type: ignore[no-any-return]
 
 FIXTURE = Path(__file__).parent / "fixtures" / "twilio_call.jsonl"
 
@@ -108,46 +120,48 @@ def test_recorded_call_is_in_twilio_documented_shape() -> None:
         assert f["streamSid"] == STREAM
 
 
-def test_recorded_call_parses_into_typed_events_in_order() -> None:
+def test_recorded_call_parses_into_neutral_events_in_order() -> None:
     s = TwilioStream()
-    events = [s.receive(line) for line in recorded()]
+    per_frame = [s.receive(line) for line in recorded()]
 
-    assert events[0] == Connected(protocol="Call", version="1.0.0")
-    assert events[1] == Start(
-        stream_sid=STREAM, call_sid=CALL, account_sid=ACCOUNT, tracks=("inbound",),
-        custom_parameters={"tenant": "acme", "lang": "en-US", "caller": "+15551234567"},
-        media_format=MediaFormat("audio/x-mulaw", 8000, 1),
-    )
+    assert per_frame[0] == ()  # `connected` only keeps the protocol going
+    events = [e for frame in per_frame[1:] for e in frame]
+    params = {"tenant": "acme", "lang": "en-US", "caller": "+15551234567"}
+    assert events[0] == Started(call_id=CALL, stream_id=STREAM, caller=None, callee=None,
+                                parameters=params, inbound=ULAW, outbound=ULAW)
     kinds = [type(e).__name__ for e in events]
-    assert kinds == (["Connected", "Start"] + ["Media"] * 30 + ["Dtmf"] + ["Media"] * 15
-                     + ["Mark"] + ["Media"] * 5 + ["Stop"])
-    medias = [e for e in events if isinstance(e, Media)]
-    assert [m.chunk for m in medias] == list(range(1, 51))
-    assert [m.timestamp_ms for m in medias] == [5 + 20 * i for i in range(50)]
-    assert all(m.track == "inbound" and len(m.payload) == 160 for m in medias)
+    assert kinds == (["Started"] + ["Audio"] * 30 + ["Dtmf"] + ["Audio"] * 15
+                     + ["Played"] + ["Audio"] * 5 + ["Stopped"])
+    medias = [e for e in events if isinstance(e, Audio)]
+    assert all(len(m.payload) == 160 for m in medias)
     # the payload is the decoded mu-law, byte for byte
     first = json.loads(recorded()[2])["media"]["payload"]
     assert medias[0].payload == base64.b64decode(first)
-    assert events[32] == Dtmf(digit="7", track="inbound_track")
-    assert events[48] == Mark(name="utt-1")
-    assert events[-1] == Stop(call_sid=CALL, account_sid=ACCOUNT)
+    assert events[31] == Dtmf(digit="7")
+    assert events[47] == Played(name="utt-1")
+    assert events[-1] == Stopped()
     assert s.state is StreamState.STOPPED
-    assert s.media_frames == 50
     assert (s.call_sid, s.stream_sid) == (CALL, STREAM)
+
+
+def test_the_callers_numbers_come_from_the_answers_parameters() -> None:
+    s = TwilioStream()
+    ev = one(s.receive(start(customParameters={"From": "+15550100", "To": "+15550199"})))
+    assert isinstance(ev, Started)
+    assert (ev.caller, ev.callee, ev.control) == ("+15550100", "+15550199", CALL)
 
 
 def test_recorded_call_accepts_bytes_frames() -> None:
     s = TwilioStream()
     events = [s.receive(line.encode()) for line in recorded()]
-    assert isinstance(events[-1], Stop)
+    assert events[-1] == (Stopped(),)
 
 
 def test_events_are_frozen() -> None:
-    s = TwilioStream()
-    ev = s.receive(connected())
-    assert isinstance(ev, Connected)
+    ev = one(TwilioStream().receive(start()))
+    assert isinstance(ev, Started)
     with pytest.raises(AttributeError):
-        ev.protocol = "x"  # type: ignore[misc]
+        ev.call_id = "x"  # type: ignore[misc]
 
 
 # -- state machine ----------------------------------------------------------------------
@@ -157,12 +171,12 @@ def test_events_are_frozen() -> None:
                          ids=["media", "mark", "dtmf", "stop"])
 def test_only_connected_may_precede_start(frame: str) -> None:
     fresh = TwilioStream()
-    with pytest.raises(TwilioProtocolError, match="not allowed in state 'new'") as e1:
+    with pytest.raises(CarrierProtocolError, match="not allowed in state 'new'") as e1:
         fresh.receive(frame)
     assert e1.value.field == "event"
     after_connected = TwilioStream()
     after_connected.receive(connected())
-    with pytest.raises(TwilioProtocolError, match="not allowed in state 'connected'"):
+    with pytest.raises(CarrierProtocolError, match="not allowed in state 'connected'"):
         after_connected.receive(frame)
     # a rejected frame does not advance the machine
     assert after_connected.state is StreamState.CONNECTED
@@ -173,20 +187,21 @@ def test_only_connected_may_precede_start(frame: str) -> None:
 def test_connected_twice_rejected() -> None:
     s = TwilioStream()
     s.receive(connected())
-    with pytest.raises(TwilioProtocolError, match="'connected' is not allowed"):
+    with pytest.raises(CarrierProtocolError, match="'connected' is not allowed"):
         s.receive(connected())
 
 
 def test_start_without_connected_is_accepted() -> None:
     s = TwilioStream()
-    assert isinstance(s.receive(start()), Start)
+    assert isinstance(one(s.receive(start())), Started)
     assert s.state is StreamState.STARTED
 
 
 def test_second_start_rejected_and_names_the_call() -> None:
     s = started()
-    with pytest.raises(TwilioProtocolError) as exc:
+    with pytest.raises(OutOfOrder) as exc:
         s.receive(start())
+    assert exc.value.role is EventRole.OPENS
     assert exc.value.call_sid == CALL
     assert "'start' is not allowed in state 'started'" in str(exc.value)
     assert CALL in str(exc.value)
@@ -195,7 +210,7 @@ def test_second_start_rejected_and_names_the_call() -> None:
 
 def test_connected_after_start_rejected() -> None:
     s = started()
-    with pytest.raises(TwilioProtocolError, match="'connected'"):
+    with pytest.raises(CarrierProtocolError, match="'connected'"):
         s.receive(connected())
 
 
@@ -205,19 +220,24 @@ def test_nothing_after_stop(frame: str) -> None:
     s = started()
     s.receive(stop())
     assert s.state is StreamState.STOPPED
-    with pytest.raises(TwilioProtocolError, match="state 'stopped'") as exc:
+    with pytest.raises(CarrierProtocolError, match="state 'stopped'") as exc:
         s.receive(frame)
     assert exc.value.call_sid == CALL
 
 
 def test_media_mark_dtmf_while_started() -> None:
     s = started()
-    assert s.receive(media(b"\x01\x02")) == Media(track="inbound", chunk=1, timestamp_ms=5,
-                                                  payload=b"\x01\x02")
-    assert s.receive(mark("m-9")) == Mark("m-9")
-    assert s.receive(dtmf("#")) == Dtmf("#", "inbound_track")
+    assert s.receive(media(b"\x01\x02")) == (Audio(b"\x01\x02"),)
+    assert s.receive(mark("m-9")) == (Played("m-9"),)
+    assert s.receive(dtmf("#")) == (Dtmf("#"),)
     assert s.state is StreamState.STARTED
-    assert isinstance(s.receive(stop()), Stop)
+    assert s.receive(stop()) == (Stopped(),)
+
+
+def test_a_stop_before_start_says_it_ends_the_stream() -> None:
+    with pytest.raises(OutOfOrder) as exc:
+        TwilioStream().receive(stop())
+    assert exc.value.role is EventRole.ENDS
 
 
 @given(st.lists(st.sampled_from(["connected", "start", "media", "mark", "dtmf", "stop"]),
@@ -237,7 +257,7 @@ def test_state_machine_matches_the_protocol_model(seq: list[str]) -> None:
             state = {"connected": "connected", "start": "started", "stop": "stopped"}.get(
                 ev, state)
         else:
-            with pytest.raises(TwilioProtocolError):
+            with pytest.raises(CarrierProtocolError):
                 s.receive(builders[ev]())
         assert s.state.value == state
 
@@ -245,14 +265,14 @@ def test_state_machine_matches_the_protocol_model(seq: list[str]) -> None:
 # -- strict validation ------------------------------------------------------------------
 
 
-def _err(s: TwilioStream, frame: str | bytes) -> TwilioProtocolError:
-    with pytest.raises(TwilioProtocolError) as exc:
+def _err(s: TwilioStream, frame: str | bytes) -> CarrierProtocolError:
+    with pytest.raises(CarrierProtocolError) as exc:
         s.receive(frame)
     return exc.value
 
 
 def test_error_is_a_peer_protocol_error() -> None:
-    assert issubclass(TwilioProtocolError, ProtocolError)
+    assert issubclass(CarrierProtocolError, ProtocolError)
 
 
 @pytest.mark.parametrize("frame", ["not json", "{", b"\xff\xfe\x00", ""])
@@ -339,10 +359,10 @@ def test_wrong_media_format_rejected(fmt: dict[str, Any]) -> None:
 
 def test_media_format_counters_as_strings_accepted() -> None:
     s = TwilioStream()
-    ev = s.receive(start(mediaFormat={"encoding": "audio/x-mulaw", "sampleRate": "8000",
-                                      "channels": "1"}))
-    assert isinstance(ev, Start)
-    assert ev.media_format == MediaFormat("audio/x-mulaw", 8000, 1)
+    ev = one(s.receive(start(mediaFormat={"encoding": "audio/x-mulaw", "sampleRate": "8000",
+                                          "channels": "1"})))
+    assert isinstance(ev, Started)
+    assert ev.inbound == ev.outbound == ULAW
 
 
 @pytest.mark.parametrize(
@@ -407,9 +427,7 @@ def test_bad_counters_rejected_as_protocol_errors(chunk: Any, timestamp: Any) ->
 
 
 def test_integer_counters_accepted() -> None:
-    ev = started().receive(media(chunk=7, timestamp=140))
-    assert isinstance(ev, Media)
-    assert (ev.chunk, ev.timestamp_ms) == (7, 140)
+    assert started().receive(media(chunk=7, timestamp=140)) == (Audio(b"\xff" * 160),)
 
 
 def test_oversized_payload_rejected_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -428,7 +446,7 @@ def test_oversized_payload_rejected_before_decoding(monkeypatch: pytest.MonkeyPa
     assert "larger than 160 bytes" in e.message
     assert calls == []
     # a legal frame still goes through the decoder
-    assert isinstance(s.receive(media(b"\x00" * 160)), Media)
+    assert s.receive(media(b"\x00" * 160)) == (Audio(b"\x00" * 160),)
     assert len(calls) == 1
 
 
@@ -439,7 +457,7 @@ def test_payload_just_over_the_limit_rejected(size: int) -> None:
     s = started(max_payload=160)
     e = _err(s, media(b"\x7f" * size))
     assert e.field == "media.payload"
-    assert s.receive(media(b"\x7f" * 160)) == Media("inbound", 1, 5, b"\x7f" * 160)
+    assert s.receive(media(b"\x7f" * 160)) == (Audio(b"\x7f" * 160),)
 
 
 def test_mismatched_stream_sid_rejected() -> None:
@@ -454,7 +472,7 @@ def test_mismatched_stream_sid_rejected() -> None:
 
 
 def test_frame_without_stream_sid_tolerated() -> None:
-    assert isinstance(started().receive(media(stream_sid=None)), Media)
+    assert started().receive(media(stream_sid=None)) == (Audio(b"\xff" * 160),)
 
 
 @pytest.mark.parametrize("digit", ["", "12", "x", "E", "a", " ", 1, None, "١"])
@@ -466,7 +484,7 @@ def test_bad_dtmf_digit_rejected(digit: Any) -> None:
 
 @pytest.mark.parametrize("digit", list("0123456789*#ABCD"))
 def test_every_keypad_digit_accepted(digit: str) -> None:
-    assert started().receive(dtmf(digit)) == Dtmf(digit, "inbound_track")
+    assert started().receive(dtmf(digit)) == (Dtmf(digit),)
 
 
 def test_mark_without_name_rejected() -> None:
@@ -477,15 +495,15 @@ def test_mark_without_name_rejected() -> None:
     assert e.field == "mark"
 
 
-def test_stop_without_body_falls_back_to_the_known_call() -> None:
+def test_stop_without_body_still_ends_the_stream() -> None:
     s = started()
-    assert s.receive(json.dumps({"event": "stop", "streamSid": STREAM})) == Stop(CALL, "")
+    assert s.receive(json.dumps({"event": "stop", "streamSid": STREAM})) == (Stopped(),)
 
 
 @given(st.binary(max_size=2000) | st.text(max_size=300).map(str.encode))
 def test_receive_never_raises_anything_but_protocol_errors(frame: bytes) -> None:
     s = started()
-    with contextlib.suppress(TwilioProtocolError):
+    with contextlib.suppress(CarrierProtocolError):
         s.receive(frame)
 
 
@@ -495,10 +513,10 @@ def test_receive_never_raises_anything_but_protocol_errors(frame: bytes) -> None
 def test_arbitrary_media_bodies_raise_only_protocol_errors(body: dict[str, Any]) -> None:
     s = started()
     try:
-        ev = s.receive(json.dumps({"event": "media", "streamSid": STREAM, "media": body}))
-    except TwilioProtocolError:
+        ev = one(s.receive(json.dumps({"event": "media", "streamSid": STREAM, "media": body})))
+    except CarrierProtocolError:
         return
-    assert isinstance(ev, Media)
+    assert isinstance(ev, Audio)
     assert 0 < len(ev.payload) <= s.max_payload
 
 
@@ -508,7 +526,7 @@ def test_arbitrary_media_bodies_raise_only_protocol_errors(body: dict[str, Any])
 def test_media_builder_exact_shape() -> None:
     s = started()
     ulaw = bytes(range(256)) * 2
-    out = s.media(ulaw)
+    out = s.play(ulaw)
     msg = json.loads(out)
     assert msg == {"event": "media", "streamSid": STREAM,
                    "media": {"payload": base64.b64encode(ulaw).decode()}}
@@ -520,7 +538,7 @@ def test_media_builder_exact_shape() -> None:
 @given(st.binary(max_size=4000))
 def test_media_builder_round_trips_any_bytes(ulaw: bytes) -> None:
     s = started()
-    msg = json.loads(s.media(ulaw))
+    msg = json.loads(s.play(ulaw))
     assert msg["media"]["payload"] == base64.b64encode(ulaw).decode()
 
 
@@ -528,7 +546,7 @@ def test_media_builder_round_trips_any_bytes(ulaw: bytes) -> None:
 def test_builders_are_valid_json_for_every_accepted_sid(sid: str) -> None:
     s = TwilioStream()
     s.receive(start(streamSid=sid))
-    assert json.loads(s.media(b"\x00"))["streamSid"] == sid
+    assert json.loads(s.play(b"\x00"))["streamSid"] == sid
     assert json.loads(s.clear()) == {"event": "clear", "streamSid": sid}
     assert json.loads(s.mark("m"))["streamSid"] == sid
 
@@ -559,14 +577,14 @@ def test_mark_round_trip_through_the_echo() -> None:
     s = started()
     sent = json.loads(s.mark("utt-3"))
     echo = json.dumps({"event": "mark", "sequenceNumber": "40", **sent})
-    assert s.receive(echo) == Mark("utt-3")
+    assert s.receive(echo) == (Played("utt-3"),)
 
 
-@pytest.mark.parametrize("build", [lambda s: s.media(b"\xff"), lambda s: s.mark("m"),
+@pytest.mark.parametrize("build", [lambda s: s.play(b"\xff"), lambda s: s.mark("m"),
                                    lambda s: s.clear()], ids=["media", "mark", "clear"])
 def test_sending_before_start_raises(build: Any) -> None:
     for s in (TwilioStream(), _connected_only()):
-        with pytest.raises(TwilioProtocolError, match="before the stream has started"):
+        with pytest.raises(CarrierProtocolError, match="before the stream has started"):
             build(s)
 
 

@@ -8,7 +8,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from gateway.wsframe import POOL_BYTES, MaskedTextFramer, server_text_frame
+from gateway.wsframe import POOL_BYTES, MaskedTextFramer, server_frame
 
 
 def _parse(data: bytes, *, mask: bool = True) -> Frame:
@@ -30,8 +30,10 @@ def test_frames_parse_back_to_the_payload_at_every_length_encoding(size: int) ->
     payload = bytes(itertools.islice(itertools.cycle(b"0123456789abcdef"), size))
     frame = _parse(MaskedTextFramer().frame(payload))
     assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
-    frame = _parse(server_text_frame(payload), mask=False)
+    frame = _parse(server_frame(payload.decode()), mask=False)
     assert (frame.opcode, frame.fin, frame.data) == (Opcode.TEXT, True, payload)
+    frame = _parse(server_frame(payload), mask=False)
+    assert (frame.opcode, frame.fin, frame.data) == (Opcode.BINARY, True, payload)
 
 
 def test_each_frame_has_its_own_mask_and_the_pool_refills() -> None:

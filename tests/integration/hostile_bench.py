@@ -26,14 +26,14 @@ from gateway.agent import Agent
 from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.live_client import LiveSession, open_session
-from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.record import CallSummary
 from gateway.registry import AgentRegistry
-from gateway.server import Gateway, load_prompt, running
+from gateway.rig.peers.twilio import FRAME_BYTES, ULAW_SILENCE, TwilioPeer
+from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.speech import fixture, speech_dir
-from gateway.rig.peers.twilio import FRAME_BYTES, ULAW_SILENCE, TwilioPeer
+from gateway.server import Gateway, load_prompt, running
 from gateway.wav import write_wav
 
 SPEED = 8.0  # the healthy call and its simulator

@@ -24,9 +24,9 @@ import pytest
 
 from gateway.config import Settings, custom_endpoint
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
-from gateway.server import SHUTDOWN_REASON, Gateway, running
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
+from gateway.server import SHUTDOWN_REASON, Gateway, running
 
 SPEED = 4.0
 VOICEGW = Path(sys.executable).with_name("voicegw")

@@ -21,20 +21,20 @@ from typing import Any, Literal
 
 import pytest
 
-from voicegw_agents import front_desk, support
 from gateway.agent import Agent, CallContext, Scheduling, ToolError, tool
 from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.log import mask_number
-from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, bundled_agents, discover_agents
-from gateway.server import Gateway, load_prompt, running
+from gateway.rest.twilio import TwilioRest
+from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.speech import fixture, speech_dir
-from gateway.rest.twilio import TwilioRest
+from gateway.server import Gateway, load_prompt, running
 from tests.fake_twilio import FakeTwilio, fake_twilio
+from voicegw_agents import front_desk, support
 
 SPEED = 6.0
 ROOT = Path(__file__).resolve().parents[2]

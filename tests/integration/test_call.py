@@ -15,9 +15,9 @@ import trustme
 from gateway.config import Settings, custom_endpoint
 from gateway.live_client import open_session
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
-from gateway.server import Gateway, running
 from gateway.rig.simulator import SimulatorServer, load_scenario
 from gateway.rig.simulator.speech import speech_dir
+from gateway.server import Gateway, running
 
 SPEED = 4.0
 

@@ -11,8 +11,8 @@ import pytest
 from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
 from gateway.rig.phone import When, place_call
-from gateway.server import Gateway, running
 from gateway.rig.simulator import SimulatorServer, load_scenario
+from gateway.server import Gateway, running
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
 from tests.dbs import KINDS, new_store

@@ -15,10 +15,10 @@ from gateway.bridge_config import CallServices
 from gateway.capture import load_capture
 from gateway.config import Settings, custom_endpoint
 from gateway.errors import ConfigError
-from gateway.rig.phone import When, place_call
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
-from gateway.server import Gateway, load_prompt, running
+from gateway.rig.phone import When, place_call
 from gateway.rig.simulator import SimulatorServer, load_scenario
+from gateway.server import Gateway, load_prompt, running
 from tests.integration.test_call import SPEED, _say, _scenario
 
 

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from gateway import bridge, playout
+from gateway.rig.peers.twilio import FRAME_BYTES, ULAW_SILENCE
 from gateway.rig.phone import load_utterance
-from gateway.server import MAX_FRAME_BYTES
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.speech import speech_dir
-from gateway.rig.peers.twilio import FRAME_BYTES, ULAW_SILENCE
+from gateway.server import MAX_FRAME_BYTES
 from tests.integration.hostile_bench import (
     BAD_FRAMES,
     FLOOD_FRAMES,

@@ -22,15 +22,15 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
-from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
-from gateway.server import Gateway, load_prompt, running
+from gateway.rest.twilio import TwilioRest
+from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.scenario import scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
-from gateway.rest.twilio import TwilioRest
+from gateway.server import Gateway, load_prompt, running
 from tests.fake_twilio import fake_twilio
 
 SPEED = 8.0

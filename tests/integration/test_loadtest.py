@@ -17,8 +17,8 @@ import pytest
 from gateway.cli import _parser, main
 from gateway.config import Secret, Settings, custom_endpoint
 from gateway.rig.loadtest.command import run
-from gateway.server import Gateway, running
 from gateway.rig.simulator import Scenario, SimulatorServer
+from gateway.server import Gateway, running
 
 SPEED = 4.0
 TOKEN = "loadtest-token-0123456789"

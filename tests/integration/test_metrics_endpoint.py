@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings, custom_endpoint
 from gateway.rig.phone import Utterance, When, load_utterance, place_call
-from gateway.server import Gateway, running
 from gateway.rig.simulator import SimulatorServer, load_scenario
 from gateway.rig.simulator.speech import speech_dir
+from gateway.server import Gateway, running
 
 from .test_call import SPEED, _scenario
 

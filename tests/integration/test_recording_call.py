@@ -11,10 +11,10 @@ import numpy as np
 from gateway.audio import ulaw_to_pcm16
 from gateway.bridge_config import CallServices
 from gateway.config import Settings, custom_endpoint
-from gateway.rig.phone import When, place_call
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
-from gateway.server import Gateway, load_prompt, running
+from gateway.rig.phone import When, place_call
 from gateway.rig.simulator import SimulatorServer, load_scenario
+from gateway.server import Gateway, load_prompt, running
 from tests.integration.test_call import _say, _scenario
 
 FRAME = 160

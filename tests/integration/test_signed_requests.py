@@ -21,9 +21,9 @@ from twilio.request_validator import RequestValidator
 from gateway import log as gwlog
 from gateway.config import Secret, Settings, custom_endpoint
 from gateway.rig.phone import Utterance, When, load_utterance, place_call
-from gateway.server import Gateway, running
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
+from gateway.server import Gateway, running
 
 TOKEN = "tok-test-9f8e7d6c5b4a"
 PUBLIC = "https://gw.example.com"

@@ -1,4 +1,5 @@
-"""X-Twilio-Signature, checked against Twilio's own validator; unsigned-mode and settings checks."""
+"""Twilio's webhooks: X-Twilio-Signature checked against Twilio's own validator, the TwiML
+answer read back with Twilio's own TwiML model; which carriers are served unsigned; settings."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from hypothesis import strategies as st
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from gateway import cli, signing
-from gateway.config import (
-    Secret,
-    Settings,
-    check_exposure,
-    custom_endpoint,
-    is_loopback,
-    load_settings,
-)
+from gateway import cli
+from gateway.carrier_setup import all_setups, enabled
+from gateway.carriers import hooks as signing
+from gateway.carriers import twilio_hooks
+from gateway.carriers.core import Carrier
+from gateway.carriers.hooks import CallInfo, StreamPlan, Verdict, WebhookRequest
+from gateway.config import Secret, is_loopback, load_settings
 from gateway.errors import ConfigError
 
 TOKEN = "12345"
@@ -30,21 +29,22 @@ ENV = {"GEMINI_API_KEY": "AIzaSy-test-key-000000"}
 
 
 def test_twilio_documented_vector() -> None:
-    assert signing.compute_signature(TOKEN, DOC_URL, DOC_PARAMS.items()) == \
+    assert twilio_hooks.compute_signature(TOKEN, DOC_URL, DOC_PARAMS.items()) == \
         "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-    assert signing.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert twilio_hooks.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(),
+                                 "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
 
 
 def test_tampering_wrong_token_and_missing_signature_fail() -> None:
     sig = RequestValidator(TOKEN).compute_signature(DOC_URL, DOC_PARAMS)
-    assert signing.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), sig)
+    assert twilio_hooks.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), sig)
     tampered = {**DOC_PARAMS, "To": "+18005550000"}
-    assert not signing.is_valid(TOKEN, [DOC_URL], tampered.items(), sig)
-    assert not signing.is_valid(TOKEN, [DOC_URL + "&x=1"], DOC_PARAMS.items(), sig)
-    assert not signing.is_valid("54321", [DOC_URL], DOC_PARAMS.items(), sig)
-    assert not signing.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), None)
-    assert not signing.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), "")
-    assert not signing.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), "é" + sig[1:])
+    assert not twilio_hooks.is_valid(TOKEN, [DOC_URL], tampered.items(), sig)
+    assert not twilio_hooks.is_valid(TOKEN, [DOC_URL + "&x=1"], DOC_PARAMS.items(), sig)
+    assert not twilio_hooks.is_valid("54321", [DOC_URL], DOC_PARAMS.items(), sig)
+    assert not twilio_hooks.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), None)
+    assert not twilio_hooks.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), "")
+    assert not twilio_hooks.is_valid(TOKEN, [DOC_URL], DOC_PARAMS.items(), "é" + sig[1:])
 
 
 def test_url_variants_follow_twilios_validator_with_the_right_default_port() -> None:
@@ -60,13 +60,51 @@ def test_url_variants_follow_twilios_validator_with_the_right_default_port() -> 
 
 
 def test_stream_candidates_are_the_wss_and_https_forms_under_the_public_prefix() -> None:
-    urls = signing.signed_url_candidates("https://gw.example.com/voice/", "/media",
-                                         websocket=True)
+    urls = signing.public_urls("https://gw.example.com/voice/", "/media", websocket=True)
     assert urls[0] == "wss://gw.example.com/voice/media"
     assert "https://gw.example.com/voice/media" in urls
-    assert signing.signed_url_candidates("https://gw.example.com", "/twiml?x=1",
-                                         websocket=False) == [
-        "https://gw.example.com/twiml?x=1", "https://gw.example.com:443/twiml?x=1"]
+    assert signing.public_urls("https://gw.example.com", "/twiml?x=1", websocket=False) == (
+        "https://gw.example.com/twiml?x=1", "https://gw.example.com:443/twiml?x=1")
+
+
+def test_the_verifier_says_missing_invalid_or_valid() -> None:
+    verifier = twilio_hooks.TwilioSignature(TOKEN)
+    sig = RequestValidator(TOKEN).compute_signature(DOC_URL, DOC_PARAMS)
+
+    def request(headers: dict[str, str], form: dict[str, str] = DOC_PARAMS) -> WebhookRequest:
+        return WebhookRequest("POST", (DOC_URL,), headers, form=tuple(form.items()))
+
+    assert verifier.verify(request({"X-Twilio-Signature": sig})) is Verdict.VALID
+    assert verifier.verify(request({})) is Verdict.MISSING
+    assert verifier.verify(request({"X-Twilio-Signature": sig},
+                                   {**DOC_PARAMS, "To": "+1"})) is Verdict.INVALID
+
+
+def test_the_answer_is_twiml_twilio_reads_with_the_token_as_a_parameter() -> None:
+    from xml.etree import ElementTree
+
+    hooks = twilio_hooks.TwilioHooks()
+    request = WebhookRequest("POST", (DOC_URL,), {}, form=tuple(DOC_PARAMS.items()))
+    call = hooks.call_info(request)
+    assert call == CallInfo("CA1234567890ABCDE", "+12349013030", "+18005551212",
+                            {"From": "+12349013030", "To": "+18005551212",
+                             "CallSid": "CA1234567890ABCDE"})
+    doc = hooks.answer(call, StreamPlan("wss://gw.example.com/twilio/media",
+                                        {**call.forwarded, "voicegw_token": 'a"<b'}))
+    assert doc.content_type == "text/xml"
+    root = ElementTree.fromstring(doc.body)
+    stream = root.find("./Connect/Stream")
+    assert stream is not None and stream.get("url") == "wss://gw.example.com/twilio/media"
+    assert {p.get("name"): p.get("value") for p in stream} == {
+        **call.forwarded, "voicegw_token": 'a"<b'}  # escaped, not spliced
+    assert [child.tag for child in root] == ["Connect", "Hangup"]
+    busy = ElementTree.fromstring(hooks.busy().body)
+    assert [child.tag for child in busy] == ["Say", "Hangup"]
+
+
+def test_a_webhook_without_a_call_sid_is_refused() -> None:
+    with pytest.raises(signing.WebhookError, match="CallSid"):
+        twilio_hooks.TwilioHooks().call_info(WebhookRequest("POST", (DOC_URL,), {}))
 
 
 # -- property tests: our computation is Twilio's -----------------------------------------
@@ -98,7 +136,7 @@ def test_compute_matches_twilios_request_validator(token: str, url: str,
                                                    pairs: list[tuple[str, str]]) -> None:
     # A MultiDict has getall(), which Twilio's validator uses for repeated names.
     expected = RequestValidator(token).compute_signature(url, MultiDict(pairs))
-    assert signing.compute_signature(token, url, pairs) == expected
+    assert twilio_hooks.compute_signature(token, url, pairs) == expected
 
 
 @given(url=_urls(), pairs=_params, signed_as=st.sampled_from(["same", "port", "bare", "other"]))
@@ -109,7 +147,7 @@ def test_validation_agrees_with_twilios_for_http_urls(url: str, pairs: list[tupl
     target = {"same": url, "port": variants[-1], "bare": variants[min(1, len(variants) - 1)],
               "other": url + "x"}[signed_as]
     sig = validator.compute_signature(target, MultiDict(pairs))
-    ours = signing.is_valid(TOKEN, signing.url_variants(url), pairs, sig)
+    ours = twilio_hooks.is_valid(TOKEN, signing.url_variants(url), pairs, sig)
     assert ours == validator.validate(url, MultiDict(pairs), sig)
 
 
@@ -124,17 +162,21 @@ def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
-def _settings(host: str, token: str | None = None) -> Settings:
-    return Settings(endpoint=custom_endpoint("ws://127.0.0.1:9/x", "m"), host=host,
-                    twilio_auth_token=Secret(token) if token else None)
-
-
-def test_exposure_needs_a_token_or_an_explicit_opt_out() -> None:
-    check_exposure(_settings("127.0.0.1"), allow_unsigned=False)
-    check_exposure(_settings("0.0.0.0", token="tok-123456"), allow_unsigned=False)
-    check_exposure(_settings("0.0.0.0"), allow_unsigned=True)
+def test_unsigned_carriers_are_served_only_in_development_or_when_allowed() -> None:
+    unsigned = all_setups({})
+    signed = all_setups({"TWILIO_AUTH_TOKEN": "tok-123456"})
+    # Nothing signed: every carrier on loopback, none beyond it without the opt-out.
+    assert set(enabled(unsigned, allow_unsigned=False, loopback=True)) == set(unsigned)
+    assert set(enabled(unsigned, allow_unsigned=True, loopback=False)) == set(unsigned)
     with pytest.raises(ConfigError, match=r"TWILIO_AUTH_TOKEN.*--allow-unsigned"):
-        check_exposure(_settings("0.0.0.0"), allow_unsigned=False)
+        enabled(unsigned, allow_unsigned=False, loopback=False)
+    # Once one carrier signs, only the signed ones are served (on loopback too: a proxy in
+    # front makes loopback public), unless unsigned ones are allowed explicitly.
+    for loopback in (True, False):
+        served = enabled(signed, allow_unsigned=False, loopback=loopback)
+        assert set(served) == {Carrier.TWILIO}
+        assert served[Carrier.TWILIO].signed
+    assert set(enabled(signed, allow_unsigned=True, loopback=False)) == set(signed)
 
 
 def test_serve_refuses_a_public_address_without_a_token(
@@ -151,21 +193,23 @@ def test_serve_refuses_a_public_address_without_a_token(
     assert code == 2
     assert not served  # refused before anything was built or bound
     assert len(err.strip().splitlines()) == 1
-    assert "refusing to listen on 0.0.0.0 without TWILIO_AUTH_TOKEN" in err
-    assert "--allow-unsigned" in err
+    assert "refusing to serve unsigned carriers beyond loopback" in err
+    assert "TWILIO_AUTH_TOKEN" in err and "--allow-unsigned" in err
 
 
 # -- settings from the environment ----------------------------------------------------------
 
-def test_token_max_calls_and_grace_come_from_the_environment() -> None:
-    s = load_settings(env={**ENV, "TWILIO_AUTH_TOKEN": "tok-abcdef", "VOICEGW_MAX_CALLS": "7",
+def test_secret_max_calls_and_grace_come_from_the_environment() -> None:
+    secret = "s" * 40
+    s = load_settings(env={**ENV, "VOICEGW_SECRET": secret, "VOICEGW_MAX_CALLS": "7",
                            "VOICEGW_SHUTDOWN_GRACE_S": "2.5"})
-    assert s.twilio_auth_token == Secret("tok-abcdef")
-    assert "tok-abcdef" not in repr(s)
+    assert s.stream_secret == Secret(secret)
+    assert secret not in repr(s)
     assert (s.max_calls, s.shutdown_grace_s) == (7, 2.5)
     assert load_settings(env={**ENV, "VOICEGW_MAX_CALLS": "7"}, max_calls=3).max_calls == 3
     defaults = load_settings(env=ENV)
-    assert (defaults.twilio_auth_token, defaults.max_calls) == (None, 100)
+    assert (defaults.stream_secret, defaults.max_calls) == (None, 100)
+    assert defaults.stream_token_ttl_s == 120.0
     assert defaults.max_loop_lag_ms == 100.0
     assert load_settings(env={**ENV, "VOICEGW_MAX_LOOP_LAG_MS": "0"}).max_loop_lag_ms == 0.0
     assert load_settings(env={**ENV, "VOICEGW_MAX_LOOP_LAG_MS": "40"},
@@ -176,6 +220,7 @@ def test_token_max_calls_and_grace_come_from_the_environment() -> None:
     ("VOICEGW_MAX_CALLS", "0"), ("VOICEGW_MAX_CALLS", "2.5"), ("VOICEGW_MAX_CALLS", "many"),
     ("VOICEGW_MAX_CALLS", "inf"), ("VOICEGW_SHUTDOWN_GRACE_S", "-1"),
     ("VOICEGW_SHUTDOWN_GRACE_S", "nan"), ("VOICEGW_MAX_LOOP_LAG_MS", "-5"),
+    ("VOICEGW_SECRET", "too-short"), ("VOICEGW_STREAM_TOKEN_TTL_S", "1"),
 ])
 def test_bad_numbers_are_refused_at_start_up(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
