@@ -297,6 +297,9 @@ class CallBridge:
 
     async def _audio(self, payload: bytes, received: float) -> None:
         self.stats.frames_in += 1
+        keeper, to_live = self.keeper, self._to_live
+        if keeper is None or to_live is None:
+            return  # no agent to hear it: the caller is hearing the apology before the end
         pcm = self._decode(payload)
         if self.recorder is not None:
             self.recorder.audio.caller(pcm, received)
@@ -304,10 +307,8 @@ class CallBridge:
             self._last_speech = received
         # Every frame goes through the resampler, forwarded now or not, so its state stays
         # continuous; the keeper holds the carrier's own bytes for a replay.
-        assert self._to_live is not None
-        assert self.keeper is not None
-        await self.keeper.forward(payload, len(payload) * self._ms_per_byte,
-                                  self._to_live.process(pcm), received)
+        await keeper.forward(payload, len(payload) * self._ms_per_byte, to_live.process(pcm),
+                             received)
 
     async def _dtmf(self, digit: str) -> None:
         self.log.info("dtmf", digit=digit)

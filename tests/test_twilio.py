@@ -27,6 +27,7 @@ from gateway.carriers.core import (
     Started,
     Stopped,
     StreamState,
+    WrongFrameType,
 )
 from gateway.carriers.twilio import TwilioStream
 from gateway.errors import ProtocolError
@@ -151,10 +152,13 @@ def test_the_callers_numbers_come_from_the_answers_parameters() -> None:
     assert (ev.caller, ev.callee, ev.control) == ("+15550100", "+15550199", CALL)
 
 
-def test_recorded_call_accepts_bytes_frames() -> None:
-    s = TwilioStream()
-    events = [s.receive(line.encode()) for line in recorded()]
-    assert events[-1] == (Stopped(),)
+def test_binary_frames_are_refused_whatever_they_hold() -> None:
+    s = started()
+    for frame in (media().encode(), b"\x00\x01"):
+        with pytest.raises(WrongFrameType, match="binary frames are not accepted") as exc:
+            s.receive(frame)
+        assert exc.value.call_sid == CALL
+    assert s.state is StreamState.STARTED
 
 
 def test_events_are_frozen() -> None:
@@ -275,7 +279,7 @@ def test_error_is_a_peer_protocol_error() -> None:
     assert issubclass(CarrierProtocolError, ProtocolError)
 
 
-@pytest.mark.parametrize("frame", ["not json", "{", b"\xff\xfe\x00", ""])
+@pytest.mark.parametrize("frame", ["not json", "{", "\udcff", ""])
 def test_non_json_rejected(frame: str | bytes) -> None:
     e = _err(started(), frame)
     assert "not JSON" in e.message

@@ -39,6 +39,7 @@ from gateway.carriers.core import (
     StreamState,
     UnknownEvent,
     UnsupportedMediaFormat,
+    WrongFrameType,
     check_digit,
     string_parameters,
 )
@@ -97,6 +98,8 @@ class TwilioStream:
 
     def receive(self, frame: str | bytes) -> Sequence[CarrierEvent]:
         """Parse one frame; raise :class:`CarrierProtocolError` if it breaks the protocol."""
+        if isinstance(frame, bytes):  # a binary WebSocket frame: Twilio sends only JSON text
+            raise WrongFrameType(binary=True, call_sid=self.call_sid)
         msg = parse_object(frame, self.call_sid)
         event = msg.get("event")
         if not isinstance(event, str):

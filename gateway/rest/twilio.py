@@ -88,6 +88,12 @@ class TwilioRest:
         self.http = RestTransport(base_url, lambda: auth, carrier=carrier.value,
                                   timeout_s=timeout_s, retry=retry, log=log)
 
+    async def __aenter__(self) -> TwilioRest:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         await self.http.aclose()
 

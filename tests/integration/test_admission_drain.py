@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from gateway.config import Settings, custom_endpoint
+from gateway.ending import EndKind
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
@@ -90,13 +91,13 @@ async def test_over_capacity_callers_hear_busy_and_streams_get_503() -> None:
             assert resp.status == 200  # full is not unready: callers still hear "busy"
         assert len(gateway.calls) == 1
         assert len(sim.sessions) == 1  # the refused stream never opened a Live session
-        next(iter(gateway.calls.values())).request_end("test over")
+        next(iter(gateway.calls.values())).request_end(EndKind.SHUTDOWN, "test over")
         await first
         await gateway.wait_idle()  # the phone may see the close before the gateway is done
         # The slot is free again.
         assert not _is_busy(await _twiml(http, port))
-    assert gateway.counters["twiml_refused_capacity"] == 1
-    assert gateway.counters["media_refused_capacity"] == 1
+    # The webhook and the stream, each refused once.
+    assert gateway.counters[("twilio", "capacity")] == 2
 
 
 def _hold_the_loop(seconds: float) -> None:
@@ -115,7 +116,8 @@ async def test_while_the_event_loop_lags_callers_hear_busy_and_streams_get_503()
         assert await _refused_stream(http, port) == 503
         async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
             text = await resp.text()
-        assert 'voicegw_requests_refused_total{reason="overloaded"} 2.0' in text
+        assert 'voicegw_requests_refused_total{carrier="twilio",reason="overloaded"} 2.0' \
+            in text
         lag_line = next(x for x in text.splitlines()
                         if x.startswith("voicegw_event_loop_lag_seconds "))
         assert float(lag_line.split()[1]) > 0.05
@@ -157,8 +159,7 @@ async def test_drain_refuses_new_calls_and_ends_active_ones_cleanly() -> None:
     [summary] = [s for s in gateway.finished if s.call_sid == result.call_sid]
     assert summary.end_reason == SHUTDOWN_REASON
     assert len(sim.sessions) == 1
-    assert gateway.counters["twiml_refused_draining"] == 1
-    assert gateway.counters["media_refused_draining"] == 1
+    assert gateway.counters[("twilio", "draining")] == 2
 
 
 async def test_after_the_grace_period_calls_are_ended_not_cancelled() -> None:

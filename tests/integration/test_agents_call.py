@@ -27,13 +27,16 @@ from gateway.config import Settings, custom_endpoint
 from gateway.log import mask_number
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, bundled_agents, discover_agents
+from gateway.audio import pcm16_to_ulaw
+from gateway.carriers.core import Carrier
 from gateway.rest.twilio import TwilioRest
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.speech import fixture, speech_dir
 from gateway.server import Gateway, load_prompt, running
-from tests.fake_twilio import FakeTwilio, fake_twilio
+from tests.fakes import Recorded
+from tests.fakes.twilio import FakeTwilio, fake_twilio
 from voicegw_agents import front_desk, support
 
 SPEED = 6.0
@@ -81,8 +84,9 @@ async def line(turns: Sequence[dict[str, Any]], agents: Sequence[Agent], *,
                              numbers=numbers or {})
     async with SimulatorServer(scenario_from_dict({**scenario, "turns": list(turns)})) as sim:
         gateway = Gateway(Settings(endpoint=custom_endpoint(sim.url, "test-model")),
-                          services=CallServices(agents=registry, rest=rest,
-                                                unavailable_prompt=load_prompt()))
+                          services=CallServices(
+                              agents=registry, unavailable_prompt=load_prompt(),
+                              call_control={Carrier.TWILIO: rest} if rest else {}))
         async with running(gateway) as port:
             yield Line(sim, gateway, port)
             # Every Live session the calls opened has been closed by the gateway...
@@ -343,7 +347,7 @@ async def test_barge_in_cancels_a_running_non_blocking_tool_and_it_is_never_answ
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             probe.sent_at_cancel = list(lines[0].sim.sessions[0].sent)
-            probe.end_reason_at_cancel = next(iter(lines[0].gateway.calls.values())).end_reason
+            probe.end_reason_at_cancel = next(iter(lines[0].gateway.calls.values())).end.detail
             probe.cancelled.set()
             raise
         return {"flights": []}
@@ -372,7 +376,7 @@ async def test_barge_in_cancels_a_running_non_blocking_tool_and_it_is_never_answ
     # and the gateway cancelled the tool right then, mid-call (not at the end of the call).
     assert probe.started.is_set() and probe.cancelled.is_set()
     assert "toolCallCancellation" in probe.sent_at_cancel
-    assert probe.end_reason_at_cancel == "not started"  # the call was not ending
+    assert probe.end_reason_at_cancel == "not ended"  # the call was not ending
     after = session.sent[len(probe.sent_at_cancel):]
     assert "audio" in after and "turnComplete" in after  # the next reply came afterwards
     assert session.interruptions == 1 and result.clears == 1
@@ -426,11 +430,11 @@ async def twilio() -> AsyncIterator[tuple[FakeTwilio, TwilioRest]]:
         yield fake, rest
 
 
-def assert_twilio_request(request: dict[str, Any], call_sid: str) -> None:
+def assert_twilio_request(request: Recorded, call_sid: str) -> None:
     assert TWILIO_SID.fullmatch(call_sid), call_sid
-    assert request["path"] == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{call_sid}.json"
-    assert request["auth"] == "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
-    assert request["content_type"] == "application/x-www-form-urlencoded"
+    assert request.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{call_sid}.json"
+    assert request.auth == "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
+    assert request.content_type == "application/x-www-form-urlencoded"
 
 
 async def test_transfer_redirects_the_call_through_twilio_rest_after_the_last_words(
@@ -453,7 +457,7 @@ async def test_transfer_redirects_the_call_through_twilio_rest_after_the_last_wo
                                        "response": {"result": "Transferring the caller now."}}]
     [request] = fake.requests
     assert_twilio_request(request, result.call_sid)
-    assert request["form"] == {"Twiml": "<Response><Dial>+15550111</Dial></Response>"}
+    assert request.form == {"Twiml": "<Response><Dial>+15550111</Dial></Response>"}
     assert ln.summary(result).end_reason == f"transferred to {mask_number('+15550111')}"
     assert result.closed_by_gateway and result.unplayed_at_close_ms == 0
     assert reply_heard_in_full(result, GOODBYE_MS)
@@ -467,7 +471,7 @@ async def test_end_call_hangs_up_through_twilio_rest(
 
     [request] = fake.requests
     assert_twilio_request(request, result.call_sid)
-    assert request["form"] == {"Status": "completed"}
+    assert request.form == {"Status": "completed"}
     assert ln.summary(result).end_reason == "agent ended the call: caller said goodbye"
     assert result.closed_by_gateway and result.unplayed_at_close_ms == 0
     assert reply_heard_in_full(result, GOODBYE_MS)
@@ -503,12 +507,14 @@ async def test_keypad_digits_reach_the_model_and_the_tools() -> None:
 
 async def test_an_unknown_agent_gets_the_recorded_apology_and_no_live_session() -> None:
     prompt = load_prompt()
+    assert prompt.rate == 8000  # as the line: what the caller hears is its mu-law
+    heard = pcm16_to_ulaw(prompt.pcm)
     async with line([], [CLOSER]) as ln:
         result = await ln.call([], path="/media/nosuch", tail_ms=10_000)
 
     assert ln.sim.sessions == []
-    assert result.audio_received_ms == len(prompt) / 8
-    assert prompt in bytes(result.heard)  # played whole, uninterrupted
+    assert result.audio_received_ms == len(heard) / 8
+    assert heard in bytes(result.heard)  # played whole, uninterrupted
     assert result.closed_by_gateway and result.unplayed_at_close_ms == 0
     summary = ln.summary(result)
     assert summary.agent is None
@@ -686,8 +692,8 @@ async def test_readme_example_agent_in_a_whole_call() -> None:
                                path="/media/bistro", tail_ms=10_000)
     session = ln.sim.sessions[0]
 
-    assert list(declared(session)) == ["opening_hours", "request_callback", "end_call",
-                                       "transfer_call"]
+    # No REST credentials on this line, so no transfer: the model is not offered one.
+    assert list(declared(session)) == ["opening_hours", "request_callback", "end_call"]
     assert {cid: r["response"] for cid, r in responses(session).items()} == {
         "b-1": {"result": "closed"},
         "b-2": {"result": "The manager will call Jane back today."},

@@ -12,7 +12,8 @@ import structlog
 
 from gateway import cli
 from gateway.bridge_config import CallServices
-from gateway.capture import load_capture
+from gateway.rig.capture import load_capture
+from gateway.carriers.core import Carrier
 from gateway.config import Settings, custom_endpoint
 from gateway.errors import ConfigError
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
@@ -37,7 +38,8 @@ async def test_a_captured_call_replays_frame_for_frame(tmp_path: Path) -> None:
             result = await place_call(url, script, speed=SPEED, parameters=params)
             await gateway.wait_idle()
             path = tmp_path / "cap" / f"{result.call_sid}.jsonl"
-            lines = [json.loads(line) for line in path.read_text().splitlines()]
+            header, *lines = [json.loads(line) for line in path.read_text().splitlines()]
+            assert header == {"capture": 2, "carrier": "twilio"}
             events = [json.loads(e["frame"])["event"] for e in lines]
             assert events[:2] == ["connected", "start"] and events[-1] == "stop"
             assert events.count("media") == result.frames_sent
@@ -45,7 +47,8 @@ async def test_a_captured_call_replays_frame_for_frame(tmp_path: Path) -> None:
             assert all(a["t"] <= b["t"] for a, b in itertools.pairwise(lines))
 
             capture = load_capture(path)
-            assert bytes(capture.ulaw) == bytes(result.said)  # every frame, in order
+            assert bytes(capture.audio) == bytes(result.said)  # every frame, in order
+            assert capture.carrier is Carrier.TWILIO
             assert capture.parameters == params
 
             # Replayed through the CLI, as Twilio would send it, against the same gateway.
@@ -64,6 +67,20 @@ async def test_a_captured_call_replays_frame_for_frame(tmp_path: Path) -> None:
 
 def test_a_broken_capture_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"t": 0, "frame": "{\\"event\\": \\"connected\\"}"}\nnot json\n')
-    with pytest.raises(ConfigError, match=r"bad.jsonl:2"):
+    path.write_text('{"capture": 2, "carrier": "twilio"}\n'
+                    '{"t": 0, "frame": "{\\"event\\": \\"connected\\"}"}\nnot json\n')
+    with pytest.raises(ConfigError, match=r"bad.jsonl:3"):
         load_capture(path)
+
+
+def test_a_capture_from_before_carriers_is_read_as_twilios(tmp_path: Path) -> None:
+    from gateway.rig.peers.twilio import TwilioPeer
+
+    peer = TwilioPeer(custom_parameters={"From": "+15550100"})
+    path = tmp_path / "old.jsonl"
+    frames = [*peer.opening(), peer.media(b"\x01" * 160), peer.stop()]
+    path.write_text("".join(json.dumps({"t": i / 50, "frame": f}) + "\n"
+                            for i, f in enumerate(frames)))
+    capture = load_capture(path)
+    assert capture.carrier is Carrier.TWILIO and capture.frames == 1
+    assert capture.parameters == {"From": "+15550100"}

@@ -310,7 +310,7 @@ async def test_a_caller_that_stops_reading_is_cut_off(
 
     async def hostile(b: Bench) -> None:
         async with b.caller(rcvbuf=1024) as c:
-            speech = load_utterance(speech_dir() / "caller_book_table.wav") + SILENCE * 50
+            speech = load_utterance(speech_dir() / "caller_book_table.wav").data + SILENCE * 50
             frames = [speech[i:i + FRAME_BYTES].ljust(FRAME_BYTES, bytes([ULAW_SILENCE]))
                       for i in range(0, len(speech), FRAME_BYTES)]
             await c.send(c.peer.connected(), c.peer.start(),

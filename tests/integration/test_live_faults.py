@@ -21,6 +21,7 @@ import structlog
 from websockets.asyncio.server import ServerConnection, serve
 
 from gateway.bridge_config import CallServices
+from gateway.carriers.core import Carrier
 from gateway.config import Settings, custom_endpoint
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
@@ -31,7 +32,8 @@ from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.scenario import scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
 from gateway.server import Gateway, load_prompt, running
-from tests.fake_twilio import fake_twilio
+from tests.fakes import Recorded
+from tests.fakes.twilio import fake_twilio
 
 SPEED = 8.0
 ACCOUNT = "AC" + "1" * 32
@@ -42,7 +44,7 @@ TURNS = [
     {"caller_text": "Seven thirty.", "reply": "agent_moved"},
     {"caller_text": "Thanks, goodbye.", "reply": "agent_goodbye"},
 ]
-APOLOGY_MS = len(load_prompt()) / 8
+APOLOGY_MS = len(load_prompt().pcm) / 2 / 8  # played on a line of 8 kHz
 
 
 def say(name: str, when: When = When.AFTER_REPLY, delay_ms: int = 600) -> Utterance:
@@ -74,7 +76,8 @@ async def run_call(scenario: dict[str, Any], script: Sequence[Utterance], *,
                                                      api_key),
                             setup_timeout_s=setup_timeout_s, fallback_number=fallback)
         gateway = Gateway(settings, services=CallServices(
-            agents=AgentRegistry(agents={DEFAULT_AGENT.name: DEFAULT_AGENT}), rest=rest,
+            agents=AgentRegistry(agents={DEFAULT_AGENT.name: DEFAULT_AGENT}),
+            call_control={Carrier.TWILIO: rest} if rest else {},
             unavailable_prompt=load_prompt()))
         with structlog.testing.capture_logs() as logs:
             async with running(gateway) as port:
@@ -265,7 +268,7 @@ async def mute_live_server() -> AsyncIterator[str]:
 
 
 async def test_setup_timeout_apologises_and_transfers_to_the_fallback_number(
-        twilio: tuple[list[dict[str, Any]], TwilioRest]) -> None:
+        twilio: tuple[list[Recorded], TwilioRest]) -> None:
     requests, rest = twilio
     async with mute_live_server() as url:
         out = await run_call({}, THREE_TURNS[:1], live_url=url, setup_timeout_s=0.3,
@@ -273,8 +276,8 @@ async def test_setup_timeout_apologises_and_transfers_to_the_fallback_number(
     assert out.summary.end_reason.startswith("live unavailable (transient); transferred")
     assert_heard_the_apology(out.result)
     [req] = requests
-    assert req["path"].endswith(f"/Calls/{out.result.call_sid}.json")
-    assert f"<Dial>{FALLBACK}</Dial>" in req["form"]["Twiml"]
+    assert req.path.endswith(f"/Calls/{out.result.call_sid}.json")
+    assert f"<Dial>{FALLBACK}</Dial>" in req.form["Twiml"]
     assert TOKEN not in repr(out.logs)
 
 
@@ -288,7 +291,7 @@ def assert_heard_the_apology(result: CallResult, *, earlier_ms: float = 0.0) -> 
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[tuple[list[dict[str, Any]], TwilioRest]]:
+async def twilio() -> AsyncIterator[tuple[list[Recorded], TwilioRest]]:
     async with fake_twilio(ACCOUNT, TOKEN) as (fake, rest):
         yield fake.requests, rest
 

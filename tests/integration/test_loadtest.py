@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import _parser, main
-from gateway.config import Secret, Settings, custom_endpoint
+from gateway.carrier_setup import all_setups
+from gateway.carriers.core import Carrier
+from gateway.config import Settings, custom_endpoint
 from gateway.rig.loadtest.command import run
 from gateway.rig.simulator import Scenario, SimulatorServer
 from gateway.server import Gateway, running
@@ -24,18 +26,25 @@ SPEED = 4.0
 TOKEN = "loadtest-token-0123456789"
 
 
+def _signed(sim_url: str) -> Gateway:
+    carriers = {Carrier.TWILIO: all_setups({"TWILIO_AUTH_TOKEN": TOKEN})[Carrier.TWILIO]}
+    return Gateway(Settings(endpoint=custom_endpoint(sim_url, "test-model")),
+                   carriers=carriers)
+
+
 async def test_three_concurrent_signed_calls_with_barge_in(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]
                                                            ) -> None:
     json_out, html_out = tmp_path / "report.json", tmp_path / "report.html"
     async with SimulatorServer(Scenario(speed=SPEED)) as sim:
-        gateway = Gateway(Settings(endpoint=custom_endpoint(sim.url, "test-model"),
-                                   twilio_auth_token=Secret(TOKEN)))
+        gateway = _signed(sim.url)
         async with running(gateway) as port:
+            # The gateway's address: each call answers first, as Twilio does, and carries the
+            # token its answer minted.
             args = _parser().parse_args([
-                "loadtest", "--url", f"ws://127.0.0.1:{port}/media", "--calls", "3",
+                "loadtest", "--url", f"http://127.0.0.1:{port}", "--calls", "3",
                 "--count", "3", "--speed", str(SPEED), "--barge-in-ms", "1500",
-                "--dtmf", "1", "--auth-token", TOKEN, "--param", "tenant=acme",
+                "--dtmf", "1", "--secret", TOKEN, "--param", "tenant=acme",
                 "--json-out", str(json_out),
                 "--html-out", str(html_out), "--slo-response-p95-ms", "1200",
                 "--slo-barge-in-p95-ms", "600", "--slo-error-rate", "0"])
@@ -110,21 +119,21 @@ def test_nothing_listening_is_connect_refused(tmp_path: Path,
     capsys.readouterr()
 
 
-async def test_a_wrong_signature_is_handshake_403(tmp_path: Path,
+async def test_a_wrong_signature_is_refused_at_the_answer(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     json_out = tmp_path / "report.json"
     async with SimulatorServer(Scenario(speed=SPEED)) as sim:
-        gateway = Gateway(Settings(endpoint=custom_endpoint(sim.url, "test-model"),
-                                   twilio_auth_token=Secret(TOKEN)))
+        gateway = _signed(sim.url)
         async with running(gateway) as port:
             args = _parser().parse_args([
-                "loadtest", "--url", f"ws://127.0.0.1:{port}/media", "--count", "2",
-                "--calls", "1", "--auth-token", "not-the-token", "--json-out", str(json_out),
+                "loadtest", "--url", f"http://127.0.0.1:{port}", "--count", "2",
+                "--calls", "1", "--secret", "not-the-token", "--json-out", str(json_out),
                 "--slo-error-rate", "0.5"])
             code = await run(args)
     assert code == 1
     report = json.loads(json_out.read_text())
-    assert report["errors"] == {"handshake_403": 2}
+    assert report["errors"] == {"answer_403": 2}  # refused at the webhook: no stream at all
+    assert gateway.counters[("twilio", "signature")] == 2
     assert report["slo"]["checks"] == [{"name": "error rate", "limit": 0.5, "value": 1.0,
                                         "ok": False}]
     capsys.readouterr()

@@ -1,4 +1,5 @@
-"""With TWILIO_AUTH_TOKEN set, only requests Twilio signed get through, over real sockets.
+"""With TWILIO_AUTH_TOKEN set, only requests Twilio signed get through, over real sockets;
+and a signed stream must also carry the token its answer minted.
 
 Signatures are made by Twilio's own ``RequestValidator``, so these tests check that the gateway
 agrees with Twilio, not with itself.
@@ -19,7 +20,10 @@ import structlog
 from twilio.request_validator import RequestValidator
 
 from gateway import log as gwlog
-from gateway.config import Secret, Settings, custom_endpoint
+from gateway.carrier_setup import all_setups
+from gateway.carriers.core import TOKEN_PARAMETER, Carrier
+from gateway.config import Settings, custom_endpoint
+from gateway.rig.peers.twilio import TwilioPeer
 from gateway.rig.phone import Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
@@ -46,9 +50,9 @@ class Connector:
 
 def _gateway(connector: Connector | None = None, public_url: str | None = PUBLIC,
              endpoint: str = "ws://127.0.0.1:9/unused") -> Gateway:
-    settings = Settings(endpoint=custom_endpoint(endpoint, "test-model"), public_url=public_url,
-                        twilio_auth_token=Secret(TOKEN))
-    return Gateway(settings, connect_live=connector)
+    settings = Settings(endpoint=custom_endpoint(endpoint, "test-model"), public_url=public_url)
+    carriers = {Carrier.TWILIO: all_setups({"TWILIO_AUTH_TOKEN": TOKEN})[Carrier.TWILIO]}
+    return Gateway(settings, connect_live=connector, carriers=carriers)
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ async def test_signed_webhooks_are_answered() -> None:
         async with http.post(f"{base}/twiml", data=FORM,
                              headers={"X-Twilio-Signature": sig}) as resp:
             assert resp.status == 200
-    assert gateway.counters["signature_rejected"] == 0
+    assert gateway.counters[("twilio", "signature")] == 0
 
 
 def _bad_requests() -> dict[str, tuple[str, dict[str, str], dict[str, str]]]:
@@ -115,7 +119,7 @@ async def test_unsigned_or_forged_webhooks_get_403(case: str, logs: io.StringIO)
         text = await resp.text()
     assert "X-Twilio-Signature" in text
     assert "<Response>" not in text
-    assert gateway.counters["signature_rejected"] == 1
+    assert gateway.counters[("twilio", "signature")] == 1
     [line] = _events(logs, "signature_rejected")
     assert line["reason"] == ("missing" if case == "missing" else "invalid")
     assert line["path"] == "/twiml"
@@ -138,7 +142,7 @@ async def test_a_signed_stream_upgrade_is_accepted(signed_url: str) -> None:
             f"ws://127.0.0.1:{port}/media",
             headers={"X-Twilio-Signature": SIGNER.compute_signature(signed_url, {})}) as ws:
         await ws.close()
-    assert gateway.counters["signature_rejected"] == 0
+    assert gateway.counters[("twilio", "signature")] == 0
 
 
 @pytest.mark.parametrize(("path", "signed_url", "public_url"), [
@@ -160,7 +164,7 @@ async def test_unsigned_stream_upgrades_are_refused_before_any_live_session(
     assert refused.value.status == 403
     assert connector.calls == []
     assert not gateway.calls
-    assert gateway.counters["signature_rejected"] == 1
+    assert gateway.counters[("twilio", "signature")] == 1
     [line] = _events(logs, "signature_rejected")
     assert line["path"] == path
 
@@ -177,21 +181,31 @@ async def test_without_a_public_url_the_request_host_is_used() -> None:
         async with http.ws_connect(f"ws://{host}/media", headers={
                 "X-Twilio-Signature": SIGNER.compute_signature(f"wss://{host}/media", {})}) as ws:
             await ws.close()
-    assert gateway.counters["signature_rejected"] == 0
+    assert gateway.counters[("twilio", "signature")] == 0
 
 
 async def test_a_whole_signed_call_under_a_path_prefix(tmp_path: Path) -> None:
     caller = load_utterance(speech_dir() / "caller_book_table.wav")
     scenario = scenario_from_dict({"speed": SPEED, "turns": [
         {"caller_text": "A table, please.", "reply": "agent_options"}]})
+    public = "https://gw.example.com/voice"
     async with SimulatorServer(scenario) as sim:
-        gateway = _gateway(public_url="https://gw.example.com/voice/", endpoint=sim.url)
-        async with running(gateway) as port:
-            # The stream URL our TwiML gives Twilio is the one it signs.
-            sig = SIGNER.compute_signature("wss://gw.example.com/voice/media", {})
+        gateway = _gateway(public_url=public + "/", endpoint=sim.url)
+        async with running(gateway) as port, aiohttp.ClientSession() as http:
+            # Twilio fetches the TwiML through the proxy, signing the public URL...
+            form = {**FORM, "CallSid": "CA" + "7" * 32}
+            sig = SIGNER.compute_signature(f"{public}/twiml", form)
+            async with http.post(f"http://127.0.0.1:{port}/twiml", data=form,
+                                 headers={"X-Twilio-Signature": sig}) as resp:
+                peer = TwilioPeer(call_sid=form["CallSid"])
+                target = peer.stream_target(await resp.text())
+            assert target.url == "wss://gw.example.com/voice/media"
+            assert TOKEN_PARAMETER in target.parameters
+            # ...then opens the stream it names, signing that URL, carrying the token.
             result = await place_call(f"ws://127.0.0.1:{port}/media",
                                       [Utterance(caller, When.START, 300)], speed=SPEED,
-                                      headers={"X-Twilio-Signature": sig}, max_s=60.0)
+                                      peer=peer, secret=TOKEN, signed_url=target.url,
+                                      max_s=60.0)
     assert result.media_received > 0
     assert gateway.finished[-1].end_reason == "caller hung up"
-    assert gateway.counters["signature_rejected"] == 0
+    assert gateway.counters[("twilio", "signature")] == 0

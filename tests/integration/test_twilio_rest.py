@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.errors import ConfigError
-from gateway.rest.twilio import TwilioCredentials, TwilioRest, TwilioRestError, dial_twiml
-from tests.fake_twilio import FakeTwilio, serving
+from gateway.errors import CallControlError, ConfigError
+from gateway.faults import RetryPolicy
+from gateway.rest.twilio import TwilioCredentials, TwilioRest, dial_twiml
+from tests.fakes import Script, serving
+from tests.fakes.twilio import FakeTwilio
 
 ACCOUNT = "AC" + "1" * 32
 CALL = "CA" + "2" * 32
@@ -21,13 +23,14 @@ TOKEN = "auth-token-very-secret-123"
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeTwilio, str]]:
     twilio = FakeTwilio(ACCOUNT, ACCOUNT, TOKEN)
-    async with serving(twilio) as url:
+    async with serving(twilio.app()) as url:
         yield twilio, url
 
 
-def client(base_url: str, user: str = ACCOUNT, password: str = TOKEN, **kw: Any) -> TwilioRest:
-    kw.setdefault("backoff_s", 0.0)
-    return TwilioRest(TwilioCredentials(ACCOUNT, user, password), base_url=base_url, **kw)
+def client(base_url: str, user: str = ACCOUNT, password: str = TOKEN, attempts: int = 4,
+           **kw: Any) -> TwilioRest:
+    return TwilioRest(TwilioCredentials(ACCOUNT, user, password), base_url=base_url,
+                      retry=RetryPolicy(attempts, 0.0, 0.0), **kw)
 
 
 async def test_hang_up_posts_status_completed_with_basic_auth(
@@ -36,14 +39,14 @@ async def test_hang_up_posts_status_completed_with_basic_auth(
     async with client(url) as rest:
         assert await rest.hang_up(CALL) is True
     [req] = twilio.requests
-    assert req["path"] == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
-    assert req["content_type"] == "application/x-www-form-urlencoded"
-    assert req["form"] == {"Status": "completed"}
+    assert req.path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
+    assert req.content_type == "application/x-www-form-urlencoded"
+    assert req.form == {"Status": "completed"}
 
 
 async def test_a_call_that_already_ended_is_not_an_error(fake: tuple[FakeTwilio, str]) -> None:
     twilio, url = fake
-    twilio.script = [404]
+    twilio.script = Script([404])
     async with client(url) as rest:
         assert await rest.hang_up(CALL) is False
     assert len(twilio.requests) == 1  # a 404 is an answer, not a failure to retry
@@ -53,7 +56,7 @@ async def test_transfer_redirects_to_escaped_dial_twiml(fake: tuple[FakeTwilio, 
     twilio, url = fake
     async with client(url) as rest:
         assert await rest.transfer(CALL, "+15550100") is True
-    assert twilio.requests[0]["form"] == {"Twiml": "<Response><Dial>+15550100</Dial></Response>"}
+    assert twilio.requests[0].form == {"Twiml": "<Response><Dial>+15550100</Dial></Response>"}
 
 
 async def test_api_key_credentials(fake: tuple[FakeTwilio, str]) -> None:
@@ -65,19 +68,20 @@ async def test_api_key_credentials(fake: tuple[FakeTwilio, str]) -> None:
 
 async def test_server_errors_are_retried(fake: tuple[FakeTwilio, str]) -> None:
     twilio, url = fake
-    twilio.script = [500, 503]
+    twilio.script = Script([500, 503])
     with capture_logs() as logs:
         async with client(url, attempts=3) as rest:
             assert await rest.hang_up(CALL) is True
     assert len(twilio.requests) == 3
-    assert [e["attempt"] for e in logs if e["event"] == "twilio_retry"] == [1, 2]
+    assert [e["attempt"] for e in logs if e["event"] == "carrier_retry"] == [1, 2]
+    assert all(e["carrier"] == "twilio" for e in logs if e["event"] == "carrier_retry")
 
 
 async def test_gives_up_after_the_last_attempt(fake: tuple[FakeTwilio, str]) -> None:
     twilio, url = fake
-    twilio.script = [500] * 10
+    twilio.script = Script([500] * 10)
     async with client(url, attempts=3) as rest:
-        with pytest.raises(TwilioRestError, match="failed after 3 attempts: HTTP 500"):
+        with pytest.raises(CallControlError, match="failed after 3 attempts: HTTP 500"):
             await rest.hang_up(CALL)
     assert len(twilio.requests) == 3
 
@@ -86,7 +90,7 @@ async def test_refusals_raise_without_leaking_the_secret(fake: tuple[FakeTwilio,
     twilio, url = fake
     with capture_logs() as logs:
         async with client(url, password="wrong-token-abcdef") as rest:
-            with pytest.raises(TwilioRestError) as info:
+            with pytest.raises(CallControlError) as info:
                 await rest.hang_up(CALL)
     assert (info.value.status, info.value.code) == (401, 20003)
     assert "Authenticate" in str(info.value)
@@ -100,7 +104,7 @@ async def test_connection_failures_are_retried_then_reported() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     async with client(f"http://127.0.0.1:{port}", attempts=2) as rest:
-        with pytest.raises(TwilioRestError, match="failed after 2 attempts"):
+        with pytest.raises(CallControlError, match="failed after 2 attempts"):
             await rest.redirect(CALL, "<Response/>")
 
 

@@ -1,8 +1,9 @@
 """What went wrong with one load-test call, as one short kind (the report counts them by kind).
 
 Kinds: ``connect_refused`` (nothing listening), ``connect_error`` (DNS, unreachable, TLS...),
-``handshake_<status>`` (the upgrade was answered with HTTP ``status``: 403 bad signature,
-503 busy or draining), ``closed_early`` (the socket dropped, or the gateway ended the stream
+``answer_<status>`` (the carrier's answer webhook was refused with HTTP ``status``: 403 bad
+signature), ``handshake_<status>`` (the upgrade was answered with HTTP ``status``: 403 bad
+signature, 503 busy or draining), ``closed_early`` (the socket dropped, or the gateway ended the stream
 before the caller hung up), ``timeout`` (the call overran its wall-clock limit),
 ``no_reply`` (the call went through but the agent never answered) and ``error:<Type>`` for
 anything else, so a new failure shows up by name instead of being folded into another kind.
@@ -29,6 +30,8 @@ def classify_exception(exc: BaseException) -> str:
         return TIMEOUT
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         return f"handshake_{exc.status}"
+    if isinstance(exc, aiohttp.ClientResponseError):  # the answer webhook, before the socket
+        return f"answer_{exc.status}"
     if isinstance(exc, aiohttp.ClientConnectorError):  # before ClientOSError, its base
         return CONNECT_REFUSED if isinstance(exc.os_error, ConnectionRefusedError) \
             else CONNECT_ERROR
