@@ -76,8 +76,7 @@ class ContentType(enum.Enum):
 
     @property
     def format(self) -> AudioFormat:
-        codec = Codec.PCMU if self is ContentType.MULAW_8K else Codec.L16
-        return AudioFormat(codec, self.rate)
+        return _FORMATS[self]
 
     @classmethod
     def of(cls, encoding: str, rate: int) -> ContentType | None:
@@ -86,6 +85,8 @@ class ContentType(enum.Enum):
         return next((c for c in cls if (c.encoding, c.rate) == (media_type, rate)), None)
 
 
+_FORMATS: Final = {c: AudioFormat(Codec.PCMU if c is ContentType.MULAW_8K else Codec.L16, c.rate)
+                   for c in ContentType}
 #: Wideband both ways: the Live API hears 16 kHz, so the caller's audio needs no resampling
 #: and the reply loses nothing to mu-law; SIP and WebRTC callers keep their wideband audio.
 DEFAULT_CONTENT_TYPE: Final = ContentType.L16_16K
@@ -204,20 +205,21 @@ class PlivoStream:
     def __init__(self, *, content: ContentType = DEFAULT_CONTENT_TYPE,
                  max_payload: int = 32_000, transfer: bool = True) -> None:
         self.state = StreamState.NEW
-        self.content = content
         self.max_payload = max_payload
         self.transfer = transfer
         self.stream_id: str | None = None
         self._call_id: str | None = None
         self._play_head = ""
+        self._use(content)
+
+    def _use(self, content: ContentType) -> None:
+        self.content = content
+        self.caps = capabilities(content, transfer=self.transfer)
+        self._sample_bytes = content.format.codec.sample_bytes
 
     @property
     def call_id(self) -> str | None:
         return self._call_id
-
-    @property
-    def caps(self) -> Capabilities:
-        return capabilities(self.content, transfer=self.transfer)
 
     # -- inbound -------------------------------------------------------------------------
 
@@ -281,7 +283,8 @@ class PlivoStream:
                 f"{', '.join(c.value for c in ContentType)}",
                 field="start.mediaFormat", call_sid=call_id)
         params = decode_parameters(msg.get("extra_headers"), call_id)
-        self._call_id, self.stream_id, self.content = call_id, stream_id, content
+        self._call_id, self.stream_id = call_id, stream_id
+        self._use(content)
         # Built once: every reply message starts the same way.
         self._play_head = ('{"event":"playAudio","media":{"contentType":"'
                            f'{content.encoding}","sampleRate":{content.rate},"payload":"')
@@ -298,7 +301,7 @@ class PlivoStream:
                                        call_sid=self._call_id)
         payload = b64_audio(media.get("payload"), "media.payload", self.max_payload,
                             self._call_id)
-        if len(payload) % self.content.format.codec.sample_bytes:
+        if len(payload) % self._sample_bytes:
             raise CarrierProtocolError("not a whole number of 16-bit samples",
                                        field="media.payload", call_sid=self._call_id)
         # Checked for their shape only: the gateway does not reorder Plivo's frames.
