@@ -13,10 +13,11 @@ both directions carry; ``playAudio`` must name the same type and rate. L16 is li
 (Plivo's own examples feed its media straight to consumers of little-endian PCM and play
 little-endian TTS output back). The ``start`` says which format came, and that one is used.
 
-**Custom data.** The only way the answer document reaches the stream is the ``extraHeaders``
-attribute, echoed as ``extra_headers`` in the ``start``. Plivo allows only letters and
-digits in its keys and values (512 bytes in all) and documents both ``,`` and ``;`` between
-pairs, so every parameter (the per-call token, From, To) travels in one pair,
+**Custom data.** What the answer document says reaches the stream's messages only through
+the ``extraHeaders`` attribute, echoed as ``extra_headers`` in the ``start`` (a query string
+on the socket's URL would reach the upgrade, which this core never sees). Plivo allows only
+letters and digits in its keys and values (512 bytes in all) and documents both ``,`` and
+``;`` between pairs, so every parameter (the per-call token, From, To) travels in one pair,
 ``voicegw=<hex>``, whose value is the hex of the parameters form-encoded
 (:func:`encode_parameters`); it survives either separator and any character rule.
 """
