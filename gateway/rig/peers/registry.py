@@ -6,23 +6,28 @@ import secrets
 from collections.abc import Callable, Mapping
 
 from gateway.carriers.core import Carrier, CarrierStream
+from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.twilio import TwilioStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.twilio import TwilioPeer
 
 PeerFactory = Callable[[Mapping[str, str]], PhonePeer]
 
 _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TWILIO: lambda params: TwilioPeer(custom_parameters=params),
+    Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
+    Carrier.PLIVO: PlivoStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
 SECRET_ENV: dict[Carrier, str] = {
     Carrier.TWILIO: "TWILIO_AUTH_TOKEN",
+    Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
 }
 
 
@@ -37,6 +42,7 @@ def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
 # peer signs with).
 _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TWILIO: _shared_secret("TWILIO_AUTH_TOKEN"),
+    Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
 }
 
 

@@ -1,0 +1,104 @@
+"""Plivo's Call API, for hanging up and transferring: a thin typed client.
+
+Hanging up is ``DELETE /v1/Account/{auth_id}/Call/{call_uuid}/`` (204). A transfer is
+``POST`` to the same URL with ``legs=aleg`` and ``aleg_url``: Plivo fetches new XML there and
+runs it instead of the stream (202). That URL is the gateway's own ``/plivo/transfer``, in a
+link that names the number and is signed by the gateway
+(:class:`gateway.carriers.plivo_hooks.TransferLinks`). A call that has ended is a 404: it is
+gone, not an error. Credentials are the Auth ID and Auth Token, as HTTP Basic auth.
+
+Why not the official ``plivo`` package: it is synchronous (``requests``), so every call would
+need a thread, and it brings lxml and a client for every Plivo product; two requests do not
+need it. It remains the oracle for signatures in the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gateway.carriers.plivo_hooks import TransferLinks
+from gateway.errors import CallControlError, ConfigError
+from gateway.faults import REST_RETRY, RetryPolicy
+from gateway.log import register_secret
+from gateway.rest.http import RestTransport
+
+DEFAULT_BASE_URL: Final = "https://api.plivo.com"
+# An account (MA...) or subaccount (SA...) Auth ID: 20 characters, as Plivo's SDK checks.
+_AUTH_ID: Final = re.compile(r"^(MA|SA)[A-Za-z0-9]{18}\Z")
+# Never empty: Plivo's DELETE without a call UUID hangs up every call on the account.
+_CALL_UUID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class PlivoCredentials:
+    auth_id: str
+    auth_token: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not _AUTH_ID.match(self.auth_id):
+            raise ConfigError("PLIVO_AUTH_ID does not look like a Plivo Auth ID (MA... or SA..., "
+                              "20 characters)")
+        if not self.auth_token:
+            raise ConfigError("Plivo credentials need the Auth Token")
+        register_secret(self.auth_token)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PlivoCredentials | None:
+        """From ``PLIVO_AUTH_ID`` and ``PLIVO_AUTH_TOKEN``; None without an Auth ID (call
+        control disabled)."""
+        env = os.environ if env is None else env
+        auth_id = env.get("PLIVO_AUTH_ID", "").strip()
+        if not auth_id:
+            return None
+        token = env.get("PLIVO_AUTH_TOKEN", "").strip()
+        if not token:
+            raise ConfigError("PLIVO_AUTH_ID is set but PLIVO_AUTH_TOKEN is not")
+        return cls(auth_id, token)
+
+
+class PlivoRest:
+    """:class:`gateway.callctl.CallControlApi` for Plivo. Without ``links`` (no public URL
+    for Plivo to fetch the transfer from) it can hang up but not transfer."""
+
+    def __init__(self, credentials: PlivoCredentials, *, base_url: str = DEFAULT_BASE_URL,
+                 links: TransferLinks | None = None, timeout_s: float = 10.0,
+                 retry: RetryPolicy = REST_RETRY, log: Any = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.credentials = credentials
+        self.links = links
+        self._clock = clock
+        pair = f"{credentials.auth_id}:{credentials.auth_token}".encode()
+        # Built by hand: aiohttp.BasicAuth is deprecated in newer aiohttp.
+        auth = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        self.http = RestTransport(base_url, lambda: auth, carrier="plivo",
+                                  timeout_s=timeout_s, retry=retry, log=log)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def _path(self, call: str) -> str:
+        if not _CALL_UUID.match(call):
+            raise ValueError(f"not a call UUID: {call[:40]!r}")
+        return f"/v1/Account/{self.credentials.auth_id}/Call/{call}/"
+
+    async def hang_up(self, call: str) -> bool:
+        """End a call in progress. False if Plivo no longer knows it (already over)."""
+        return await self.http.request("DELETE", self._path(call), action="hang_up",
+                                       call=call) is not None
+
+    async def transfer(self, call: str, to: str) -> bool:
+        """Make the call dial ``to`` (E.164 or ``sip:``). False if the call was over."""
+        if self.links is None:
+            raise CallControlError("plivo transfers need VOICEGW_PUBLIC_URL: Plivo fetches "
+                                   "the transfer's XML from the gateway")
+        path = self._path(call)
+        body = {"legs": "aleg", "aleg_url": self.links.link(to, self._clock()),
+                "aleg_method": "POST"}
+        return await self.http.request("POST", path, action="transfer", call=call,
+                                       json=body) is not None

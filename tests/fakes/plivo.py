@@ -1,0 +1,79 @@
+"""A fake of Plivo's Call API (``DELETE``/``POST /v1/Account/{auth_id}/Call/{call_uuid}/``) on
+loopback.
+
+It checks Basic auth (Auth ID and Auth Token) and the transfer's body as Plivo does, answers
+each request with the next status in ``script`` (then 204 for a hang-up, 202 for a transfer),
+and records every request, so a test can check the path, the credentials and the body the
+gateway sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from gateway.carriers.plivo_hooks import TransferLinks
+from gateway.faults import RetryPolicy
+from gateway.rest.plivo import PlivoCredentials, PlivoRest
+from tests.fakes import Recorded, Script, record, serving
+
+NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
+API_ID = "c1d2e3f4-0000-4000-8000-000000000000"
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"api_id": API_ID, "error": message}, status=status)
+
+
+@dataclass
+class FakePlivo:
+    auth_id: str
+    token: str
+    script: Script = field(default_factory=Script)
+    requests: list[Recorded] = field(default_factory=list)
+
+    async def call(self, request: web.Request) -> web.Response:
+        recorded = await record(request)
+        self.requests.append(recorded)
+        expected = "Basic " + base64.b64encode(f"{self.auth_id}:{self.token}".encode()).decode()
+        if request.match_info["account"] != self.auth_id or recorded.auth != expected:
+            return _error(401, "authentication failed")
+        if request.method == "POST":
+            body = recorded.json
+            if recorded.content_type != "application/json" or not isinstance(body, dict) \
+                    or body.get("legs") not in ("aleg", "bleg", "both") \
+                    or not str(body.get("aleg_url", "")).startswith(("https://", "http://")):
+                return _error(400, "legs and aleg_url are required")
+        status = self.script.next(202 if request.method == "POST" else 204)
+        if status == 204:
+            return web.Response(status=204)
+        if status == 202:
+            return web.json_response({"api_id": API_ID, "message": "call transferred"},
+                                     status=202)
+        if status == 404:
+            return _error(404, "not found")
+        return _error(status, "server error")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("DELETE", "/v1/Account/{account}/Call/{call}/", self.call)
+        app.router.add_route("POST", "/v1/Account/{account}/Call/{call}/", self.call)
+        return app
+
+
+@contextlib.asynccontextmanager
+async def fake_plivo(auth_id: str, token: str, links: TransferLinks | None = None,
+                     ) -> AsyncIterator[tuple[FakePlivo, PlivoRest]]:
+    """The fake, and the gateway's REST client pointed at it with the account's credentials."""
+    fake = FakePlivo(auth_id, token)
+    async with serving(fake.app()) as url:
+        rest = PlivoRest(PlivoCredentials(auth_id, token), base_url=url, links=links,
+                         retry=NO_WAIT)
+        try:
+            yield fake, rest
+        finally:
+            await rest.aclose()
