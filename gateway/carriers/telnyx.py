@@ -217,7 +217,7 @@ class TelnyxStream:
         return self._in_order(seq, parsed)
 
     def _sequence(self, msg: dict[str, Any], event: str) -> int | None:
-        if "sequence_number" not in msg or event == "error":
+        if msg.get("sequence_number") is None or event == "error":
             return None
         return int_field(msg, "sequence_number", "", self._call_id)
 
