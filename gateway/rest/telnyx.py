@@ -10,8 +10,9 @@ already ended is refused with 422 and Telnyx's error code 90018 ("Call has alrea
 that is the call being gone (False), not an error. Calls a TeXML application answered take
 Call Control commands too.
 
-Why not the official ``telnyx`` package: it is generated for every Telnyx product (thousands
-of modules, on httpx rather than the gateway's aiohttp), and two commands do not need it. It
+Why not the official ``telnyx`` package: it is generated for every Telnyx product (over 3,000
+modules, about a second to import, on httpx rather than the gateway's aiohttp pool), and two
+commands do not need it. It
 remains the oracle for webhook signatures in the tests, and a check that the fake API in the
 tests takes what the SDK sends.
 """
