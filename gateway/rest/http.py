@@ -3,9 +3,10 @@ one retry policy (:data:`gateway.faults.REST_RETRY`), and errors that never carr
 
 Server errors, rate limiting and connection failures are retried with capped exponential
 backoff; call-control requests are idempotent (hanging up or redirecting a call twice does no
-more harm than once), so a retry cannot do damage. A 404 means the call has already ended.
-Anything else the carrier refuses raises :class:`CallControlError` with its status and the
-carrier's own error code and message, scrubbed of registered secrets.
+more harm than once), so a retry cannot do damage. A 404 means the call has already ended
+(a carrier that says so otherwise passes its own ``gone`` test: Telnyx answers 422 with its
+code 90018). Anything else the carrier refuses raises :class:`CallControlError` with its status
+and the carrier's own error code and message, scrubbed of registered secrets.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import structlog
 
 from gateway.errors import CallControlError
 
-__all__ = ["CallControlError", "Reply", "RestTransport"]
+__all__ = ["CallControlError", "Gone", "Reply", "RestTransport", "error_code", "not_found"]
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import scrub
 
@@ -35,6 +36,12 @@ class Reply:
 
 # Called before each attempt: the headers that authenticate it (a fresh JWT for Vonage).
 Authorise = Callable[[], Mapping[str, str]]
+# Whether a refusal (status, body) says the call has already ended.
+Gone = Callable[[int, Mapping[str, Any]], bool]
+
+
+def not_found(status: int, body: Mapping[str, Any]) -> bool:
+    return status == 404
 
 
 class RestTransport:
@@ -42,10 +49,11 @@ class RestTransport:
 
     def __init__(self, base_url: str, authorise: Authorise, *, carrier: str,
                  timeout_s: float = 10.0, retry: RetryPolicy = REST_RETRY,
-                 log: Any = None) -> None:
+                 log: Any = None, gone: Gone = not_found) -> None:
         self.base_url = base_url.rstrip("/")
         self.carrier = carrier
         self._authorise = authorise
+        self._gone = gone
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.retry = retry
         self.log = log if log is not None else structlog.get_logger("gateway.rest")
@@ -78,7 +86,7 @@ class RestTransport:
                         self.log.info("carrier_call_updated", carrier=self.carrier,
                                       action=action, call=call, attempt=attempt)
                         return Reply(resp.status, body)
-                    if resp.status == 404:
+                    if self._gone(resp.status, body):
                         self.log.info("carrier_call_gone", carrier=self.carrier, action=action,
                                       call=call)
                         return None
@@ -86,7 +94,7 @@ class RestTransport:
                     if resp.status not in _RETRY_STATUS:
                         raise CallControlError(
                             f"{self.carrier} refused {action} for {call}: {problem}",
-                            status=resp.status, code=body.get("code"))
+                            status=resp.status, code=error_code(body))
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                     TimeoutError) as exc:
                 problem = scrub(f"{type(exc).__name__}: {exc}"[:300])
@@ -105,6 +113,15 @@ async def _body(resp: aiohttp.ClientResponse) -> dict[str, Any]:
     except (ValueError, aiohttp.ClientError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def error_code(body: Mapping[str, Any]) -> object:
+    """The carrier's own error code: ``code``, or Telnyx's ``errors[0].code``."""
+    errors = body.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else None
+    if body.get("code") is None and isinstance(first, dict):
+        return first.get("code")
+    return body.get("code")
 
 
 def _message(body: Mapping[str, Any]) -> str:

@@ -7,20 +7,24 @@ from collections.abc import Callable, Mapping
 
 from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.plivo import PlivoStream
+from gateway.carriers.telnyx import TelnyxStream
 from gateway.carriers.twilio import TwilioStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.plivo import PlivoPeer
+from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer
 
 PeerFactory = Callable[[Mapping[str, str]], PhonePeer]
 
 _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TWILIO: lambda params: TwilioPeer(custom_parameters=params),
+    Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
+    Carrier.TELNYX: TelnyxStream,
     Carrier.PLIVO: PlivoStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
@@ -38,10 +42,16 @@ def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
     return make
 
 
+def _telnyx_key_pair() -> tuple[dict[str, str], str]:
+    public, private = new_key_pair()
+    return {"TELNYX_PUBLIC_KEY": public}, private
+
+
 # Fresh signing credentials for a gateway the rig starts itself: (its environment, what the
 # peer signs with).
 _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TWILIO: _shared_secret("TWILIO_AUTH_TOKEN"),
+    Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
 }
 

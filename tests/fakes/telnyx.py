@@ -1,0 +1,76 @@
+"""A fake of Telnyx's Call Control commands (``POST /v2/calls/{call_control_id}/actions/...``)
+on loopback.
+
+It checks the Bearer API key as Telnyx does (401 with Telnyx's ``errors`` list otherwise),
+takes JSON bodies only, requires ``to`` on a transfer, and answers each request with the next
+status in ``script`` (then 200), in Telnyx's shapes: ``{"data": {"result": "ok"}}``, and for
+a call that has ended, 422 with code 90018. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from gateway.faults import RetryPolicy
+from gateway.rest.telnyx import TelnyxRest
+from tests.fakes import Recorded, Script, record, serving
+
+NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
+ACTIONS = frozenset({"hangup", "transfer"})
+
+
+def errors(status: int, code: str, title: str, detail: str) -> web.Response:
+    return web.json_response({"errors": [{"code": code, "title": title, "detail": detail}]},
+                             status=status)
+
+
+@dataclass
+class FakeTelnyx:
+    api_key: str
+    script: Script = field(default_factory=Script)
+    requests: list[Recorded] = field(default_factory=list)
+
+    async def command(self, request: web.Request) -> web.Response:
+        self.requests.append(recorded := await record(request))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return errors(401, "10009", "Authentication failed",
+                          "The API key provided is not valid.")
+        if request.match_info["action"] not in ACTIONS:
+            return errors(404, "10005", "Resource not found", "No such command.")
+        body: Any = recorded.json
+        if recorded.content_type != "application/json" or not isinstance(body, dict):
+            return errors(400, "10015", "Bad Request", "The body must be a JSON object.")
+        if request.match_info["action"] == "transfer" and not body.get("to"):
+            return errors(422, "10032", "Missing required parameter",
+                          "The 'to' parameter is required.")
+        status = self.script.next()
+        if status == 200:
+            return web.json_response({"data": {"result": "ok"}})
+        if status == 422:
+            return errors(422, "90018", "Call has already ended",
+                          "This call is no longer active and can't receive commands.")
+        if status == 404:
+            return errors(404, "10005", "Resource not found", "The call was not found.")
+        return errors(status, "10007", "Unexpected error", "An unexpected error occurred.")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v2/calls/{call}/actions/{action}", self.command)
+        return app
+
+
+@contextlib.asynccontextmanager
+async def fake_telnyx(api_key: str) -> AsyncIterator[tuple[FakeTelnyx, TelnyxRest, str]]:
+    """The fake, the gateway's REST client pointed at it, and the fake's base URL."""
+    fake = FakeTelnyx(api_key)
+    async with serving(fake.app()) as url:
+        rest = TelnyxRest(api_key, base_url=url, retry=NO_WAIT)
+        try:
+            yield fake, rest, url
+        finally:
+            await rest.aclose()
