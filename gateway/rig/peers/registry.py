@@ -7,22 +7,27 @@ from collections.abc import Callable, Mapping
 
 from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.twilio import TwilioStream
+from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.twilio import TwilioPeer
+from gateway.rig.peers.vonage import VonagePeer
 
 PeerFactory = Callable[[Mapping[str, str]], PhonePeer]
 
 _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TWILIO: lambda params: TwilioPeer(custom_parameters=params),
+    Carrier.VONAGE: VonagePeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
+    Carrier.VONAGE: VonageStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
 SECRET_ENV: dict[Carrier, str] = {
     Carrier.TWILIO: "TWILIO_AUTH_TOKEN",
+    Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
 }
 
 
@@ -37,6 +42,7 @@ def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
 # peer signs with).
 _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TWILIO: _shared_secret("TWILIO_AUTH_TOKEN"),
+    Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
 }
 
 
