@@ -42,9 +42,9 @@ class CarrierCase:
 
 def _cases() -> list[CarrierCase]:
     # Imported here: each case module imports CarrierCase from this one.
-    from tests.cases import twilio
+    from tests.cases import twilio, vonage
 
-    return [twilio.CASE]
+    return [twilio.CASE, vonage.CASE]
 
 
 CASES: list[CarrierCase] = _cases()
