@@ -215,8 +215,8 @@ class VonageStream:
     def _parse_dtmf(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
         # {"event":"websocket:dtmf","digit":"5","duration":260}: one digit per key press.
         digit = str_field(msg, "digit", "", self.call_uuid)
-        if "duration" in msg:
-            int_field(msg, "duration", "", self.call_uuid)
+        if "duration" in msg and int_field(msg, "duration", "", self.call_uuid) < 0:
+            raise CarrierProtocolError("negative", field="duration", call_sid=self.call_uuid)
         return (Dtmf(check_digit(digit, "digit", self.call_uuid)),)
 
     def _parse_notify(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
