@@ -207,6 +207,29 @@ def test_the_secret_is_not_in_the_verifiers_repr() -> None:
     assert SECRET not in repr(CHECK)
 
 
+@given(st.text(max_size=300), st.binary(max_size=300),
+       st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=4))
+def test_whatever_a_request_carries_the_check_gives_a_verdict(
+        authorization: str, body: bytes, query: list[tuple[str, str]]) -> None:
+    for auth in (authorization, f"Bearer {authorization}"):
+        request = WebhookRequest("POST", (), CIMultiDict({"Authorization": auth}), body=body,
+                                 query=tuple(query), now=time.time())
+        assert CHECK.verify(request) in (Verdict.MISSING, Verdict.INVALID)
+
+
+@given(st.binary(max_size=300), st.lists(st.tuples(st.text(max_size=8), st.text(max_size=12)),
+                                         max_size=4))
+def test_whatever_a_webhook_says_it_is_a_call_or_a_webhook_error(
+        body: bytes, query: list[tuple[str, str]]) -> None:
+    request = WebhookRequest("POST", (), CIMultiDict(), body=body, query=tuple(query))
+    try:
+        call = VonageHooks().call_info(request)
+    except WebhookError:
+        return
+    assert call.forwarded["uuid"] == call.call_id
+    call_event(request)
+
+
 # -- the answer ------------------------------------------------------------------------------
 
 
