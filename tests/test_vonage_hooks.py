@@ -178,6 +178,7 @@ def test_a_signed_token_without_usable_claims_is_invalid(drop: tuple[str, ...],
 def test_a_token_for_another_application_is_invalid() -> None:
     assert CHECK.verify(signed_get(application_id="another-app")) is Verdict.INVALID
     assert CHECK.verify(signed_get(drop=("application_id",))) is Verdict.VALID
+    assert CHECK.verify(signed_get(application_id=APP.upper())) is Verdict.VALID
     assert VonageSignature(SECRET).verify(signed_get(application_id="x")) is Verdict.VALID
 
 

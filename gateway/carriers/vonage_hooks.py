@@ -241,7 +241,8 @@ class VonageSignature:
         if claims is None:
             return Verdict.INVALID
         app = claims.get("application_id")
-        if self.application_id and app is not None and app != self.application_id:
+        if self.application_id and app is not None \
+                and str(app).lower() != self.application_id.lower():  # ids are UUIDs
             return Verdict.INVALID
         given = claims.get("payload_hash")
         if not isinstance(given, str) or not given.isascii():
