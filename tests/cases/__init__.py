@@ -42,9 +42,9 @@ class CarrierCase:
 
 def _cases() -> list[CarrierCase]:
     # Imported here: each case module imports CarrierCase from this one.
-    from tests.cases import plivo, telnyx, twilio
+    from tests.cases import plivo, telnyx, twilio, vonage
 
-    return [twilio.CASE, telnyx.CASE, plivo.CASE]
+    return [twilio.CASE, telnyx.CASE, plivo.CASE, vonage.CASE]
 
 
 CASES: list[CarrierCase] = _cases()

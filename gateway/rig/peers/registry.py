@@ -9,11 +9,13 @@ from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.telnyx import TelnyxStream
 from gateway.carriers.twilio import TwilioStream
+from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer
+from gateway.rig.peers.vonage import VonagePeer
 
 PeerFactory = Callable[[Mapping[str, str]], PhonePeer]
 
@@ -21,17 +23,20 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TWILIO: lambda params: TwilioPeer(custom_parameters=params),
     Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
+    Carrier.VONAGE: VonagePeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
     Carrier.TELNYX: TelnyxStream,
     Carrier.PLIVO: PlivoStream,
+    Carrier.VONAGE: VonageStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
 SECRET_ENV: dict[Carrier, str] = {
     Carrier.TWILIO: "TWILIO_AUTH_TOKEN",
     Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
+    Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
 }
 
 
@@ -53,6 +58,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TWILIO: _shared_secret("TWILIO_AUTH_TOKEN"),
     Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
+    Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
 }
 
 
