@@ -22,13 +22,13 @@ from typing import Any, Literal
 import pytest
 
 from gateway.agent import Agent, CallContext, Scheduling, ToolError, tool
+from gateway.audio import pcm16_to_ulaw
 from gateway.bridge_config import CallServices
+from gateway.carriers.core import Carrier
 from gateway.config import Settings, custom_endpoint
 from gateway.log import mask_number
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, bundled_agents, discover_agents
-from gateway.audio import pcm16_to_ulaw
-from gateway.carriers.core import Carrier
 from gateway.rest.twilio import TwilioRest
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict

@@ -12,11 +12,11 @@ import structlog
 
 from gateway import cli
 from gateway.bridge_config import CallServices
-from gateway.rig.capture import load_capture
 from gateway.carriers.core import Carrier
 from gateway.config import Settings, custom_endpoint
 from gateway.errors import ConfigError
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
+from gateway.rig.capture import load_capture
 from gateway.rig.phone import When, place_call
 from gateway.rig.simulator import SimulatorServer, load_scenario
 from gateway.server import Gateway, load_prompt, running

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import _parser, main
 from gateway.carrier_setup import all_setups
 from gateway.carriers.core import Carrier
+from gateway.cli import _parser, main
 from gateway.config import Settings, custom_endpoint
 from gateway.rig.loadtest.command import run
 from gateway.rig.simulator import Scenario, SimulatorServer

@@ -3,8 +3,8 @@
 Kinds: ``connect_refused`` (nothing listening), ``connect_error`` (DNS, unreachable, TLS...),
 ``answer_<status>`` (the carrier's answer webhook was refused with HTTP ``status``: 403 bad
 signature), ``handshake_<status>`` (the upgrade was answered with HTTP ``status``: 403 bad
-signature, 503 busy or draining), ``closed_early`` (the socket dropped, or the gateway ended the stream
-before the caller hung up), ``timeout`` (the call overran its wall-clock limit),
+signature, 503 busy or draining), ``closed_early`` (the socket dropped, or the gateway ended
+the stream before the caller hung up), ``timeout`` (the call overran its wall-clock limit),
 ``no_reply`` (the call went through but the agent never answered) and ``error:<Type>`` for
 anything else, so a new failure shows up by name instead of being folded into another kind.
 """
