@@ -31,6 +31,11 @@ class CallControlApi(Protocol):
     """A carrier's REST API for its calls (``gateway.rest``). ``call`` is the id the carrier
     knows the call by for control (:attr:`gateway.carriers.core.Started.control`)."""
 
+    @property
+    def transfers(self) -> bool:
+        """Whether this client can transfer as configured (some carriers need the gateway's
+        public URL to fetch the transfer's instructions from)."""
+
     async def hang_up(self, call: str) -> bool:
         """End the call; False if it was already over."""
     async def transfer(self, call: str, to: str) -> bool:
@@ -65,7 +70,7 @@ class CallController:
         self.api = api
         self.call = call
         self.log = log
-        self.can_transfer = can_transfer and api is not None
+        self.can_transfer = can_transfer and api is not None and api.transfers
         self._request: Request | None = None
         self._requested = asyncio.Event()
 

@@ -319,4 +319,3 @@ def test_capabilities() -> None:
     assert (caps.clear, caps.marks, caps.dtmf, caps.hang_up, caps.transfer) == (True,) * 5
     assert not caps.stop_event  # Plivo closes the socket; the protocol has no end message
     assert not caps.binary_audio
-    assert not PlivoStream(transfer=False).caps.transfer

@@ -28,12 +28,12 @@ from gateway.carriers.plivo_hooks import (
     SIGNATURE_HEADER,
     PlivoHooks,
     PlivoSignature,
-    TransferLinks,
     busy_xml,
     compute_signature,
     dial_xml,
     fit_parameters,
     stream_xml,
+    transfer_links,
 )
 from gateway.errors import ConfigError
 
@@ -236,19 +236,19 @@ def fetch(link: str, now: float = 1000.0) -> WebhookRequest:
 
 
 def test_a_link_dials_its_number_and_nothing_else() -> None:
-    links = TransferLinks(TOKEN, PUBLIC)
+    links = transfer_links(TOKEN, PUBLIC)
     link = links.link("+15550111", now=1000.0)
     assert link.startswith("https://gw.example.com/voice/plivo/transfer?number=%2B15550111&")
     assert links.dial(fetch(link)).body == dial_xml("+15550111")
     # Another replica, the same token: the same key.
-    assert TransferLinks(TOKEN, PUBLIC).dial(fetch(link)).body == dial_xml("+15550111")
+    assert transfer_links(TOKEN, PUBLIC).dial(fetch(link)).body == dial_xml("+15550111")
     forged = link.replace("%2B15550111", "%2B19005550000")
     for bad in (forged, link + "&number=%2B1900", link.split("&sig=")[0],
                 link.replace("expires=", "expires=9"), "https://gw/plivo/transfer?number=1"):
         with pytest.raises(WebhookError, match="not a transfer link"):
             links.dial(fetch(bad))
     with pytest.raises(WebhookError, match="not a transfer link"):
-        TransferLinks("another-token", PUBLIC).dial(fetch(link))
+        transfer_links("another-token", PUBLIC).dial(fetch(link))
     with pytest.raises(WebhookError, match="expired"):
         links.dial(fetch(link, now=1000.0 + links.ttl_s + 1))
     with pytest.raises(ValueError, match="empty"):
@@ -256,9 +256,9 @@ def test_a_link_dials_its_number_and_nothing_else() -> None:
 
 
 def test_links_use_the_http_form_of_the_public_url() -> None:
-    assert TransferLinks(TOKEN, "wss://gw.example.com").url == \
+    assert transfer_links(TOKEN, "wss://gw.example.com").url == \
         "https://gw.example.com/plivo/transfer"
-    assert TOKEN not in repr(TransferLinks(TOKEN, PUBLIC))
+    assert TOKEN not in repr(transfer_links(TOKEN, PUBLIC))
 
 
 # -- set-up ----------------------------------------------------------------------------------
@@ -273,13 +273,16 @@ def test_from_env_signs_hangs_up_and_transfers_with_everything_set() -> None:
     assert plivo.call_control is not None and set(plivo.extra_hooks) == {"transfer"}
     stream = plivo.new_stream()
     assert stream.caps.transfer and stream.carrier is Carrier.PLIVO
+    assert plivo.call_control.transfers
     assert TOKEN not in repr(plivo)
 
 
 def test_from_env_without_a_public_url_or_credentials() -> None:
     no_url = setup.from_env({"PLIVO_AUTH_ID": AUTH_ID, "PLIVO_AUTH_TOKEN": TOKEN})
     assert no_url.call_control is not None and not no_url.extra_hooks
-    assert not no_url.new_stream().caps.transfer  # so the agent is not offered the tool
+    # Plivo can transfer, but this gateway has no URL to give it: the REST client says so,
+    # and the agent is not offered the tool.
+    assert not no_url.call_control.transfers
     unsigned = setup.from_env({})
     assert not unsigned.signed and unsigned.call_control is None
     off = setup.from_env({"PLIVO_AUTH_TOKEN": TOKEN, "VOICEGW_PLIVO_CHECK_UPGRADE": "off"})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from gateway.carrier_setup import plivo, telnyx, twilio, vonage
+from gateway.carrier_setup import plivo, signalwire, telnyx, twilio, vonage
 from gateway.carrier_setup.base import CarrierSetup, ExtraHook, FromEnv
 from gateway.carriers.core import Carrier
 from gateway.errors import ConfigError
@@ -28,6 +28,7 @@ __all__ = ["PROVIDERS", "CarrierSetup", "ExtraHook", "FromEnv", "all_setups", "e
 
 PROVIDERS: dict[Carrier, FromEnv] = {
     Carrier.TWILIO: twilio.from_env,
+    Carrier.SIGNALWIRE: signalwire.from_env,
     Carrier.TELNYX: telnyx.from_env,
     Carrier.PLIVO: plivo.from_env,
     Carrier.VONAGE: vonage.from_env,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.core import Carrier
 from gateway.carriers.plivo import DEFAULT_CONTENT_TYPE, ContentType, PlivoStream
-from gateway.carriers.plivo_hooks import PlivoHooks, PlivoSignature, TransferLinks
+from gateway.carriers.plivo_hooks import PlivoHooks, PlivoSignature, transfer_links
 from gateway.errors import ConfigError
 from gateway.log import register_secret
 from gateway.rest.plivo import DEFAULT_BASE_URL, PlivoCredentials, PlivoRest
@@ -46,12 +46,12 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     public_url = env.get("VOICEGW_PUBLIC_URL", "").strip()
     # The REST client mints the transfer links and the route checks them: one object, one
     # key, so the two cannot disagree.
-    links = TransferLinks(credentials.auth_token, public_url) \
+    links = transfer_links(credentials.auth_token, public_url) \
         if credentials is not None and public_url else None
     base = env.get("VOICEGW_PLIVO_API_URL", "").strip() or DEFAULT_BASE_URL
     return CarrierSetup(
         carrier=Carrier.PLIVO,
-        new_stream=functools.partial(PlivoStream, content=content, transfer=links is not None),
+        new_stream=functools.partial(PlivoStream, content=content),
         hooks=PlivoHooks(content), verify=verify, verify_upgrade=upgrade,
         call_control=PlivoRest(credentials, base_url=base, links=links)
         if credentials is not None else None,

@@ -104,11 +104,12 @@ _ID_RE: Final = re.compile(r"^[A-Za-z0-9_\-]{2,64}\Z")
 _HEX_RE: Final = re.compile(r"^(?:[0-9A-Fa-f]{2})*\Z")
 
 
-def capabilities(content: ContentType, *, transfer: bool = True) -> Capabilities:
+def capabilities(content: ContentType) -> Capabilities:
     """What a stream in ``content`` can do. Messages are cut to whole samples and Plivo's
-    advised size. ``transfer`` needs the gateway's public URL (Plivo fetches the new XML)."""
+    advised size. (A transfer also needs the gateway's public URL, for Plivo to fetch the new
+    XML from: the REST client says whether it has one.)"""
     sample = content.format.codec.sample_bytes
-    return Capabilities(clear=True, marks=True, dtmf=True, hang_up=True, transfer=transfer,
+    return Capabilities(clear=True, marks=True, dtmf=True, hang_up=True, transfer=True,
                         stop_event=False,
                         chunking=Chunking(multiple=sample, minimum=sample,
                                           maximum=MAX_PLAY_BYTES))
@@ -204,10 +205,9 @@ class PlivoStream:
     carrier = Carrier.PLIVO
 
     def __init__(self, *, content: ContentType = DEFAULT_CONTENT_TYPE,
-                 max_payload: int = 32_000, transfer: bool = True) -> None:
+                 max_payload: int = 32_000) -> None:
         self.state = StreamState.NEW
         self.max_payload = max_payload
-        self.transfer = transfer
         self.stream_id: str | None = None
         self._call_id: str | None = None
         self._play_head = ""
@@ -215,7 +215,7 @@ class PlivoStream:
 
     def _use(self, content: ContentType) -> None:
         self.content = content
-        self.caps = capabilities(content, transfer=self.transfer)
+        self.caps = capabilities(content)
         self._sample_bytes = content.format.codec.sample_bytes
 
     @property

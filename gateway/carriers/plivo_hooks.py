@@ -26,8 +26,8 @@ each form; every one still needs the Auth Token.
 **Transfers.** Plivo transfers a call by fetching new XML from a URL (``aleg_url``), so the
 gateway serves ``/plivo/transfer``, which answers ``<Dial>`` to the number in its query. That
 route is signed by Plivo like the answer, and the number is signed by the gateway
-(:class:`TransferLinks`): only a number the gateway itself put in a link, within its lifetime,
-is ever dialled, whoever fetches the route.
+(:mod:`gateway.carriers.transfer_links`): only a number the gateway itself put in a link,
+within its lifetime, is ever dialled, whoever fetches the route.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import parse_qs, quote, urlparse, urlsplit, urlunparse, urlunsplit
+from urllib.parse import parse_qs, urlparse, urlsplit, urlunparse, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from gateway.carriers.core import TOKEN_PARAMETER, Carrier
@@ -52,6 +52,7 @@ from gateway.carriers.hooks import (
     WebhookRequest,
 )
 from gateway.carriers.plivo import DEFAULT_CONTENT_TYPE, ContentType, encode_parameters
+from gateway.carriers.transfer_links import TransferLinks
 
 SIGNATURE_HEADER: Final = "X-Plivo-Signature-V3"
 MAIN_SIGNATURE_HEADER: Final = "X-Plivo-Signature-Ma-V3"
@@ -62,7 +63,6 @@ FORWARDED_FIELDS: Final = ("From", "To", "Direction")
 # Which parameters ride first when not all fit in extraHeaders: the rest follow in order.
 _FIRST: Final = (TOKEN_PARAMETER, "To", "From")
 TRANSFER_PATH: Final = "/plivo/transfer"
-TRANSFER_TTL_S: Final = 300.0
 _XML: Final = '<?xml version="1.0" encoding="UTF-8"?>'
 CONTENT_TYPE: Final = "application/xml"
 
@@ -223,49 +223,8 @@ class PlivoHooks:
 # -- transfers ---------------------------------------------------------------------------
 
 
-class TransferLinks:
-    """Links to ``/plivo/transfer`` that say which number to dial, signed by the gateway.
-
-    The key is derived from the Auth Token, which every replica of the gateway holds, so a
-    link minted by one is honoured by whichever one Plivo reaches; it signs nothing Plivo
-    signs. A link names its number and expiry; the route dials nothing else.
-    """
-
-    def __init__(self, token: str, public_url: str, *, ttl_s: float = TRANSFER_TTL_S) -> None:
-        self._key = hmac.new(token.encode(), b"voicegw plivo transfer link",
-                             hashlib.sha256).digest()
-        parts = urlsplit(public_url)
-        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower(), parts.scheme)
-        self.url = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}{TRANSFER_PATH}"
-        self.ttl_s = ttl_s
-
-    def __repr__(self) -> str:
-        return f"TransferLinks({self.url!r})"
-
-    def _mac(self, number: str, expires: int) -> str:
-        mac = hmac.new(self._key, f"{number}|{expires}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
-
-    def link(self, number: str, now: float) -> str:
-        """The ``aleg_url`` that dials ``number``, valid for ``ttl_s`` from ``now``."""
-        target = number.strip()
-        dial_xml(target)  # refuses an empty destination now, not when Plivo fetches it
-        expires = int(now + self.ttl_s)
-        return (f"{self.url}?number={quote(target, safe='')}&expires={expires}"
-                f"&sig={self._mac(target, expires)}")
-
-    def dial(self, request: WebhookRequest) -> AnswerDocument:
-        """The route: ``<Dial>`` to the link's number, or :class:`WebhookError`."""
-        query = _grouped(request.query)
-        try:
-            [number], [expires_text], [sig] = (query[k] for k in ("number", "expires", "sig"))
-        except (KeyError, ValueError):
-            raise WebhookError("not a transfer link of this gateway") from None
-        if not (expires_text.isascii() and expires_text.isdigit() and len(expires_text) <= 12):
-            raise WebhookError("not a transfer link of this gateway")
-        expires = int(expires_text)
-        if not hmac.compare_digest(self._mac(number, expires).encode(), sig.encode()):
-            raise WebhookError("not a transfer link of this gateway")
-        if request.now > expires:
-            raise WebhookError("the transfer link has expired")
-        return AnswerDocument(dial_xml(number), CONTENT_TYPE)
+def transfer_links(token: str, public_url: str) -> TransferLinks:
+    """Signed links to ``/plivo/transfer`` (:mod:`gateway.carriers.transfer_links`), keyed by
+    the Auth Token, answering Plivo's ``<Dial>``."""
+    return TransferLinks(token, public_url, TRANSFER_PATH,
+                         lambda number: AnswerDocument(dial_xml(number), CONTENT_TYPE))

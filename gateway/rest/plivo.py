@@ -4,7 +4,7 @@ Hanging up is ``DELETE /v1/Account/{auth_id}/Call/{call_uuid}/`` (204). A transf
 ``POST`` to the same URL with ``legs=aleg`` and ``aleg_url``: Plivo fetches new XML there and
 runs it instead of the stream (202). That URL is the gateway's own ``/plivo/transfer``, in a
 link that names the number and is signed by the gateway
-(:class:`gateway.carriers.plivo_hooks.TransferLinks`). A call that has ended is a 404: it is
+(:class:`gateway.carriers.transfer_links.TransferLinks`). A call that has ended is a 404: it is
 gone, not an error. Credentials are the Auth ID and Auth Token, as HTTP Basic auth.
 
 Why not the official ``plivo`` package: it is synchronous (``requests``), so every call would
@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.carriers.plivo_hooks import TransferLinks
+from gateway.carriers.transfer_links import TransferLinks
 from gateway.errors import CallControlError, ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
@@ -91,6 +91,10 @@ class PlivoRest:
         """End a call in progress. False if Plivo no longer knows it (already over)."""
         return await self.http.request("DELETE", self._path(call), action="hang_up",
                                        call=call) is not None
+
+    @property
+    def transfers(self) -> bool:
+        return self.links is not None  # Plivo fetches the <Dial> from the gateway
 
     async def transfer(self, call: str, to: str) -> bool:
         """Make the call dial ``to`` (E.164 or ``sip:``). False if the call was over."""

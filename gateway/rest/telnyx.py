@@ -69,6 +69,10 @@ class TelnyxRest:
         """End a call in progress. False if Telnyx says it is already over."""
         return await self._command(call, "hangup", {})
 
+    @property
+    def transfers(self) -> bool:
+        return True
+
     async def transfer(self, call: str, to: str) -> bool:
         """Dial ``to`` (E.164 or ``sip:``) and connect the caller to it."""
         target = to.strip()

@@ -5,7 +5,8 @@ Both are ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` with a 
 (for a transfer, a ``<Dial>``), which also ends the Media Stream. Credentials are the account's
 Auth Token or an API key (``TWILIO_API_KEY``/``TWILIO_API_SECRET``), sent as HTTP Basic auth.
 SignalWire's compatibility API takes the same requests under its space's ``/api/laml``, with
-the project id and an API token.
+the project id and an API token; it takes no inline ``Twiml``, so a transfer there redirects
+the call to a signed link on the gateway (``links``) that answers the ``<Dial>``.
 
 Why not the official ``twilio`` package: its async client is a thin layer over the same
 request, and the package (every Twilio product's generated API) costs more to import than the
@@ -17,12 +18,14 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
 from gateway.carriers.core import Carrier
+from gateway.carriers.transfer_links import TransferLinks
 from gateway.errors import ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
@@ -77,16 +80,23 @@ class TwilioRest:
     """:class:`gateway.callctl.CallControlApi` for Twilio (and SignalWire's LaML API)."""
 
     def __init__(self, credentials: TwilioCredentials, *, base_url: str = DEFAULT_BASE_URL,
-                 carrier: Carrier = Carrier.TWILIO, timeout_s: float = 10.0,
-                 retry: RetryPolicy = REST_RETRY, log: Any = None) -> None:
+                 carrier: Carrier = Carrier.TWILIO, links: TransferLinks | None = None,
+                 timeout_s: float = 10.0, retry: RetryPolicy = REST_RETRY,
+                 log: Any = None) -> None:
         self.carrier = carrier
         self.credentials = credentials
+        self.links = links
         pair = f"{credentials.username}:{credentials.password}".encode()
         # Built by hand: aiohttp.BasicAuth is deprecated in newer aiohttp, and its
         # replacement does not exist in the older versions we support.
         auth = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
         self.http = RestTransport(base_url, lambda: auth, carrier=carrier.value,
                                   timeout_s=timeout_s, retry=retry, log=log)
+
+    @property
+    def transfers(self) -> bool:
+        # Twilio takes the <Dial> inline; SignalWire only through a link to the gateway.
+        return self.carrier is Carrier.TWILIO or self.links is not None
 
     async def __aenter__(self) -> TwilioRest:
         return self
@@ -106,7 +116,10 @@ class TwilioRest:
         return await self._update(call, {"Twiml": twiml}, "redirect")
 
     async def transfer(self, call: str, to: str) -> bool:
-        """Redirect the call to ``<Dial>to</Dial>``."""
+        """Redirect the call to ``<Dial>to</Dial>``: inline, or through a signed link."""
+        if self.links is not None:
+            link = self.links.link(to, time.time())
+            return await self._update(call, {"Url": link, "Method": "POST"}, "redirect")
         return await self.redirect(call, dial_twiml(to))
 
     async def _update(self, call: str, form: Mapping[str, str], action: str) -> bool:

@@ -140,6 +140,10 @@ class VonageRest:
         """End a call in progress. False if Vonage no longer knows it (already over)."""
         return await self._update(call, {"action": "hangup"}, "hang_up")
 
+    @property
+    def transfers(self) -> bool:
+        return True
+
     async def transfer(self, call: str, to: str) -> bool:
         """Connect the caller to ``to`` instead of the gateway."""
         ncco = transfer_ncco(to, self.caller_id)

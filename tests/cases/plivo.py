@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from gateway.carriers.core import Carrier
 from gateway.carriers.hooks import WebhookRequest
-from gateway.carriers.plivo_hooks import TransferLinks, dial_xml
+from gateway.carriers.plivo_hooks import dial_xml, transfer_links
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.plivo import PlivoPeer
 from tests.cases import CarrierCase
@@ -52,7 +52,7 @@ def transferred(requests: Sequence[Recorded], peer: PhonePeer, number: str) -> N
     # What Plivo then fetches there: a Dial to the number, and only that number.
     fetched = WebhookRequest("POST", (body["aleg_url"],), {},
                              query=tuple(parse_qsl(link.query)), now=time.time())
-    assert TransferLinks(TOKEN, PUBLIC).dial(fetched).body == dial_xml(number)
+    assert transfer_links(TOKEN, PUBLIC).dial(fetched).body == dial_xml(number)
 
 
 CASE = CarrierCase(Carrier.PLIVO, credentials, lambda: FakePlivo(AUTH_ID, TOKEN), peer,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway.carriers.plivo_hooks import TransferLinks
+from gateway.carriers.transfer_links import TransferLinks
 from gateway.faults import RetryPolicy
 from gateway.rest.plivo import PlivoCredentials, PlivoRest
 from tests.fakes import Recorded, Script, record, serving

@@ -140,10 +140,14 @@ async def test_a_whole_call_with_a_barge_in_a_digit_and_a_hang_up(
     [session] = ln.sim.sessions
     summary = ln.summary(result)
 
-    # Every caller frame reached the model, once.
-    assert result.frames_sent > 0
-    assert summary.stats.frames_forwarded == result.frames_sent
-    assert session.audio_chunks == result.frames_sent
+    # Every caller frame the gateway read reached the model, once. The gateway ends this call
+    # (a hang-up), so the phone may write a frame or two after it stopped reading: those
+    # are the only ones it did not read.
+    stats = summary.stats
+    assert stats.frames_in > 0
+    assert stats.frames_forwarded == stats.frames_in
+    assert 0 <= result.frames_sent - stats.frames_in <= 5
+    assert session.audio_chunks == stats.frames_forwarded
     assert session.audio_rates == {16000}
     # One barge-in: the carrier was told to clear, and the caller stopped hearing the reply.
     assert session.interruptions == 1
@@ -170,7 +174,7 @@ async def test_a_whole_call_with_a_barge_in_a_digit_and_a_hang_up(
     assert record.end_kind == EndKind.AGENT_ENDED.value
     assert (record.caller, record.dialled) == (CALLER, CALLEE)
     assert record.interruptions == 1
-    assert record.frames_in == result.frames_sent
+    assert record.frames_in == stats.frames_in
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

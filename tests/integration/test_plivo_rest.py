@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.carriers.hooks import WebhookRequest
-from gateway.carriers.plivo_hooks import TransferLinks, dial_xml
+from gateway.carriers.plivo_hooks import dial_xml, transfer_links
 from gateway.errors import CallControlError
 from gateway.faults import RetryPolicy
 from gateway.rest.plivo import PlivoCredentials, PlivoRest
@@ -19,7 +19,7 @@ from tests.fakes.plivo import NO_WAIT, fake_plivo
 AUTH_ID = "MA" + "1" * 18
 CALL = "3a2e4c90-dcee-4931-8a59-f123ab507e60"
 TOKEN = "auth-token-very-secret-123"
-LINKS = TransferLinks(TOKEN, "https://gw.example.com")
+LINKS = transfer_links(TOKEN, "https://gw.example.com")
 PATH = f"/v1/Account/{AUTH_ID}/Call/{CALL}/"
 
 

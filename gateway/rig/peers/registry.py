@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Mapping
 
@@ -14,19 +15,21 @@ from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
-from gateway.rig.peers.twilio import TwilioPeer
+from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
 from gateway.rig.peers.vonage import VonagePeer
 
 PeerFactory = Callable[[Mapping[str, str]], PhonePeer]
 
 _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TWILIO: lambda params: TwilioPeer(custom_parameters=params),
+    Carrier.SIGNALWIRE: signalwire_peer,
     Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
     Carrier.VONAGE: VonagePeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
+    Carrier.SIGNALWIRE: functools.partial(TwilioStream, carrier=Carrier.SIGNALWIRE),
     Carrier.TELNYX: TelnyxStream,
     Carrier.PLIVO: PlivoStream,
     Carrier.VONAGE: VonageStream,
@@ -35,6 +38,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
 SECRET_ENV: dict[Carrier, str] = {
     Carrier.TWILIO: "TWILIO_AUTH_TOKEN",
+    Carrier.SIGNALWIRE: "SIGNALWIRE_SIGNING_KEY",
     Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
     Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
 }
@@ -56,6 +60,7 @@ def _telnyx_key_pair() -> tuple[dict[str, str], str]:
 # peer signs with).
 _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TWILIO: _shared_secret("TWILIO_AUTH_TOKEN"),
+    Carrier.SIGNALWIRE: _shared_secret("SIGNALWIRE_SIGNING_KEY"),
     Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
     Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),

@@ -1,4 +1,5 @@
-"""Twilio's side of a Media Stream, sans-I/O (and SignalWire's, which speaks the same).
+"""Twilio's side of a Media Stream, sans-I/O (and SignalWire's, which speaks the same, with
+its own ids and signature header).
 
 :class:`TwilioPeer` sends the voice webhook Twilio would (form-encoded, signed with
 ``X-Twilio-Signature``), reads the TwiML answer, and builds the inbound
@@ -19,6 +20,7 @@ from xml.etree import ElementTree
 
 from gateway.audio import AudioFormat
 from gateway.carriers.core import Carrier, CarrierProtocolError, Outgoing
+from gateway.carriers.signalwire import SIGNATURE_HEADER as SIGNALWIRE_HEADER
 from gateway.carriers.twilio import FORMAT, MULAW_ENCODING, SAMPLE_RATE
 from gateway.carriers.twilio_hooks import SIGNATURE_HEADER, compute_signature
 from gateway.rig.peers import (
@@ -189,3 +191,10 @@ class TwilioPeer:
             return OutClear()
         raise CarrierProtocolError(f"event {str(event)[:40]!r} is not one Twilio accepts",
                                    field="event", call_sid=self.call_sid)
+
+
+def signalwire_peer(params: Mapping[str, str]) -> TwilioPeer:
+    """A SignalWire call: Twilio's messages, SignalWire's ids (UUIDs) and signature header."""
+    return TwilioPeer(call_sid=str(uuid.uuid4()), stream_sid=str(uuid.uuid4()),
+                      account_sid=str(uuid.uuid4()), custom_parameters=params,
+                      carrier=Carrier.SIGNALWIRE, signature_header=SIGNALWIRE_HEADER)

@@ -1,0 +1,46 @@
+"""SignalWire: cXML answer, Media Streams as Twilio's, its own signing key, its LaML API."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+from gateway.carrier_setup.base import CarrierSetup
+from gateway.carriers.core import Carrier
+from gateway.carriers.signalwire import SignalWireHooks, SignalWireSignature, transfer_links
+from gateway.carriers.twilio import TwilioStream
+from gateway.errors import ConfigError
+from gateway.log import register_secret
+from gateway.rest.twilio import TwilioCredentials, TwilioRest
+
+
+def from_env(env: Mapping[str, str]) -> CarrierSetup:
+    """``SIGNALWIRE_SIGNING_KEY`` signs the webhooks. With ``SIGNALWIRE_PROJECT_ID``,
+    ``SIGNALWIRE_API_TOKEN`` and ``SIGNALWIRE_SPACE_URL`` (``example.signalwire.com``) the
+    gateway hangs up through the space's compatibility API (``VOICEGW_SIGNALWIRE_API_URL``
+    overrides its base), and, given ``VOICEGW_PUBLIC_URL`` for SignalWire to fetch the
+    transfer's cXML from, transfers."""
+    key = env.get("SIGNALWIRE_SIGNING_KEY", "").strip()
+    verify = None
+    if key:
+        register_secret(key)
+        verify = SignalWireSignature(key)
+    project = env.get("SIGNALWIRE_PROJECT_ID", "").strip()
+    token = env.get("SIGNALWIRE_API_TOKEN", "").strip()
+    space = env.get("SIGNALWIRE_SPACE_URL", "").strip().removeprefix("https://").rstrip("/")
+    base = env.get("VOICEGW_SIGNALWIRE_API_URL", "").strip() or (
+        f"https://{space}/api/laml" if space else "")
+    rest = links = None
+    if project or token:
+        if not (project and token and base):
+            raise ConfigError("SignalWire's API needs SIGNALWIRE_PROJECT_ID, "
+                              "SIGNALWIRE_API_TOKEN and SIGNALWIRE_SPACE_URL together")
+        public_url = env.get("VOICEGW_PUBLIC_URL", "").strip()
+        links = transfer_links(token, public_url) if public_url else None
+        rest = TwilioRest(TwilioCredentials(project, project, token), base_url=base,
+                          carrier=Carrier.SIGNALWIRE, links=links)
+    return CarrierSetup(
+        carrier=Carrier.SIGNALWIRE,
+        new_stream=functools.partial(TwilioStream, carrier=Carrier.SIGNALWIRE),
+        hooks=SignalWireHooks(), verify=verify, call_control=rest,
+        extra_hooks={"transfer": links.dial} if links is not None else {})

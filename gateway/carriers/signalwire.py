@@ -1,0 +1,95 @@
+"""SignalWire, sans-I/O: its cXML answer, its webhook signatures, and its transfer route.
+
+SignalWire's Compatibility API speaks Twilio's language: the voice webhook carries the same
+form fields, the answer is TwiML-compatible cXML (``<Connect><Stream>`` with ``<Parameter>``s),
+and the stream's messages are Media Streams' own, so the stream core is
+:class:`gateway.carriers.twilio.TwilioStream` with ``carrier=SIGNALWIRE``.
+
+**Signing.** SignalWire signs every webhook with the project's Signing Key in
+``X-SignalWire-Signature`` (and accepts ``X-Twilio-Signature`` as a legacy alias, which it may
+send too). A form-encoded (cXML) request is signed as Twilio signs: the Base64 of HMAC-SHA1 over
+the URL followed by the sorted form fields. A JSON request (RELAY, SWML) is signed over the URL
+followed by the raw body, hex-encoded. :class:`SignalWireSignature` checks whichever applies.
+SignalWire does not document signing the media socket's upgrade: the per-call token guards it.
+
+**Transfers.** SignalWire's call-update API takes no inline cXML, only a ``Url`` to fetch new
+instructions from, so the gateway serves ``/signalwire/transfer``, which dials only a number
+the gateway signed into the link (:mod:`gateway.carriers.transfer_links`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Final
+from xml.sax.saxutils import escape
+
+from gateway.carriers.core import Carrier
+from gateway.carriers.hooks import (
+    AnswerDocument,
+    CallInfo,
+    StreamPlan,
+    Verdict,
+    WebhookRequest,
+)
+from gateway.carriers.transfer_links import TransferLinks
+from gateway.carriers.twilio_hooks import busy_twiml, is_valid, stream_twiml, twiml_call_info
+
+SIGNATURE_HEADER: Final = "X-SignalWire-Signature"
+COMPAT_HEADER: Final = "X-Twilio-Signature"
+TRANSFER_PATH: Final = "/signalwire/transfer"
+
+
+def json_signature(key: str, url: str, body: bytes) -> str:
+    """The signature of a JSON webhook: hex HMAC-SHA1 over the URL and the raw body."""
+    return hmac.new(key.encode(), url.encode() + body, hashlib.sha1).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SignalWireSignature:
+    key: str = field(repr=False)
+    header: str = SIGNATURE_HEADER
+
+    def verify(self, request: WebhookRequest) -> Verdict:
+        signature = request.headers.get(SIGNATURE_HEADER) or request.headers.get(COMPAT_HEADER)
+        if not signature:
+            return Verdict.MISSING
+        if is_valid(self.key, request.urls, request.form, signature):
+            return Verdict.VALID
+        if request.body and not request.form:
+            given = signature.encode()
+            if any(hmac.compare_digest(json_signature(self.key, url, request.body).encode(),
+                                       given) for url in request.urls):
+                return Verdict.VALID
+        return Verdict.INVALID
+
+
+class SignalWireHooks:
+    """SignalWire's voice webhook: Twilio's form fields in, cXML out."""
+
+    carrier = Carrier.SIGNALWIRE
+    answer_methods = ("POST", "GET")
+
+    def call_info(self, request: WebhookRequest) -> CallInfo:
+        return twiml_call_info(request)
+
+    def answer(self, call: CallInfo, stream: StreamPlan) -> AnswerDocument:
+        return AnswerDocument(stream_twiml(stream), "text/xml")
+
+    def busy(self) -> AnswerDocument:
+        return AnswerDocument(busy_twiml(), "text/xml")
+
+
+def dial_cxml(number: str) -> AnswerDocument:
+    target = number.strip()
+    if not target:
+        raise ValueError("empty transfer destination")
+    tag = "Sip" if target.lower().startswith("sip:") else "Number"
+    return AnswerDocument(f'<?xml version="1.0" encoding="UTF-8"?><Response><Dial>'
+                          f"<{tag}>{escape(target)}</{tag}></Dial></Response>", "text/xml")
+
+
+def transfer_links(secret: str, public_url: str) -> TransferLinks:
+    """Signed links to ``/signalwire/transfer``, keyed by the project's API token."""
+    return TransferLinks(secret, public_url, TRANSFER_PATH, dial_cxml)
