@@ -105,7 +105,9 @@ def test_compose_services(compose: dict[str, Any], dockerfile: list[tuple[str, s
     assert (context / gw["build"]["dockerfile"]).resolve() == DOCKER / "Dockerfile"
     assert gw["env_file"] == ".env"
     example = (DOCKER / ".env.example").read_text()
-    for name in ("GEMINI_API_KEY", "TWILIO_AUTH_TOKEN", "VOICEGW_PUBLIC_URL"):
+    for name in ("GEMINI_API_KEY", "VOICEGW_SECRET", "VOICEGW_PUBLIC_URL", "TWILIO_AUTH_TOKEN",
+                 "SIGNALWIRE_SIGNING_KEY", "TELNYX_PUBLIC_KEY", "PLIVO_AUTH_TOKEN",
+                 "VONAGE_SIGNATURE_SECRET"):
         assert re.search(rf"^{name}=", example, re.MULTILINE), name
     port = _port(dockerfile)
     assert f"8080:{port}" in gw["ports"]
