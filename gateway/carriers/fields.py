@@ -1,15 +1,78 @@
-"""Reading the fields of a provider's JSON messages: one place for the checks every JSON
-carrier needs (a string, a counter, an object, base64 audio), each failure a
-:class:`CarrierProtocolError` that names the field and the call."""
+"""Reading a provider's JSON messages: one place for the checks every JSON carrier needs (an
+event name looked up in the carrier's table of legal moves; a string, a counter, an object,
+base64 audio), each failure a :class:`CarrierProtocolError` that names the field and the call."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pybase64
 
-from gateway.carriers.core import CarrierProtocolError
+from gateway.carriers.core import (
+    BadStart,
+    CarrierEvent,
+    CarrierProtocolError,
+    EventRole,
+    OutOfOrder,
+    StreamState,
+    UnknownEvent,
+)
 from gateway.jsonio import JSONDecodeError, json_error, loads
+
+S = TypeVar("S")
+Parser = Callable[[S, dict[str, Any]], Sequence[CarrierEvent]]
+
+
+@dataclass(frozen=True, slots=True)
+class EventTable(Generic[S]):
+    """A JSON carrier's events: the parser of each (``S`` is the carrier's stream), the moves
+    each state allows, and what each event does to a stream. Lookups only: the stream keeps
+    its state, and moves to the next one only once the event has parsed, so a rejected frame
+    leaves it as it was."""
+
+    parsers: Mapping[str, Parser[S]]
+    legal: Mapping[StreamState, Mapping[str, StreamState]]
+    roles: Mapping[str, EventRole]
+    key: str = "event"  # the field that names the event
+
+    def read(self, frame: str | bytes, call_id: str | None) -> tuple[str, dict[str, Any]]:
+        """The frame's event name and its object; a name not in the table is
+        :class:`UnknownEvent` (tolerated: providers add events)."""
+        msg = parse_object(frame, call_id)
+        event = msg.get(self.key)
+        if not isinstance(event, str):
+            raise CarrierProtocolError("missing or not a string", field=self.key,
+                                       call_sid=call_id)
+        if event not in self.parsers:
+            raise UnknownEvent(event, call_sid=call_id)
+        return event, msg
+
+    def move(self, state: StreamState, event: str, call_id: str | None) -> StreamState:
+        """The state ``event`` leads to from ``state``, or :class:`OutOfOrder`."""
+        next_state = self.legal[state].get(event)
+        if next_state is None:
+            raise OutOfOrder(event, state, call_sid=call_id,
+                             role=self.roles.get(event, EventRole.OTHER))
+        return next_state
+
+
+def opens_stream(parse: Parser[S]) -> Parser[S]:
+    """For the parser of the message that opens a stream: any fault in it leaves the stream
+    unusable, so it is raised as the type that says so, :class:`BadStart`."""
+
+    @functools.wraps(parse)
+    def checked(stream: S, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
+        try:
+            return parse(stream, msg)
+        except BadStart:
+            raise
+        except CarrierProtocolError as exc:
+            raise BadStart(exc.message, field=exc.field, call_sid=exc.call_sid) from exc
+
+    return checked
 
 
 def parse_object(frame: str | bytes, call_id: str | None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
@@ -36,7 +36,6 @@ import pybase64
 from gateway.audio import AudioFormat, Codec
 from gateway.carriers.core import (
     Audio,
-    BadStart,
     Capabilities,
     Carrier,
     CarrierEvent,
@@ -45,18 +44,23 @@ from gateway.carriers.core import (
     Cleared,
     Dtmf,
     EventRole,
-    OutOfOrder,
     Played,
     Started,
     Stopped,
     StreamState,
-    UnknownEvent,
     UnsupportedMediaFormat,
     WrongFrameType,
     check_digit,
     string_parameters,
 )
-from gateway.carriers.fields import b64_audio, int_field, obj_field, parse_object, str_field
+from gateway.carriers.fields import (
+    EventTable,
+    b64_audio,
+    int_field,
+    obj_field,
+    opens_stream,
+    str_field,
+)
 from gateway.jsonio import JSONDecodeError, loads
 
 
@@ -228,29 +232,11 @@ class PlivoStream:
         """Parse one frame; raise :class:`CarrierProtocolError` if it breaks the protocol."""
         if isinstance(frame, bytes):
             raise WrongFrameType(True, call_sid=self._call_id)
-        msg = parse_object(frame, self._call_id)
-        event = msg.get("event")
-        if not isinstance(event, str):
-            raise CarrierProtocolError("missing or not a string", field="event",
-                                       call_sid=self._call_id)
-        handler = _PARSERS.get(event)
-        if handler is None:
-            raise UnknownEvent(event, call_sid=self._call_id)
-        next_state = _LEGAL[self.state].get(event)
-        if next_state is None:
-            raise OutOfOrder(event, self.state, call_sid=self._call_id,
-                             role=_ROLES.get(event, EventRole.OTHER))
+        event, msg = _EVENTS.read(frame, self._call_id)
+        next_state = _EVENTS.move(self.state, event, self._call_id)
         if self.state is StreamState.STARTED:
             self._check_stream_id(msg)
-        try:
-            parsed = handler(self, msg)
-        except BadStart:
-            raise
-        except CarrierProtocolError as exc:
-            if event != "start":
-                raise
-            # Any fault in ``start`` leaves the stream unusable, so it gets the type that says so.
-            raise BadStart(exc.message, field=exc.field, call_sid=exc.call_sid) from exc
+        parsed = _EVENTS.parsers[event](self, msg)
         self.state = next_state
         return parsed
 
@@ -354,12 +340,12 @@ class PlivoStream:
         return f'{{"event":"clearAudio","streamId":"{self._sid()}"}}'
 
 
-_PARSERS: Final[dict[str, Callable[[PlivoStream, dict[str, Any]], Sequence[CarrierEvent]]]] = {
-    "start": PlivoStream._parse_start,
+_EVENTS: Final[EventTable[PlivoStream]] = EventTable({
+    "start": opens_stream(PlivoStream._parse_start),
     "media": PlivoStream._parse_media,
     "dtmf": PlivoStream._parse_dtmf,
     "playedStream": PlivoStream._parse_played,
     "played": PlivoStream._parse_played,
     "clearedAudio": PlivoStream._parse_cleared,
     "stop": PlivoStream._parse_stop,
-}
+}, _LEGAL, _ROLES)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import pybase64
@@ -46,7 +46,6 @@ import pybase64
 from gateway.audio import AudioFormat, Codec
 from gateway.carriers.core import (
     Audio,
-    BadStart,
     Capabilities,
     Carrier,
     CarrierEvent,
@@ -59,14 +58,20 @@ from gateway.carriers.core import (
     Started,
     Stopped,
     StreamState,
-    UnknownEvent,
     UnsupportedMediaFormat,
     WrongFrameType,
     check_digit,
     scalar_text,
     string_parameters,
 )
-from gateway.carriers.fields import b64_audio, int_field, obj_field, parse_object, str_field
+from gateway.carriers.fields import (
+    EventTable,
+    b64_audio,
+    int_field,
+    obj_field,
+    opens_stream,
+    str_field,
+)
 from gateway.errors import AudioFormatError
 
 # The bidirectional RTP formats Telnyx documents, by the name TeXML gives each codec (G722,
@@ -161,7 +166,7 @@ class TelnyxStream:
         self.inbound: AudioFormat | None = None
         self._call_id: str | None = None
         self._next: int | None = None  # the sequence number due next
-        self._held: dict[int, tuple[CarrierEvent, ...]] = {}
+        self._held: dict[int, Sequence[CarrierEvent]] = {}
         self._stop_seq: int | None = None
         self.gaps = 0  # frames given up for lost
         self.dropped = 0  # duplicates and frames that came after their turn
@@ -177,37 +182,22 @@ class TelnyxStream:
         Returns the events now due, in sequence order (none while a frame is held)."""
         if isinstance(frame, bytes):
             raise WrongFrameType(True, call_sid=self._call_id)
-        msg = parse_object(frame, self._call_id)
-        event = msg.get("event")
-        if not isinstance(event, str):
-            raise CarrierProtocolError("missing or not a string", field="event",
-                                       call_sid=self._call_id)
-        handler = _PARSERS.get(event)
-        if handler is None:
-            raise UnknownEvent(event, call_sid=self._call_id)
-        next_state = _LEGAL[self.state].get(event)
-        if next_state is None:
+        event, msg = _EVENTS.read(frame, self._call_id)
+        try:
+            next_state = _EVENTS.move(self.state, event, self._call_id)
+        except OutOfOrder:
             if self._late_after_stop(msg):
                 self.dropped += 1
                 return _NOTHING
-            raise OutOfOrder(event, self.state, call_sid=self._call_id,
-                             role=_ROLES.get(event, EventRole.OTHER))
+            raise
         if self.state is StreamState.STARTED:
             self._check_stream_id(msg)
-        try:
-            seq = self._sequence(msg, event)
-            parsed = handler(self, msg)
-        except BadStart:
-            raise
-        except CarrierProtocolError as exc:
-            if event != "start":
-                raise
-            # Any fault in ``start`` leaves the stream unusable, so it gets the type that says so.
-            raise BadStart(exc.message, field=exc.field, call_sid=exc.call_sid) from exc
+        # ``start``'s parser reads its own sequence number: a fault there is the start's.
+        seq = None if event == "start" else self._sequence(msg, event)
+        parsed = _EVENTS.parsers[event](self, msg)
         # Valid: from here on the stream changes.
         previous, self.state = self.state, next_state
         if event == "start":
-            self._next = None if seq is None else seq + 1
             return parsed
         if event == "stop":
             self._stop_seq = seq
@@ -240,7 +230,7 @@ class TelnyxStream:
 
     # -- ordering ------------------------------------------------------------------------
 
-    def _in_order(self, seq: int, events: tuple[CarrierEvent, ...]) -> Sequence[CarrierEvent]:
+    def _in_order(self, seq: int, events: Sequence[CarrierEvent]) -> Sequence[CarrierEvent]:
         if self._next is None:  # a start without a sequence number: this one sets it
             self._next = seq
         if seq < self._next or seq in self._held:
@@ -274,6 +264,7 @@ class TelnyxStream:
         return _NOTHING  # informational only
 
     def _parse_start(self, msg: dict[str, Any]) -> tuple[CarrierEvent, ...]:
+        seq = self._sequence(msg, "start")
         start = obj_field(msg, "start", "", None)
         control_id = _id(str_field(start, "call_control_id", "start.", None),
                          "start.call_control_id", None)
@@ -291,6 +282,7 @@ class TelnyxStream:
         callee = _party(start, "to", call_id) or params.get("To") or None
         self._call_id, self.control_id, self.stream_id = call_id, control_id, stream_id
         self.inbound = inbound
+        self._next = None if seq is None else seq + 1
         return (Started(call_id=call_id, stream_id=stream_id, caller=caller, callee=callee,
                         parameters=params, inbound=inbound, outbound=self.outbound,
                         control_id=control_id),)
@@ -395,13 +387,12 @@ def _media_format(fmt: dict[str, Any], call_id: str) -> AudioFormat:
     return inbound
 
 
-_PARSERS: Final[dict[str, Callable[[TelnyxStream, dict[str, Any]],
-                                   tuple[CarrierEvent, ...]]]] = {
+_EVENTS: Final[EventTable[TelnyxStream]] = EventTable({
     "connected": TelnyxStream._parse_connected,
-    "start": TelnyxStream._parse_start,
+    "start": opens_stream(TelnyxStream._parse_start),
     "media": TelnyxStream._parse_media,
     "mark": TelnyxStream._parse_mark,
     "dtmf": TelnyxStream._parse_dtmf,
     "error": TelnyxStream._parse_error,
     "stop": TelnyxStream._parse_stop,
-}
+}, _LEGAL, _ROLES)

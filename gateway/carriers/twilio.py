@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import pybase64
@@ -25,25 +25,29 @@ import pybase64
 from gateway.audio import AudioFormat, Codec
 from gateway.carriers.core import (
     Audio,
-    BadStart,
     Capabilities,
     Carrier,
     CarrierEvent,
     CarrierProtocolError,
     Dtmf,
     EventRole,
-    OutOfOrder,
     Played,
     Started,
     Stopped,
     StreamState,
-    UnknownEvent,
     UnsupportedMediaFormat,
     WrongFrameType,
     check_digit,
     string_parameters,
 )
-from gateway.carriers.fields import b64_audio, int_field, obj_field, parse_object, str_field
+from gateway.carriers.fields import (
+    EventTable,
+    b64_audio,
+    int_field,
+    obj_field,
+    opens_stream,
+    str_field,
+)
 
 #: The only audio format a bidirectional stream carries.
 MULAW_ENCODING: Final = "audio/x-mulaw"
@@ -100,29 +104,11 @@ class TwilioStream:
         """Parse one frame; raise :class:`CarrierProtocolError` if it breaks the protocol."""
         if isinstance(frame, bytes):  # a binary WebSocket frame: Twilio sends only JSON text
             raise WrongFrameType(binary=True, call_sid=self.call_sid)
-        msg = parse_object(frame, self.call_sid)
-        event = msg.get("event")
-        if not isinstance(event, str):
-            raise CarrierProtocolError("missing or not a string", field="event",
-                                       call_sid=self.call_sid)
-        handler = _PARSERS.get(event)
-        if handler is None:
-            raise UnknownEvent(event, call_sid=self.call_sid)
-        next_state = _LEGAL[self.state].get(event)
-        if next_state is None:
-            raise OutOfOrder(event, self.state, call_sid=self.call_sid,
-                             role=_ROLES.get(event, EventRole.OTHER))
+        event, msg = _EVENTS.read(frame, self.call_sid)
+        next_state = _EVENTS.move(self.state, event, self.call_sid)
         if self.state is StreamState.STARTED:
             self._check_stream_sid(msg)
-        try:
-            parsed = handler(self, msg)
-        except BadStart:
-            raise
-        except CarrierProtocolError as exc:
-            if event != "start":
-                raise
-            # Any fault in ``start`` leaves the stream unusable, so it gets the type that says so.
-            raise BadStart(exc.message, field=exc.field, call_sid=exc.call_sid) from exc
+        parsed = _EVENTS.parsers[event](self, msg)
         self.state = next_state
         return parsed
 
@@ -219,11 +205,11 @@ class TwilioStream:
         return f'{{"event":"clear","streamSid":"{self._sid()}"}}'
 
 
-_PARSERS: Final[dict[str, Callable[[TwilioStream, dict[str, Any]], Sequence[CarrierEvent]]]] = {
+_EVENTS: Final[EventTable[TwilioStream]] = EventTable({
     "connected": TwilioStream._parse_connected,
-    "start": TwilioStream._parse_start,
+    "start": opens_stream(TwilioStream._parse_start),
     "media": TwilioStream._parse_media,
     "mark": TwilioStream._parse_mark,
     "dtmf": TwilioStream._parse_dtmf,
     "stop": TwilioStream._parse_stop,
-}
+}, _LEGAL, _ROLES)

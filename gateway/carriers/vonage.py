@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from gateway.audio import AudioFormat, Codec
@@ -41,16 +41,14 @@ from gateway.carriers.core import (
     Cleared,
     Dtmf,
     EventRole,
-    OutOfOrder,
     Played,
     Started,
     StreamState,
-    UnknownEvent,
     UnsupportedMediaFormat,
     check_digit,
     string_parameters,
 )
-from gateway.carriers.fields import int_field, obj_field, parse_object, str_field
+from gateway.carriers.fields import EventTable, int_field, obj_field, opens_stream, str_field
 
 CONNECTED: Final = "websocket:connected"
 DTMF: Final = "websocket:dtmf"
@@ -152,25 +150,14 @@ class VonageStream:
         if isinstance(frame, bytes):
             self._allow(AUDIO)
             return (Audio(self._audio(frame)),)
-        msg = parse_object(frame, self.call_uuid)
-        event = msg.get("event")
-        if not isinstance(event, str):
-            raise CarrierProtocolError("missing or not a string", field="event",
-                                       call_sid=self.call_uuid)
-        handler = _PARSERS.get(event)
-        if handler is None:
-            raise UnknownEvent(event, call_sid=self.call_uuid)
+        event, msg = _EVENTS.read(frame, self.call_uuid)
         next_state = self._allow(event)
-        parsed = handler(self, msg)
+        parsed = _EVENTS.parsers[event](self, msg)
         self.state = next_state
         return parsed
 
     def _allow(self, event: str) -> StreamState:
-        next_state = _LEGAL[self.state].get(event)
-        if next_state is None:
-            raise OutOfOrder(event, self.state, call_sid=self.call_uuid,
-                             role=_ROLES.get(event, EventRole.OTHER))
-        return next_state
+        return _EVENTS.move(self.state, event, self.call_uuid)
 
     def _audio(self, payload: bytes) -> bytes:
         # Raw PCM needs no decoding; the checks keep the bridge's codecs and resampler on
@@ -187,16 +174,10 @@ class VonageStream:
         return payload
 
     def _parse_connected(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
-        # Any fault here leaves the stream unusable, so each is a BadStart.
-        kind = msg.get("content-type")
-        if not isinstance(kind, str):
-            raise BadStart("missing or not a string", field="content-type")
-        rate = parse_rate(kind, None)
-        try:
-            headers = string_parameters({k: v for k, v in msg.items() if k not in _OWN_KEYS},
-                                        "headers", None)
-        except CarrierProtocolError as exc:
-            raise BadStart(exc.message, field=exc.field) from exc
+        # Any fault here leaves the stream unusable: a BadStart (``opens_stream``).
+        rate = parse_rate(str_field(msg, "content-type", "", None), None)
+        headers = string_parameters({k: v for k, v in msg.items() if k not in _OWN_KEYS},
+                                    "headers", None)
         uuid = headers.get(UUID_HEADER, "")
         if not UUID_RE.match(uuid):
             # The answer document carries it: a stream without it was not set up by us.
@@ -255,9 +236,9 @@ class VonageStream:
         return _CLEAR
 
 
-_PARSERS: Final[dict[str, Callable[[VonageStream, dict[str, Any]], Sequence[CarrierEvent]]]] = {
-    CONNECTED: VonageStream._parse_connected,
+_EVENTS: Final[EventTable[VonageStream]] = EventTable({
+    CONNECTED: opens_stream(VonageStream._parse_connected),
     DTMF: VonageStream._parse_dtmf,
     NOTIFY: VonageStream._parse_notify,
     CLEARED: VonageStream._parse_cleared,
-}
+}, _LEGAL, _ROLES)
