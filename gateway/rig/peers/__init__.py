@@ -11,13 +11,14 @@ carrier itself would refuse. :class:`PlaybackBuffer` models the carrier's playba
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from gateway.audio import AudioFormat
-from gateway.carriers.core import Carrier, Outgoing
+from gateway.carriers.core import Carrier, CarrierProtocolError, Outgoing
 from gateway.errors import ConfigError
 
 DEFAULT_CALLER: Final = "+15550100"
@@ -45,6 +46,19 @@ class OutIgnored:
 
 
 OutboundEvent = OutMedia | OutMark | OutClear | OutIgnored
+
+
+def json_message(frame: str | bytes) -> dict[str, Any]:
+    """A gateway's message to a carrier that takes JSON text only, or what it would refuse."""
+    if isinstance(frame, bytes):
+        raise CarrierProtocolError("gateway sent a binary frame")
+    try:
+        msg: Any = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise CarrierProtocolError("gateway sent a frame that is not JSON") from exc
+    if not isinstance(msg, dict):
+        raise CarrierProtocolError("gateway sent JSON that is not an object")
+    return msg
 
 
 @dataclass(frozen=True, slots=True)

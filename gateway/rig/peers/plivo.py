@@ -48,6 +48,7 @@ from gateway.rig.peers import (
     OutMark,
     OutMedia,
     StreamTarget,
+    json_message,
 )
 
 MAX_MESSAGE: Final = 64 * 1024  # Plivo's limit on one WebSocket message
@@ -201,16 +202,9 @@ class PlivoPeer:
 
     def receive(self, frame: str | bytes) -> OutboundEvent:
         """Parse what the gateway sent; anything Plivo would not take raises."""
-        if isinstance(frame, bytes):
-            raise CarrierProtocolError("gateway sent a binary frame")
         if len(frame) > MAX_MESSAGE:
             raise CarrierProtocolError(f"gateway sent a message over {MAX_MESSAGE} bytes")
-        try:
-            msg: Any = json.loads(frame)
-        except ValueError as exc:
-            raise CarrierProtocolError("gateway sent a frame that is not JSON") from exc
-        if not isinstance(msg, dict):
-            raise CarrierProtocolError("gateway sent JSON that is not an object")
+        msg = json_message(frame)
         event = msg.get("event")
         if event == "playAudio":
             return OutMedia(self._audio(msg.get("media")))

@@ -26,7 +26,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 from xml.etree import ElementTree
 
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +45,7 @@ from gateway.rig.peers import (
     OutMark,
     OutMedia,
     StreamTarget,
+    json_message,
 )
 
 _RAW: Final = serialization.Encoding.Raw
@@ -212,14 +213,7 @@ class TelnyxPeer:
 
     def receive(self, frame: str | bytes) -> OutboundEvent:
         """Parse what the gateway sent; anything Telnyx would refuse raises."""
-        if isinstance(frame, bytes):
-            raise CarrierProtocolError("gateway sent a binary frame")
-        try:
-            msg: Any = json.loads(frame)
-        except ValueError as exc:
-            raise CarrierProtocolError("gateway sent a frame that is not JSON") from exc
-        if not isinstance(msg, dict):
-            raise CarrierProtocolError("gateway sent JSON that is not an object")
+        msg = json_message(frame)
         event = msg.get("event")
         if event == "media":
             return OutMedia(self._payload(msg.get("media")))

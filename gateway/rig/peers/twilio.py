@@ -15,7 +15,7 @@ import json
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 from xml.etree import ElementTree
 
 from gateway.audio import AudioFormat
@@ -32,6 +32,7 @@ from gateway.rig.peers import (
     OutMark,
     OutMedia,
     StreamTarget,
+    json_message,
 )
 
 FRAME_BYTES: Final = 160  # 20 ms of 8 kHz mu-law
@@ -154,14 +155,7 @@ class TwilioPeer:
 
     def receive(self, frame: str | bytes) -> OutboundEvent:
         """Parse what the gateway sent; anything Twilio would reject (error 31924) raises."""
-        if isinstance(frame, bytes):
-            raise CarrierProtocolError("gateway sent a binary frame")
-        try:
-            msg: Any = json.loads(frame)
-        except ValueError as exc:
-            raise CarrierProtocolError("gateway sent a frame that is not JSON") from exc
-        if not isinstance(msg, dict):
-            raise CarrierProtocolError("gateway sent JSON that is not an object")
+        msg = json_message(frame)
         event = msg.get("event")
         if msg.get("streamSid") != self.stream_sid:
             raise CarrierProtocolError("wrong or missing streamSid", field="streamSid",
