@@ -79,6 +79,18 @@ class CallInfo:
     forwarded: Mapping[str, str] = field(default_factory=dict)
 
 
+def form_call_info(request: WebhookRequest, id_field: str,
+                   forwarded: tuple[str, ...]) -> CallInfo:
+    """The call a form-style webhook (Twilio's fields, which TeXML, cXML and Plivo share)
+    is about: its id from ``id_field``, the numbers from ``From`` and ``To``, and the
+    ``forwarded`` fields it has, for the stream."""
+    call_id = request.param(id_field)
+    if not call_id:
+        raise WebhookError(f"no {id_field} in the webhook")
+    return CallInfo(call_id, request.param("From") or None, request.param("To") or None,
+                    {name: value for name in forwarded if (value := request.param(name))})
+
+
 @dataclass(frozen=True, slots=True)
 class StreamPlan:
     """Where the answer document points the call's audio, and what travels with it."""

@@ -48,8 +48,8 @@ from gateway.carriers.hooks import (
     CallInfo,
     StreamPlan,
     Verdict,
-    WebhookError,
     WebhookRequest,
+    form_call_info,
 )
 from gateway.carriers.plivo import DEFAULT_CONTENT_TYPE, ContentType, encode_parameters
 from gateway.carriers.transfer_links import TransferLinks
@@ -205,13 +205,7 @@ class PlivoHooks:
         self.content = content
 
     def call_info(self, request: WebhookRequest) -> CallInfo:
-        call_uuid = request.param("CallUUID")
-        if not call_uuid:
-            raise WebhookError("no CallUUID in the webhook")
-        forwarded = {name: value for name in FORWARDED_FIELDS
-                     if (value := request.param(name))}
-        return CallInfo(call_uuid, request.param("From") or None,
-                        request.param("To") or None, forwarded)
+        return form_call_info(request, "CallUUID", FORWARDED_FIELDS)
 
     def answer(self, call: CallInfo, stream: StreamPlan) -> AnswerDocument:
         return AnswerDocument(stream_xml(stream, self.content), CONTENT_TYPE)

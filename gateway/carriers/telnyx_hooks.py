@@ -40,8 +40,8 @@ from gateway.carriers.hooks import (
     CallInfo,
     StreamPlan,
     Verdict,
-    WebhookError,
     WebhookRequest,
+    form_call_info,
 )
 from gateway.carriers.telnyx import DEFAULT_FORMAT, texml_codec
 from gateway.errors import ConfigError
@@ -127,13 +127,7 @@ class TelnyxHooks:
         self.fmt = fmt
 
     def call_info(self, request: WebhookRequest) -> CallInfo:
-        call_sid = request.param("CallSid")
-        if not call_sid:
-            raise WebhookError("no CallSid in the webhook")
-        forwarded = {name: value for name in FORWARDED_FIELDS
-                     if (value := request.param(name))}
-        return CallInfo(call_sid, request.param("From") or None, request.param("To") or None,
-                        forwarded)
+        return form_call_info(request, "CallSid", FORWARDED_FIELDS)
 
     def answer(self, call: CallInfo, stream: StreamPlan) -> AnswerDocument:
         return AnswerDocument(stream_texml(stream, self.fmt), "text/xml")

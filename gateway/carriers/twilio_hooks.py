@@ -39,8 +39,8 @@ from gateway.carriers.hooks import (
     CallInfo,
     StreamPlan,
     Verdict,
-    WebhookError,
     WebhookRequest,
+    form_call_info,
 )
 
 SIGNATURE_HEADER: Final = "X-Twilio-Signature"
@@ -105,13 +105,7 @@ def busy_twiml() -> str:
 
 
 def twiml_call_info(request: WebhookRequest) -> CallInfo:
-    call_sid = request.param("CallSid")
-    if not call_sid:
-        raise WebhookError("no CallSid in the webhook")
-    forwarded = {name: value for name in FORWARDED_FIELDS
-                 if (value := request.param(name))}
-    return CallInfo(call_sid, request.param("From") or None, request.param("To") or None,
-                    forwarded)
+    return form_call_info(request, "CallSid", FORWARDED_FIELDS)
 
 
 class TwilioHooks:
