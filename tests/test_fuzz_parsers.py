@@ -20,7 +20,6 @@ import copy
 import json
 import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ from gateway.carriers import core, twilio
 from gateway.carriers.core import CarrierEvent, CarrierProtocolError, StreamState
 from gateway.carriers.twilio import TwilioStream
 from gateway.errors import LiveProtocolError
+from tests.fuzzing import Path as NodePath
+from tests.fuzzing import json_values, mutated, unknown_names, with_unknown_fields
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWILIO_CALL = (FIXTURES / "twilio_call.jsonl").read_text().splitlines()
@@ -50,82 +51,6 @@ TWILIO_BY_EVENT.setdefault("mark", {"event": "mark", "sequenceNumber": "5",
                                     "streamSid": TWILIO_BY_EVENT["start"]["streamSid"],
                                     "mark": {"name": "0:200"}})
 LIVE_CORPUS = [json.loads(line) for line in LIVE_MESSAGES]
-
-# Any JSON value: what a field holds once a peer gets its types wrong.
-# Finite floats only: NaN and Infinity are not JSON, and the parser rejects them (tested below).
-scalars = (st.none() | st.booleans() | st.integers()
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
-json_values = st.recursive(
-    scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=10)
-# Field names no protocol uses: the services' future fields.
-unknown_names = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10).map(
-    lambda s: "x_" + s)
-
-
-# -- mutation --------------------------------------------------------------------------------
-
-
-Path_ = tuple[str | int, ...]
-
-
-def _paths(value: Any, prefix: Path_ = ()) -> list[Path_]:
-    """Every node's path (dict keys and list indices), the root first."""
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _at(value: Any, path: Path_) -> Any:
-    for step in path:
-        value = value[step]
-    return value
-
-
-@st.composite
-def mutated(draw: st.DrawFn, corpus: list[dict[str, Any]]) -> Any:
-    """A valid message with 1-4 changes: a value replaced by any JSON, a field removed or
-    added (also at the top level, and the whole message replaced at the root)."""
-    msg: Any = copy.deepcopy(draw(st.sampled_from(corpus)))
-    for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(_paths(msg)))
-        op = draw(st.sampled_from(["replace", "remove", "add"]))
-        if op == "replace":
-            new = draw(json_values)
-            if path:
-                _at(msg, path[:-1])[path[-1]] = new
-            else:
-                msg = new
-        elif op == "remove" and path:
-            parent = _at(msg, path[:-1])
-            del parent[path[-1]]
-        else:
-            target = _at(msg, path)
-            if isinstance(target, dict):
-                target[draw(st.text(max_size=8) | unknown_names)] = draw(json_values)
-            elif isinstance(target, list):
-                target.append(draw(json_values))
-    return msg
-
-
-@st.composite
-def with_unknown_fields(draw: st.DrawFn, msg: dict[str, Any],
-                        free_form: Callable[[Path_], bool]) -> dict[str, Any]:
-    """``msg`` with fields of unknown names added to some of its objects (not to free-form
-    maps, where any key is data)."""
-    msg = copy.deepcopy(msg)
-    objects = [p for p in _paths(msg) if isinstance(_at(msg, p), dict) and not free_form(p)]
-    for path in draw(st.lists(st.sampled_from(objects), min_size=1, max_size=4)):
-        _at(msg, path)[draw(unknown_names)] = draw(json_values)
-    return msg
-
 
 def _dumps(value: Any) -> str:
     return json.dumps(value)
@@ -225,7 +150,7 @@ def test_twilio_sequences_follow_the_state_machine(frames: list[str]) -> None:
             assert s.state is twilio._LEGAL[before][kind]
 
 
-def _twilio_free_form(path: Path_) -> bool:
+def _twilio_free_form(path: NodePath) -> bool:
     return path[:2] == ("start", "customParameters")  # <Parameter> names are data
 
 
@@ -337,7 +262,7 @@ def test_live_mutated_messages(msg: Any) -> None:
     _parse_checked(_dumps(msg).encode())  # production sends binary frames
 
 
-def _live_free_form(path: Path_) -> bool:
+def _live_free_form(path: NodePath) -> bool:
     # Function arguments are the model's data; usage details are kept raw.
     return "args" in path or (bool(path) and path[0] in ("usageMetadata", "usage_metadata"))
 

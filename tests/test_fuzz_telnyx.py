@@ -12,7 +12,6 @@ order, each frame once.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -30,6 +29,7 @@ from gateway.carriers.core import (
     StreamState,
 )
 from gateway.carriers.telnyx import REORDER_WINDOW, TelnyxStream
+from tests.fuzzing import Path, mutated, with_unknown_fields
 from tests.test_carrier_telnyx import (
     connected,
     dtmf,
@@ -46,60 +46,10 @@ CORPUS: list[dict[str, Any]] = [json.loads(f) for f in (
     connected(), start(), media("2"), dtmf("3", "7"), mark("4"), stop("5"), error())]
 BY_EVENT = {m["event"]: m for m in CORPUS}
 
-scalars = (st.none() | st.booleans() | st.integers()
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
-json_values = st.recursive(
-    scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=10)
-unknown_names = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10).map(
-    lambda s: "x_" + s)
 states = st.sampled_from(["new", "connected", "started", "holding", "stopped"])
 # Well-formed media frames whose audio is any bytes (odd lengths, too long, empty).
 any_media = st.builds(lambda seq, data: media(str(seq), data), st.integers(0, 12),
                       st.binary(max_size=MAX_PAYLOAD + 8))
-
-Path = tuple[str | int, ...]
-
-
-def _paths(value: Any, prefix: Path = ()) -> list[Path]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _at(value: Any, path: Path) -> Any:
-    for step in path:
-        value = value[step]
-    return value
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> Any:
-    """A documented message with one to four of its nodes replaced, removed or added to."""
-    msg: Any = copy.deepcopy(draw(st.sampled_from(CORPUS)))
-    for _ in range(draw(st.integers(1, 4))):
-        paths = _paths(msg)
-        path = draw(st.sampled_from(paths))
-        if not path:
-            msg = draw(json_values)
-            continue
-        parent = _at(msg, path[:-1])
-        action = draw(st.sampled_from(["replace", "remove", "add"]))
-        if action == "replace" or (action == "remove" and isinstance(parent, list)):
-            parent[path[-1]] = draw(json_values)
-        elif action == "remove":
-            del parent[path[-1]]
-        elif isinstance(parent, dict):
-            parent[draw(st.text(max_size=8))] = draw(json_values)
-    return msg
-
 
 def stream_in(state: str) -> TelnyxStream:
     s = TelnyxStream(max_payload=MAX_PAYLOAD)
@@ -144,12 +94,12 @@ def test_arbitrary_frames_in_any_state(state: str, frame: bytes | str) -> None:
     receive_checked(stream_in(state), frame)
 
 
-@given(states, mutated())
+@given(states, mutated(CORPUS))
 def test_mutated_messages_in_any_state(state: str, msg: Any) -> None:
     receive_checked(stream_in(state), json.dumps(msg))
 
 
-@given(st.lists(mutated().map(json.dumps) | any_media | st.sampled_from(
+@given(st.lists(mutated(CORPUS).map(json.dumps) | any_media | st.sampled_from(
     [json.dumps(m) for m in CORPUS]), max_size=12))
 def test_sequences_follow_the_state_machine(frames: list[str]) -> None:
     s = TelnyxStream(max_payload=MAX_PAYLOAD)
@@ -168,12 +118,8 @@ def _free_form(path: Path) -> bool:
 
 @given(st.sampled_from(["start", "media", "dtmf", "mark", "stop"]), st.data())
 def test_fields_telnyx_may_add_change_nothing(event: str, data: st.DataObject) -> None:
-    msg = copy.deepcopy(BY_EVENT[event])
-    extended = copy.deepcopy(msg)
-    for path in _paths(extended):
-        node = _at(extended, path)
-        if isinstance(node, dict) and not _free_form(path):
-            node[data.draw(unknown_names)] = data.draw(json_values)
+    msg = BY_EVENT[event]
+    extended = data.draw(with_unknown_fields(msg, _free_form))
     state = "connected" if event == "start" else "started"
     plain, extra = stream_in(state), stream_in(state)
     assert receive_checked(plain, json.dumps(msg)) == \

@@ -10,7 +10,6 @@ names, which Vonage may add, change nothing.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -28,6 +27,7 @@ from gateway.carriers.core import (
     StreamState,
 )
 from gateway.carriers.vonage import RATES, UUID_RE, VonageStream
+from tests.fuzzing import json_values, mutated, scalars, unknown_names
 
 CONNECTED: dict[str, Any] = {
     "event": "websocket:connected", "content-type": "audio/l16;rate=16000",
@@ -39,42 +39,6 @@ IN_CALL: list[dict[str, Any]] = [
     {"event": "websocket:notify", "payload": {"name": "0:200"}},
     {"event": "websocket:cleared"},
 ]
-
-scalars = (st.none() | st.booleans() | st.integers()
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
-json_values = st.recursive(
-    scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=10)
-unknown_names = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10).map(
-    lambda s: "x_" + s)
-
-
-@st.composite
-def mutated(draw: st.DrawFn, corpus: list[dict[str, Any]]) -> Any:
-    """A documented message with 1-3 changes at its top level or one level down."""
-    msg: Any = copy.deepcopy(draw(st.sampled_from(corpus)))
-    for _ in range(draw(st.integers(1, 3))):
-        if not isinstance(msg, dict):
-            break
-        target = msg
-        nested = [k for k, v in msg.items() if isinstance(v, dict)]
-        if nested and draw(st.booleans()):
-            target = msg[draw(st.sampled_from(nested))]
-        op = draw(st.sampled_from(["replace", "remove", "add", "root"]))
-        if op == "root":
-            msg = draw(json_values)
-        elif op == "add" or not target:
-            target[draw(st.text(max_size=8) | unknown_names)] = draw(json_values)
-        else:
-            key = draw(st.sampled_from(sorted(target)))
-            if op == "replace":
-                target[key] = draw(json_values)
-            else:
-                del target[key]
-    return msg
-
 
 def check(event: CarrierEvent, stream: VonageStream) -> None:
     """Each event is one the bridge can use as it is."""
