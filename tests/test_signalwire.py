@@ -23,10 +23,10 @@ from gateway.carriers.hooks import StreamPlan, Verdict, WebhookError, WebhookReq
 from gateway.carriers.signalwire import (
     COMPAT_HEADER,
     SIGNATURE_HEADER,
-    SignalWireHooks,
     SignalWireSignature,
     dial_cxml,
     json_signature,
+    signalwire_hooks,
     transfer_links,
 )
 from gateway.errors import ConfigError
@@ -89,7 +89,7 @@ def test_a_missing_signature_or_another_key_is_refused() -> None:
 
 
 def test_the_answer_is_cxml_streaming_with_the_token_and_numbers() -> None:
-    hooks = SignalWireHooks()
+    hooks = signalwire_hooks()
     call = hooks.call_info(_form({}))
     assert (call.call_id, call.caller, call.callee) == (FORM["CallSid"], "+15550100",
                                                         "+15550199")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.core import Carrier
-from gateway.carriers.signalwire import SignalWireHooks, SignalWireSignature, transfer_links
+from gateway.carriers.signalwire import SignalWireSignature, signalwire_hooks, transfer_links
 from gateway.carriers.twilio import TwilioStream
 from gateway.errors import ConfigError
 from gateway.log import register_secret
@@ -42,5 +42,5 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     return CarrierSetup(
         carrier=Carrier.SIGNALWIRE,
         new_stream=functools.partial(TwilioStream, carrier=Carrier.SIGNALWIRE),
-        hooks=SignalWireHooks(), verify=verify, call_control=rest,
+        hooks=signalwire_hooks(), verify=verify, call_control=rest,
         extra_hooks={"transfer": links.dial} if links is not None else {})

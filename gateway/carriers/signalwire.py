@@ -28,13 +28,11 @@ from xml.sax.saxutils import escape
 from gateway.carriers.core import Carrier
 from gateway.carriers.hooks import (
     AnswerDocument,
-    CallInfo,
-    StreamPlan,
     Verdict,
     WebhookRequest,
 )
 from gateway.carriers.transfer_links import TransferLinks
-from gateway.carriers.twilio_hooks import busy_twiml, is_valid, stream_twiml, twiml_call_info
+from gateway.carriers.twilio_hooks import TwilioHooks, is_valid
 
 SIGNATURE_HEADER: Final = "X-SignalWire-Signature"
 COMPAT_HEADER: Final = "X-Twilio-Signature"
@@ -65,20 +63,9 @@ class SignalWireSignature:
         return Verdict.INVALID
 
 
-class SignalWireHooks:
+def signalwire_hooks() -> TwilioHooks:
     """SignalWire's voice webhook: Twilio's form fields in, cXML out."""
-
-    carrier = Carrier.SIGNALWIRE
-    answer_methods = ("POST", "GET")
-
-    def call_info(self, request: WebhookRequest) -> CallInfo:
-        return twiml_call_info(request)
-
-    def answer(self, call: CallInfo, stream: StreamPlan) -> AnswerDocument:
-        return AnswerDocument(stream_twiml(stream), "text/xml")
-
-    def busy(self) -> AnswerDocument:
-        return AnswerDocument(busy_twiml(), "text/xml")
+    return TwilioHooks(Carrier.SIGNALWIRE)
 
 
 def dial_cxml(number: str) -> AnswerDocument:

@@ -109,10 +109,13 @@ def twiml_call_info(request: WebhookRequest) -> CallInfo:
 
 
 class TwilioHooks:
-    """Twilio's voice webhook: ``POST`` (or ``GET``) with the call's form fields, TwiML back."""
+    """Twilio's voice webhook: ``POST`` (or ``GET``) with the call's form fields, TwiML back.
+    SignalWire's is the same, with cXML (TwiML by another name): ``carrier`` says whose."""
 
-    carrier = Carrier.TWILIO
     answer_methods = ("POST", "GET")
+
+    def __init__(self, carrier: Carrier = Carrier.TWILIO) -> None:
+        self.carrier = carrier
 
     def call_info(self, request: WebhookRequest) -> CallInfo:
         return twiml_call_info(request)
