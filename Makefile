@@ -27,7 +27,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check gateway voicegw_agents tests benchmarks
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy --strict gateway voicegw_agents
+	$(BIN)/mypy --strict gateway voicegw_agents benchmarks --exclude benchmarks/pipecat
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/audio_quality.py
