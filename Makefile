@@ -31,6 +31,7 @@ typecheck: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/audio_quality.py
+	$(BIN)/python benchmarks/carrier_frame_cost.py
 	$(BIN)/python benchmarks/tool_dispatch.py
 	$(BIN)/python benchmarks/live_reconnect.py
 	$(BIN)/python benchmarks/call_records.py

@@ -4,8 +4,9 @@ Inbound: a Twilio ``media`` text frame -> the Twilio core (JSON, validation, bas
 G.711 decode -> 8->16 kHz -> the Live ``realtimeInput`` message. Outbound: a Live reply frame
 (80 ms at 24 kHz, so a quarter of it per 20 ms) -> the Live core (JSON, base64) -> 24->8 kHz ->
 G.711 encode -> the Twilio ``media`` message. Sockets and the event loop are not included:
-``benchmarks/`` load tests measure the whole process. Each row is the median of 21 runs of
-5,000 frames, measured in one run so the ratios hold.
+``benchmarks/`` load tests measure the whole process, and ``carrier_frame_cost.py`` each
+carrier's whole path through the bridge and the playout, beside Twilio's. Each row is the
+median of 21 runs of 5,000 frames, measured in one run so the ratios hold.
 
 Run: .venv/bin/python benchmarks/frame_cost.py
 """
