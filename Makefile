@@ -27,10 +27,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check gateway voicegw_agents tests benchmarks
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy --strict gateway voicegw_agents
+	$(BIN)/mypy --strict gateway voicegw_agents benchmarks --exclude benchmarks/pipecat
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/audio_quality.py
+	$(BIN)/python benchmarks/carrier_frame_cost.py
 	$(BIN)/python benchmarks/tool_dispatch.py
 	$(BIN)/python benchmarks/live_reconnect.py
 	$(BIN)/python benchmarks/call_records.py

@@ -26,7 +26,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from gateway.record import CallStats, CallSummary, TranscriptLine
+from gateway.ending import EndKind, EndReason
+from gateway.record import NOT_ENDED, CallStats, CallSummary, TranscriptLine
 from gateway.store.base import CallStore
 from gateway.store.model import CallListing, CallRecord
 from gateway.store.postgres import PostgresStore
@@ -84,8 +85,8 @@ async def run(store: CallStore) -> dict[str, float]:
 
     for n in range(CALLS):
         stats = CallStats(frames_in=3000, media_out=1500)
-        summary = CallSummary(call_sid=f"CA{n:032d}", stream_sid=f"MZ{n:032d}",
-                              agent="assistant", end_reason="caller hung up",
+        summary = CallSummary(carrier="twilio", call_sid=f"CA{n:032d}",
+                              stream_sid=f"MZ{n:032d}", agent="assistant", end=NOT_ENDED,
                               started=time.time(), duration_s=0.0, stats=stats, transcript=[],
                               custom_parameters={"From": "+15550100", "To": "+15550199"})
         await hook(recorder.call_started, summary)
@@ -103,6 +104,7 @@ async def run(store: CallStore) -> dict[str, float]:
             summary.duration_s = at + 5
             await hook(recorder.call_updated, summary)
         summary.duration_s = CALL_S
+        summary.end = EndReason(EndKind.CALLER_HUNG_UP, "caller hung up")
         await hook(recorder.call_ended, summary)
     cpu = time.process_time() - cpu0
     stop.set()

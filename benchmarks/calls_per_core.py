@@ -64,7 +64,7 @@ def conversation(cycles: int = 2) -> tuple[list[Path], float]:
     for _ in range(cycles):
         for caller, agent in TURNS:
             paths.append(speech / f"{caller}.wav")
-            caller_s += len(load_utterance(speech / f"{caller}.wav")) / 8000
+            caller_s += load_utterance(speech / f"{caller}.wav").seconds
             with wave.open(str(speech / f"{agent}.wav")) as w:
                 agent_s += w.getnframes() / w.getframerate()
     # Per turn: end of turn (500 ms) + response delay (300 ms) before the reply, the phone's

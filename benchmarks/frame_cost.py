@@ -4,8 +4,9 @@ Inbound: a Twilio ``media`` text frame -> the Twilio core (JSON, validation, bas
 G.711 decode -> 8->16 kHz -> the Live ``realtimeInput`` message. Outbound: a Live reply frame
 (80 ms at 24 kHz, so a quarter of it per 20 ms) -> the Live core (JSON, base64) -> 24->8 kHz ->
 G.711 encode -> the Twilio ``media`` message. Sockets and the event loop are not included:
-``benchmarks/`` load tests measure the whole process. Each row is the median of 21 runs of
-5,000 frames, measured in one run so the ratios hold.
+``benchmarks/`` load tests measure the whole process, and ``carrier_frame_cost.py`` each
+carrier's whole path through the bridge and the playout, beside Twilio's. Each row is the
+median of 21 runs of 5,000 frames, measured in one run so the ratios hold.
 
 Run: .venv/bin/python benchmarks/frame_cost.py
 """
@@ -20,8 +21,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gateway import live, twilio
+from gateway import live
 from gateway.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
+from gateway.carriers import twilio
+from gateway.carriers.core import Audio
 from gateway.rig.peers.twilio import TwilioPeer
 
 N = 5000
@@ -41,8 +44,8 @@ LIVE_IN = json.dumps({"serverContent": {"modelTurn": {"parts": [{"inlineData": {
 
 def started_stream() -> twilio.TwilioStream:
     s = twilio.TwilioStream()
-    s.receive(PEER.connected())
-    s.receive(PEER.start())
+    for frame in PEER.opening():
+        s.receive(frame)
     return s
 
 
@@ -59,30 +62,30 @@ def per_frame_us(work: Callable[[], object], frames_per_call: float = 1.0) -> fl
 def main() -> None:
     stream = started_stream()
     up, down = Resampler(8000, 16000), Resampler(24000, 8000)
-    rows_in = [
+    rows_in: list[tuple[str, Callable[[], object]]] = [
         ("Twilio core: JSON + checks + base64", lambda: stream.receive(MEDIA_IN)),
         ("G.711 decode", lambda: ulaw_to_pcm16(ULAW)),
         ("resample 8 -> 16 kHz", lambda: up.process(PCM8)),
         ("Live audio message (base64 + template)", lambda: live.audio_message(PCM16)),
     ]
-    rows_out = [
+    rows_out: list[tuple[str, Callable[[], object], float]] = [
         ("Live core: JSON + base64 (per 20 ms)", lambda: live.parse_server_message(LIVE_IN),
          4.0),
         ("resample 24 -> 8 kHz", lambda: down.process(REPLY_20), 1.0),
         ("G.711 encode", lambda: pcm16_to_ulaw(PCM8_OUT), 1.0),
-        ("Twilio media message (base64 + template)", lambda: stream.media(ULAW), 1.0),
+        ("Twilio media message (base64 + template)", lambda: stream.play(ULAW), 1.0),
     ]
 
     def whole_in() -> None:
-        event = stream.receive(MEDIA_IN)
-        assert isinstance(event, twilio.Media)
-        live.audio_message(up.process(ulaw_to_pcm16(event.payload)))
+        for event in stream.receive(MEDIA_IN):
+            assert isinstance(event, Audio)
+            live.audio_message(up.process(ulaw_to_pcm16(event.payload)))
 
     def whole_out() -> None:
         for event in live.parse_server_message(LIVE_IN):
             if isinstance(event, live.ModelAudio):
                 for i in range(0, len(event.pcm), 960):
-                    stream.media(pcm16_to_ulaw(down.process(event.pcm[i:i + 960])))
+                    stream.play(pcm16_to_ulaw(down.process(event.pcm[i:i + 960])))
 
     print(f"µs of CPU per 20 ms frame (median of {REPEATS} x {N}):")
     print("| inbound piece | µs |\n|---|---|")

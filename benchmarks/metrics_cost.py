@@ -15,8 +15,9 @@ import time
 
 from prometheus_client.exposition import generate_latest
 
+from gateway.ending import EndKind, EndReason
 from gateway.metrics import GatewayMetrics
-from gateway.record import CallStats, CallSummary
+from gateway.record import NOT_ENDED, CallStats, CallSummary
 from gateway.tools import ToolStats
 
 TURNS = 20
@@ -26,9 +27,9 @@ CALLS = 100
 RENDERS = 200
 
 
-def _summary(stats: CallStats, tools: ToolStats, reason: str = "not started") -> CallSummary:
-    return CallSummary(call_sid="CA1", stream_sid="MZ1", agent="assistant", end_reason=reason,
-                       started=0.0, duration_s=180.0, stats=stats, transcript=[],
+def _summary(stats: CallStats, tools: ToolStats, end: EndReason = NOT_ENDED) -> CallSummary:
+    return CallSummary(carrier="twilio", call_sid="CA1", stream_sid="MZ1", agent="assistant",
+                       end=end, started=0.0, duration_s=180.0, stats=stats, transcript=[],
                        custom_parameters={}, tool_stats=tools)
 
 
@@ -39,7 +40,7 @@ def one_call(metrics: GatewayMetrics, rng: random.Random,
     for turn in range(TURNS):
         for _ in range(FRAMES_PER_TURN):
             stats.frames_in += 1
-            stats.frames_forwarded += 1
+            stats.live.frames_forwarded += 1
             stats.forward_latency.observe(rng.lognormvariate(-8.5, 0.4))  # ~0.2 ms
         stats.media_out += REPLIES_PER_TURN
         stats.response_latency.observe(rng.uniform(0.5, 1.2))
@@ -55,7 +56,7 @@ def one_call(metrics: GatewayMetrics, rng: random.Random,
         metrics.call_updated(summary)
         updated_us.append((time.perf_counter() - t0) * 1e6)
     stats.frames_in += 25  # the goodbye after the last turn
-    summary = _summary(stats, tools, "caller hung up")
+    summary = _summary(stats, tools, EndReason(EndKind.CALLER_HUNG_UP, "caller hung up"))
     t0 = time.perf_counter()
     metrics.call_ended(summary)
     ended_us.append((time.perf_counter() - t0) * 1e6)

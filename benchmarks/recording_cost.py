@@ -4,8 +4,11 @@ A call-minute is 3,000 inbound 20 ms frames and, with the model speaking half th
 reply chunks of 80 ms (sent as Twilio media) and 10 barge-ins. The work is what the gateway
 does per call with recording or capture on: placing audio on the caller's clock and writing
 the stereo WAV once a second (recording); one JSON line per inbound frame, appended once a
-second (capture). For scale, the same minute of the gateway's own per-frame audio work
-(decode, resample both ways, encode) is timed in the same run.
+second (capture). Both channels are PCM16 at the caller's 8 kHz, as the bridge and the
+playout feed them: the caller's audio as decoded for the Live API, the reply through the
+recording's own decode (:class:`gateway.recording.Feed`). For scale, the same minute of the
+gateway's own per-frame audio work (decode, resample both ways, encode) is timed in the same
+run.
 
 Run: .venv/bin/python benchmarks/recording_cost.py
 """
@@ -22,23 +25,26 @@ import numpy as np
 
 from gateway.audio import Resampler, pcm16_to_ulaw, ulaw_to_pcm16
 from gateway.capture import _append
-from gateway.recording import CallRecording, StereoWavWriter
+from gateway.carriers import twilio
+from gateway.recording import CallRecording, Feed, StereoWavWriter
 
 FRAMES = 3000
 REPEATS = 5
 rng = np.random.default_rng(7)
 SPEECH = pcm16_to_ulaw((rng.normal(0, 3000, 8000 * 60)).astype("<i2").tobytes())
+SPEECH_PCM = ulaw_to_pcm16(SPEECH)  # the caller's audio as the bridge decoded it
 REPLY_24K = (rng.normal(0, 3000, 1920)).astype("<i2").tobytes()  # 80 ms at 24 kHz
 
 
 def recording_minute(folder: Path) -> float:
-    rec, writer = CallRecording(), StereoWavWriter(folder / "call.wav")
+    rec = CallRecording(twilio.FORMAT.rate)
+    writer, feed = StereoWavWriter(folder / "call.wav", rec.rate), Feed(twilio.FORMAT, rec.rate)
     t0 = time.process_time()
     for n in range(FRAMES):
         at = n * 0.02
-        rec.caller(SPEECH[n * 160:(n + 1) * 160], at)
+        rec.caller(SPEECH_PCM[n * 320:(n + 1) * 320], at)
         if (n // 250) % 2 and n % 4 == 0:  # model speaking half the time, 80 ms chunks
-            rec.agent(SPEECH[n * 160:n * 160 + 640], at)
+            rec.agent(feed(SPEECH[n * 160:n * 160 + 640]), at)
         if n % 300 == 299:
             rec.clear(at)
         if n % 50 == 49:  # the once-a-second write

@@ -36,11 +36,11 @@ def measure(process: Callable[[bytes], bytes], src: int, dst: int,
         pushed += chunk
         released += len(y) // 2
         held.append(pushed / src - released / dst)
-    y = np.abs(np.frombuffer(b"".join(out), np.int16).astype(np.int64))
+    level = np.abs(np.frombuffer(b"".join(out), np.int16).astype(np.int64))
     delays = []
     for s in starts:
         lo = s * dst // src
-        window = y[lo:lo + dst * 140 // 1000]
+        window = level[lo:lo + dst * 140 // 1000]
         if window.size and window.max() > 0:
             delays.append((lo + int(window.argmax())) / dst - s / src)
     steady = held[len(held) // 4:]  # past the start-up transient

@@ -15,6 +15,8 @@ import structlog
 
 from gateway import live
 from gateway.agent import Agent, CallContext, tool
+from gateway.carriers import twilio
+from gateway.carriers.core import Started
 from gateway.tools import ToolDispatcher
 
 CALLS = 2000
@@ -42,8 +44,9 @@ def lookup_sync(order_id: str) -> dict[str, str]:
 
 async def run(name: str) -> None:
     agent = Agent(name="bench", instructions="bench", tools=[lookup_async, lookup_sync])
-    ctx = CallContext.for_call(agent, call_sid="CA" + "0" * 32, stream_sid="MZ" + "0" * 32,
-                               parameters={}, control=None)
+    call = Started(call_id="CA" + "0" * 32, stream_id="MZ" + "0" * 32, caller=None,
+                   callee=None, parameters={}, inbound=twilio.FORMAT, outbound=twilio.FORMAT)
+    ctx = CallContext.for_call(agent, call, control=None)
     answered = asyncio.Event()
     count = 0
 
