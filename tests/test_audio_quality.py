@@ -65,6 +65,16 @@ def test_passband_flat_within_half_a_db(src: int, dst: int) -> None:
 
 # Tones: 16 kHz (what an L16 16 kHz carrier's caller hears) --------------------------------
 
+@pytest.mark.parametrize("freq", [9000, 9050, 9100, 9200, 9500, 10000, 11000, 11500, 11900,
+                                  *range(9300, 11801, 300)])
+def test_24k_to_16k_aliases_rejected(freq: int) -> None:
+    """Every reply tone above 9 kHz folds into the wideband passband (at most 7 kHz), so it
+    must be gone by the same margin as the 8 kHz path's aliases."""
+    alias = alias_of(freq, 16000)
+    assert alias <= 7000
+    assert level_db(through(24000, 16000, freq), 16000, alias) <= -MIN_REJECTION_DB
+
+
 def test_24k_to_16k_passband_flat_to_7_khz() -> None:
     gains = [level_db(through(24000, 16000, f), 16000, f) for f in WIDE_PASSBAND]
     assert max(abs(g) for g in gains) <= 0.5
