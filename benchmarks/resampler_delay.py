@@ -53,7 +53,7 @@ def ours() -> dict[str, dict[str, float]]:
     from gateway.audio import Resampler  # noqa: PLC0415 - only in our venv
 
     return {f"{a}->{b}": measure(Resampler(a, b).process, a, b)
-            for a, b in ((8000, 16000), (24000, 8000))}
+            for a, b in ((8000, 16000), (24000, 8000), (24000, 16000))}
 
 
 if __name__ == "__main__":

@@ -7,16 +7,19 @@ little-endian mono, as the Live API speaks it; each carrier's codec is converted
 
 Resampler design, and why:
 
-* Transition band 3.4-4.6 kHz around the 4 kHz Nyquist of the phone line (in general
-  +-15 % around half the lower rate). 3.4 kHz is where the telephone passband ends; 4.6 kHz
-  is the lowest frequency whose image (8->16 kHz) or alias (24->8 kHz) falls back inside it.
-  That is the widest transition that still protects every passband tone, and the widest
-  transition needs the fewest taps, hence the least delay and CPU.
+* Transition band 3.4-4.6 kHz around the 4 kHz Nyquist of the phone line. 3.4 kHz is where
+  the telephone passband ends; 4.6 kHz is the lowest frequency whose image (8->16 kHz) or
+  alias (24->8 kHz) falls back inside it. That is the widest transition that still protects
+  every passband tone, and the widest transition needs the fewest taps, hence the least
+  delay and CPU. Wideband lines (L16 at 16 kHz) are built the same way around their own
+  passband, which ends at 7 kHz (G.722, AMR-WB): 7-9 kHz between 16 and 24 kHz, so no reply
+  tone above 9 kHz folds back under 7. Other rates: +-15 % around half the lower rate.
 * Kaiser window designed for 75 dB (beta 7.306) although 60 dB is required: the textbook
   length estimate is approximate and the band edge is the weakest point, so keep margin.
 * The length is rounded up so the group delay is exactly 2 ms: 65 taps at 16 kHz (33 per
-  phase for 8->16), 97 at 24 kHz (24->8 and 8->24); 1 ms between 16 and 24 kHz. That is a
-  whole number of samples at 8, 16 and 24 kHz, so nobody has to align by a fraction.
+  phase for 8->16), 97 at 24 kHz (24->8 and 8->24); 1.25 ms between 16 and 24 kHz (121
+  taps at 48 kHz). That is a whole number of samples at 8, 16 and 24 kHz, so nobody has to
+  align by a fraction.
 * Coefficients are quantised to multiples of 2**-24 and the arithmetic is float64. Every
   product and partial sum is then exactly representable, so results cannot depend on the
   BLAS summation order or on how the stream was chunked: streaming output is bit-identical
@@ -66,6 +69,8 @@ COMPILED = _fir is not None  # whether Resampler runs the compiled kernel by def
 _ATTENUATION_DB = 75.0
 _BETA = 0.1102 * (_ATTENUATION_DB - 8.7)
 _TRANSITION = 0.15  # half-width of the transition band, as a fraction of the lower Nyquist
+# Where the passband ends, by the lower rate: the telephone band (G.712) and the wideband one.
+_PASSBAND_END = {8000: 3400, 16000: 7000}
 _COEF_BITS = 24
 _MAX_TABLE = 4_000_000  # float64 entries; guards against ratios like 8000:8001
 _MAX_CALL = 1 << 16  # input samples handled per matrix product
@@ -217,8 +222,9 @@ def _design(src: int, dst: int) -> _Design:
     g = math.gcd(src, dst)
     up, down = dst // g, src // g
     fs = up * src  # the virtual rate at which the prototype filter runs
-    edge = min(src, dst) / 2
-    width = 2 * _TRANSITION * edge
+    low = min(src, dst)
+    edge = low / 2
+    width = 2 * (edge - _PASSBAND_END.get(low, (1 - _TRANSITION) * edge))
     # Kaiser's length estimate for the attenuation over this transition width.
     est = math.ceil((_ATTENUATION_DB - 7.95) / (2.285 * 2 * math.pi * width / fs)) + 1
     half = math.ceil((est - 1) / 2)

@@ -1,12 +1,11 @@
-"""The audio core: G.711 against an independent reference, streaming resampler exactness,
-filter quality on tones, delay, and real speech scored with PESQ against an ideal resampler."""
+"""The audio core: G.711 against an independent reference, codecs and formats, and the
+streaming resampler's mechanics (chunking, reset, the compiled kernel). Its filter quality
+and real-speech scores are in ``test_audio_quality.py``."""
 
 from __future__ import annotations
 
 import math
 import warnings
-import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +28,7 @@ from gateway.audio import (
     ulaw_to_pcm16,
 )
 from gateway.errors import AudioFormatError
+from tests.audio_measure import i16, noise, pcm, stream, tone
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -36,43 +36,6 @@ with warnings.catch_warnings():
 
 PAIRS = [(8000, 16000), (16000, 8000), (24000, 8000), (8000, 24000), (24000, 16000),
          (16000, 24000)]
-PASSBAND = list(range(300, 3401, 100))
-AMPLITUDE = 16384.0  # -6 dBFS
-MIN_REJECTION_DB = 60.0
-
-
-def i16(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-
-
-def pcm(x: np.ndarray) -> bytes:
-    return bytes(np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes())
-
-
-def noise(seed: int, n: int) -> bytes:
-    return np.random.default_rng(seed).integers(-20000, 20000, n).astype("<i2").tobytes()
-
-
-def tone(freq: float, rate: int, seconds: float = 1.2) -> bytes:
-    return pcm(AMPLITUDE * np.sin(2 * np.pi * freq * np.arange(int(rate * seconds)) / rate))
-
-
-def stream(r: Resampler, data: bytes, frame: int) -> bytes:
-    return b"".join(r.process(data[i : i + frame]) for i in range(0, len(data), frame))
-
-
-def level_db(out: bytes, rate: int, freq: float) -> float:
-    """Level of ``freq`` relative to the input tone: exact DFT bin over one second, after
-    the start-up transient, so there is no leakage between the tone and its image."""
-    y = i16(out)[rate // 10 : rate // 10 + rate]
-    assert len(y) == rate
-    amp = 2 * abs(np.dot(y, np.exp(-2j * np.pi * freq * np.arange(rate) / rate))) / rate
-    return 20 * math.log10(max(amp, 1e-9) / AMPLITUDE)
-
-
-def through(src: int, dst: int, freq: float) -> bytes:
-    return stream(Resampler(src, dst), tone(freq, src), frame_bytes(src))
-
 
 # G.711 -------------------------------------------------------------------------------
 
@@ -361,128 +324,3 @@ def test_full_scale_overshoot_saturates_instead_of_wrapping() -> None:
         out = i16(Resampler(src, dst).process(square.astype("<i2").tobytes())).astype(np.int64)
         assert out.max() == 32767 and out.min() == -32768  # the Gibbs overshoot was clipped
         assert np.abs(np.diff(out)).max() < 50000  # no jump of ~65536 from a wraparound
-
-
-# Quality -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("freq", PASSBAND)
-def test_8k_to_16k_images_rejected_and_passband_flat(freq: int) -> None:
-    out = through(8000, 16000, freq)
-    assert abs(level_db(out, 16000, freq)) <= 0.5
-    assert level_db(out, 16000, 8000 - freq) <= -MIN_REJECTION_DB
-
-
-@pytest.mark.parametrize("freq", [4600, 5000, 7000, 7700, 8300, 10000, 11400, 11500,
-                                  *range(4700, 11301, 300)])
-def test_24k_to_8k_aliases_rejected(freq: int) -> None:
-    alias = abs(freq - 8000 * round(freq / 8000))
-    assert level_db(through(24000, 8000, freq), 8000, alias) <= -MIN_REJECTION_DB
-
-
-@pytest.mark.parametrize(("src", "dst"), [(24000, 8000), (16000, 8000), (8000, 24000)])
-def test_passband_flat_within_half_a_db(src: int, dst: int) -> None:
-    gains = [level_db(through(src, dst, f), dst, f) for f in PASSBAND]
-    assert max(abs(g) for g in gains) <= 0.5
-    assert max(gains) - min(gains) <= 0.5
-
-
-@pytest.mark.parametrize(("src", "dst"), PAIRS)
-def test_delay_is_small_and_matches_an_impulse(src: int, dst: int) -> None:
-    r = Resampler(src, dst)
-    assert 0 < r.delay_ms <= 4.0
-    impulse = np.zeros(src // 10)
-    at = 200
-    impulse[at] = 30000
-    out = i16(r.process(pcm(impulse)))
-    measured_ms = 1000 * (int(np.argmax(np.abs(out))) / dst - at / src)
-    assert abs(measured_ms - r.delay_ms) <= 1000 / dst
-
-
-@pytest.mark.parametrize(("src", "dst"), PAIRS)
-def test_output_is_the_input_delayed_by_delay_ms(src: int, dst: int) -> None:
-    """Multi-tone speech-band signal vs its exact value at the output rate, shifted by
-    delay_ms: a delay off by a tenth of a sample would cost >10 dB here."""
-    rng = np.random.default_rng(src * dst)
-    freqs, phases = rng.uniform(300, 3400, 6), rng.uniform(0, 2 * np.pi, 6)
-
-    def signal(t: np.ndarray) -> np.ndarray:
-        return np.asarray(3000 * np.sin(2 * np.pi * np.outer(t, freqs) + phases).sum(axis=1))
-
-    r = Resampler(src, dst)
-    out = i16(stream(r, pcm(signal(np.arange(src) / src)), frame_bytes(src)))
-    want = signal(np.arange(len(out)) / dst - r.delay_ms / 1000)
-    steady = slice(dst // 50, len(out))  # after the filter has filled
-    err = out[steady] - want[steady]
-    assert 10 * math.log10(np.sum(want[steady] ** 2) / np.sum(err**2)) > 55
-
-
-# Real speech ---------------------------------------------------------------------------
-
-def ideal_resample(pcm: np.ndarray, src: int, dst: int) -> np.ndarray:
-    """A brick-wall reference: whole-signal FFT, cut (or zero-extended) at the new Nyquist."""
-    n_out = len(pcm) * dst // src
-    spectrum = np.fft.rfft(pcm.astype(np.float64))
-    bins = n_out // 2 + 1
-    if bins <= len(spectrum):
-        spectrum = spectrum[:bins]
-    else:
-        spectrum = np.concatenate([spectrum, np.zeros(bins - len(spectrum))])
-    return np.fft.irfft(spectrum, n_out) * (dst / src)
-
-
-def as_i16(x: np.ndarray) -> bytes:
-    return np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
-
-
-@pytest.fixture(scope="module")
-def speech() -> dict[int, bytes]:
-    """A bundled 24 kHz speech recording, and ideal 8 and 16 kHz copies of it.
-
-    The references are computed here (no TTS or sox at test time), so ``make test`` needs
-    nothing beyond the repository on a fresh machine."""
-    path = Path(__file__).parent.parent / "gateway" / "assets" / "speech" / "agent_options.wav"
-    with wave.open(str(path), "rb") as w:
-        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (24000, 2, 1)
-        pcm24 = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    ref8 = ideal_resample(pcm24, 24000, 8000)
-    ref16 = ideal_resample(ref8, 8000, 16000)
-    return {24000: pcm24.tobytes(), 8000: as_i16(ref8), 16000: as_i16(ref16)}
-
-
-def ratecv_stream(data: bytes, src: int, dst: int) -> bytes:
-    state, parts = None, []
-    for i in range(0, len(data), frame_bytes(src)):
-        out, state = audioop.ratecv(data[i : i + frame_bytes(src)], 2, 1, src, dst, state)
-        parts.append(out)
-    return b"".join(parts)
-
-
-def pesq_scores(
-    ref: bytes, ours: bytes, ratecv: bytes, rate: int, delay_ms: float
-) -> tuple[float, float]:
-    from pesq import pesq
-
-    shift = round(delay_ms * rate / 1000)
-    a, b, c = i16(ref), i16(ours)[shift:], i16(ratecv)
-    n = min(len(a), len(b), len(c))
-    assert n > 3 * rate
-    mode = "nb" if rate == 8000 else "wb"
-    return pesq(rate, a[:n], b[:n], mode), pesq(rate, a[:n], c[:n], mode)
-
-
-def test_speech_24k_to_8k_scores_like_an_ideal_resampler(speech: dict[int, bytes]) -> None:
-    r = Resampler(24000, 8000)
-    ours = stream(r, speech[24000], frame_bytes(24000))
-    ratecv = ratecv_stream(speech[24000], 24000, 8000)
-    ours_score, ratecv_score = pesq_scores(speech[8000], ours, ratecv, 8000, r.delay_ms)
-    assert ours_score >= 4.3  # narrow-band PESQ tops out near 4.55
-    assert ratecv_score < ours_score - 0.5  # unfiltered decimation: audible aliasing
-
-
-def test_speech_8k_to_16k_scores_like_an_ideal_resampler(speech: dict[int, bytes]) -> None:
-    r = Resampler(8000, 16000)
-    ours = stream(r, speech[8000], frame_bytes(8000))
-    ratecv = ratecv_stream(speech[8000], 8000, 16000)
-    ours_score, ratecv_score = pesq_scores(speech[16000], ours, ratecv, 16000, r.delay_ms)
-    assert ours_score >= 3.8  # the reference keeps 3.4-4 kHz, which our transition band rolls off
-    assert ratecv_score < ours_score - 1.0  # linear interpolation leaves loud images

@@ -305,6 +305,20 @@ def test_media_chunks_and_counting() -> None:
     assert d.record.audio_rates == {24000}
 
 
+def test_the_caller_s_audio_is_kept_as_far_as_the_scenario_says() -> None:
+    pcm = bytes(range(256)) * 10  # 80 ms at 16 kHz
+    d = Driver()
+    d.send(FULL_SETUP)
+    d.audio(pcm, rate=16000)
+    assert d.record.audio == b""  # none by default: a load test's sessions hold no audio
+    d = Driver(scenario_from_dict({"keep_audio_s": 0.05}))
+    d.send(FULL_SETUP)
+    d.audio(pcm, rate=16000)
+    assert d.record.audio == pcm[:1600]  # 50 ms, in the order it came
+    with pytest.raises(ScenarioError, match="keep_audio_s"):
+        scenario_from_dict({"keep_audio_s": -1})
+
+
 # -- barge-in ------------------------------------------------------------------------------
 
 

@@ -30,6 +30,8 @@ class SessionRecord:
     audio_bytes: int = 0  # decoded audio bytes received
     audio_rates: set[int] = field(default_factory=set)
     audio_seconds: float = 0.0  # of PCM16 received, by declared rate
+    # The PCM16 itself, as received, up to the scenario's keep_audio_s (none by default).
+    audio: bytearray = field(default_factory=bytearray)
     texts: list[str] = field(default_factory=list)  # realtimeInput.text and clientContent text
     speech_segments: list[float] = field(default_factory=list)  # caller speech found, seconds
     turns_completed: int = 0

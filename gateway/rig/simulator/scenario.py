@@ -15,6 +15,7 @@ A scenario scripts what the simulated model says, turn by turn, and what goes wr
     connection_lifetime_s: null  # if set, each connection is cut (1011 "Deadline expired")
     go_away_before_s: 60     # this long after goAway; both in simulated time, like the
                              # service's ~10 min lifetime with goAway ~60 s before the cut
+    keep_audio_s: 0          # caller audio each session keeps, to score what the model heard
     turns:                   # turn N uses turns[N-1]; later turns: bundled replies in order
       - caller_text: "Hi, I'd like to book a table"   # inputTranscription text
         reply: agent_greeting                          # bundled fixture name or WAV path
@@ -121,6 +122,7 @@ class Scenario:
     known_models: tuple[str, ...] = ()
     connection_lifetime_s: float | None = None
     go_away_before_s: float = 60.0
+    keep_audio_s: float = 0.0  # of the caller's audio, kept in SessionRecord.audio
     base_dir: Path | None = None  # relative reply paths resolve against this
 
     def __post_init__(self) -> None:
@@ -130,7 +132,7 @@ class Scenario:
                 object.__setattr__(self, name, tuple(value))
         if not self.speed > 0:
             raise _fail("speed", f"must be > 0 (got {self.speed})")
-        for name in ("response_delay_ms", "onset_ms", "tool_timeout_ms"):
+        for name in ("response_delay_ms", "onset_ms", "tool_timeout_ms", "keep_audio_s"):
             if getattr(self, name) < 0:
                 raise _fail(name, "must be >= 0")
         if self.connection_lifetime_s is not None and not (
@@ -300,7 +302,8 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
     numeric: dict[str, type | tuple[type, ...]] = {
         "speed": (int, float), "vad_threshold": (int, float), "response_delay_ms": int,
         "silence_ms": int, "onset_ms": int, "chunk_ms": int, "tool_timeout_ms": int,
-        "connection_lifetime_s": (int, float), "go_away_before_s": (int, float)}
+        "connection_lifetime_s": (int, float), "go_away_before_s": (int, float),
+        "keep_audio_s": (int, float)}
     for key, kinds in numeric.items():
         if data.get(key) is not None:
             kw[key] = _typed(data, key, kinds, "")

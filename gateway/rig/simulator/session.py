@@ -236,6 +236,10 @@ class LiveSession:
         rec.audio_rates.add(rate)
         if not mime.startswith("audio/pcm") or rate <= 0:
             return []
+        if self.scenario.keep_audio_s:  # only tests that score the audio keep it
+            keep = 2 * round(self.scenario.keep_audio_s * rate) - len(rec.audio)
+            if keep > 0:
+                rec.audio += pcm[:keep]
         rec.audio_seconds += len(pcm) / 2 / rate
         assert self._setup is not None
         if not self._setup.auto_vad:
