@@ -1,14 +1,13 @@
-"""The bench for the hostile-input tests: a client that can break every rule, one gateway in
-front of two simulated Live servers, and the checks that a healthy call did not notice."""
+"""The bench for the hostile-input tests: a client that can break every rule of any carrier's
+media stream, one gateway in front of two simulated Live servers, and the checks that a healthy
+call of the same carrier did not notice."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import struct
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,51 +23,54 @@ from websockets.uri import parse_uri
 
 from gateway.agent import Agent
 from gateway.bridge_config import CallServices
+from gateway.carriers.core import Carrier, Outgoing
 from gateway.config import Settings, custom_endpoint
 from gateway.live_client import LiveSession, open_session
+from gateway.metrics import PREFIX
 from gateway.record import CallSummary
 from gateway.registry import AgentRegistry
-from gateway.rig.peers.twilio import FRAME_BYTES, ULAW_SILENCE, TwilioPeer
+from gateway.rig.peers.registry import new_peer
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.speech import fixture, speech_dir
 from gateway.server import Gateway, load_prompt, running
 from gateway.wav import write_wav
+from tests.integration.hostile_wire import CALLER, WIRES, Wire
 
 SPEED = 8.0  # the healthy call and its simulator
 HOSTILE_SPEED = 25.0  # the hostile line's simulator: its long reply streams quickly
-CALLER = "+15550100"
 HEALTHY_REPLY = "agent_goodbye"
+# The healthy caller's line: short, so that a row costs little more than the reply it overlaps.
+HEALTHY_SAYS = "caller_goodbye"
 REPLY_MS = fixture(HEALTHY_REPLY).duration_s * 1000
 RESPONSE_MS_MAX = 1500.0
-SILENCE = bytes([ULAW_SILENCE]) * FRAME_BYTES
 TAG = {"healthy": "Healthy test line.", "hostile": "Hostile test line."}
 FLOOD_FRAMES = 10_000
-# A flood that queued its frames would hold >= 3 MB of inbound JSON alone (10,000 x ~300 B),
-# and ~9 MB of outbound Live messages; a bounded path holds a fraction of one of those.
-FLOOD_MEMORY_BOUND = 2 * 1024 * 1024
+# A flood that queued its frames would hold >= 3 MB of inbound JSON alone (10,000 x ~300 B
+# of 8 kHz mu-law), and ~9 MB of outbound Live messages; a bounded path holds a fraction of one
+# of those. Frames of 16 kHz linear PCM (Telnyx, Plivo, Vonage) are 4x the bytes: a queue would
+# hold ~9 MB inbound, and what a bounded path keeps (the replay buffer of the last frames, the
+# few in flight) is larger too.
+FLOOD_MEMORY_BOUND = {160: 2 * 1024 * 1024, 640: 3 * 1024 * 1024}  # by frame bytes
 
 
 # -- a client that can break every rule -----------------------------------------------------
 
 
 class RawCaller:
-    """A Media Streams client on a plain socket, framing with websockets' sans-I/O protocol.
+    """A carrier's media stream on a plain socket, framing with websockets' sans-I/O protocol.
 
     Unlike a WebSocket library it will send binary or oversized frames, stop reading (with a
     receive buffer as small as the kernel allows), or vanish without a close frame.
-    ``peer`` builds the valid Twilio messages.
+    ``wire`` builds the carrier's messages, valid and broken.
     """
 
-    def __init__(self, port: int, path: str = "/media/hostile", *,
-                 rcvbuf: int | None = None) -> None:
+    def __init__(self, port: int, wire: Wire, *, rcvbuf: int | None = None) -> None:
         self.port = port
-        self.url = f"ws://127.0.0.1:{port}{path}"
+        self.wire = wire
+        self.url = f"ws://127.0.0.1:{port}/{wire.carrier.value}/media/hostile"
         self.rcvbuf = rcvbuf
-        self.peer = TwilioPeer(call_sid="CA" + uuid.uuid4().hex,
-                               stream_sid="MZ" + uuid.uuid4().hex,
-                               custom_parameters={"From": CALLER})
         self.protocol = ClientProtocol(parse_uri(self.url))
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.loop = asyncio.get_running_loop()
@@ -99,25 +101,38 @@ class RawCaller:
             if chunk:
                 await self.loop.sock_sendall(self.sock, chunk)
 
-    async def send(self, *texts: str) -> None:
-        for text in texts:
-            self.protocol.send_text(text.encode())
+    def _frame(self, frame: Outgoing) -> None:
+        if isinstance(frame, str):
+            self.protocol.send_text(frame.encode())
+        else:
+            self.protocol.send_binary(frame)
+
+    async def send(self, *frames: Outgoing) -> None:
+        """Text frames for strings, binary frames for bytes."""
+        for frame in frames:
+            self._frame(frame)
         await self._flush()
 
-    async def send_binary(self, data: bytes) -> None:
-        self.protocol.send_binary(data)
-        await self._flush()
-
-    async def send_batched(self, texts: Iterable[str], batch: int = 100) -> None:
+    async def send_batched(self, frames: Iterable[Outgoing], batch: int = 100) -> None:
         """As fast as the socket takes them: ``batch`` frames per write."""
         pending = 0
-        for text in texts:
-            self.protocol.send_text(text.encode())
+        for frame in frames:
+            self._frame(frame)
             pending += 1
             if pending == batch:
                 await self._flush()
                 pending = 0
         await self._flush()
+
+    async def hang_up(self) -> tuple[int, str]:
+        """Hang up as the carrier does: its ``stop`` (the gateway then closes the stream), or,
+        where it has none, a normal close of its own; the gateway's close frame."""
+        if self.wire.stop_event:
+            await self.send(self.wire.stop())
+        else:
+            self.protocol.send_close(1000)
+            await self._flush()
+        return await self.closed()
 
     async def closed(self, timeout: float = 10.0) -> tuple[int, str]:  # noqa: ASYNC109
         """Read until the gateway's close frame (answering it) or the end of the connection.
@@ -152,6 +167,11 @@ class RawCaller:
                 if not data:
                     return got
                 got += len(data)
+                # sock_recv returns without suspending while data is waiting, and the gateway
+                # shares this event loop: give it its turn between reads (a real caller's
+                # reads never hold the gateway's loop), or a read loop on a connection the
+                # gateway is closing starves the close it has already scheduled.
+                await asyncio.sleep(0)
 
     def abort(self, *, reset: bool = False) -> None:
         """Drop the connection without a close frame: a FIN, or with ``reset`` a RST."""
@@ -159,36 +179,21 @@ class RawCaller:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()
 
-    def media_with_payload(self, payload: str) -> str:
-        """A ``media`` message of this stream carrying ``payload`` verbatim."""
-        return json.dumps({"event": "media", "sequenceNumber": "99",
-                           "streamSid": self.peer.stream_sid,
-                           "media": {"track": "inbound", "chunk": "99", "timestamp": "1980",
-                                     "payload": payload}})
-
-    def start_with(self, **media_format: Any) -> str:
-        """A ``start`` whose ``start`` object is changed as given (``None`` removes a key)."""
-        msg = json.loads(self.peer.start())
-        for key, value in media_format.items():
-            if value is None:
-                msg["start"].pop(key)
-            else:
-                msg["start"][key] = value
-        return json.dumps(msg)
-
 
 # -- one gateway, two Live lines, one healthy call -------------------------------------------
 
 
 @dataclass
 class Bench:
+    carrier: Carrier
     gateway: Gateway
     port: int
     healthy_sim: SimulatorServer
     hostile_sim: SimulatorServer
 
     def caller(self, **kw: Any) -> RawCaller:
-        return RawCaller(self.port, **kw)
+        """A hostile stream of this bench's carrier, on a call of its own."""
+        return RawCaller(self.port, WIRES[self.carrier](), **kw)
 
     async def hostile_session(self, predicate: Callable[[SessionRecord], bool],
                               timeout: float = 10.0) -> SessionRecord:  # noqa: ASYNC109
@@ -198,11 +203,20 @@ class Bench:
                              timeout=timeout)
         return sim.sessions[0]
 
+    async def hostile_ended(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Until the hostile call has ended: its peers closed, its summary recorded."""
+        gateway = self.gateway
+        async with asyncio.timeout(timeout):
+            while not any(s.agent == "hostile" for s in gateway.finished):
+                gateway.call_done.clear()
+                await gateway.call_done.wait()
+
 
 @dataclass
 class Outcome:
     """What the test looks at once the gateway has drained."""
 
+    carrier: Carrier
     healthy: CallResult
     healthy_summary: CallSummary
     hostile: CallSummary
@@ -220,11 +234,14 @@ def tone_wav(path: Path, seconds: float) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def bench(long_reply: Path, **settings: Any) -> AsyncIterator[Bench]:
-    """A gateway with a ``healthy`` and a ``hostile`` agent, each on its own simulator."""
+async def bench(long_reply: Path, carrier: Carrier, **settings: Any) -> AsyncIterator[Bench]:
+    """A gateway with a ``healthy`` and a ``hostile`` agent, each on its own simulator.
+
+    It serves every carrier unsigned (a test gateway on loopback), so no stream needs a
+    per-call token and every hostile frame reaches the carrier's parser.
+    """
     healthy = scenario_from_dict({"speed": SPEED, "turns": [
-        {"caller_text": "Hi, I'd like to book a table for two tomorrow evening.",
-         "reply": HEALTHY_REPLY}]})
+        {"caller_text": "Thanks, goodbye.", "reply": HEALTHY_REPLY}]})
     hostile = scenario_from_dict({"speed": HOSTILE_SPEED, "turns": [
         {"caller_text": "Hi, I'd like to book a table.", "reply": str(long_reply)}]})
     async with SimulatorServer(healthy) as healthy_sim, SimulatorServer(hostile) as hostile_sim:
@@ -239,8 +256,9 @@ async def bench(long_reply: Path, **settings: Any) -> AsyncIterator[Bench]:
             connect_live=connect,
             services=CallServices(agents=AgentRegistry(agents=agents, default="healthy"),
                                   unavailable_prompt=load_prompt()))
+        assert not any(s.signed for s in gateway.carriers.values())
         async with running(gateway) as port:
-            yield Bench(gateway, port, healthy_sim, hostile_sim)
+            yield Bench(carrier, gateway, port, healthy_sim, hostile_sim)
             # Every Live session a call opened was closed by the gateway when the call ended.
             for sim in (healthy_sim, hostile_sim):
                 await sim.wait_until(lambda s=sim: all(r.closed for r in s.sessions))
@@ -251,16 +269,17 @@ async def bench(long_reply: Path, **settings: Any) -> AsyncIterator[Bench]:
 HostileRun = Callable[[Bench], Awaitable[None]]
 
 
-async def beside_a_healthy_call(long_reply: Path, hostile: HostileRun,
+async def beside_a_healthy_call(long_reply: Path, carrier: Carrier, hostile: HostileRun,
                                 **settings: Any) -> Outcome:
-    """Run ``hostile`` while a healthy call on the same gateway is hearing its reply."""
+    """Run ``hostile`` while a healthy call of the same carrier, on the same gateway, is
+    hearing its reply."""
     with capture_logs() as logs:
-        async with asyncio.timeout(60), bench(long_reply, **settings) as b:
-            script = [Utterance(load_utterance(speech_dir() / "caller_book_table.wav"),
-                                When.START, 400)]
+        async with asyncio.timeout(60), bench(long_reply, carrier, **settings) as b:
+            script = [Utterance(load_utterance(speech_dir() / f"{HEALTHY_SAYS}.wav"),
+                                When.START, 200)]
             call = asyncio.create_task(place_call(
-                f"ws://127.0.0.1:{b.port}/media/healthy", script, speed=SPEED,
-                parameters={"From": CALLER}, max_s=60.0))
+                f"ws://127.0.0.1:{b.port}/{carrier.value}/media/healthy", script, speed=SPEED,
+                peer=new_peer(carrier, {"From": CALLER}), tail_ms=400, max_s=60.0))
             sim = b.healthy_sim
             await sim.wait_until(lambda: bool(sim.sessions) and "audio" in sim.sessions[0].sent,
                                  timeout=20)
@@ -270,15 +289,27 @@ async def beside_a_healthy_call(long_reply: Path, hostile: HostileRun,
     finished = list(b.gateway.finished)
     [healthy_summary] = [s for s in finished if s.agent == "healthy"]
     [hostile_summary] = [s for s in finished if s.agent != "healthy"]
-    outcome = Outcome(healthy, healthy_summary, hostile_summary, logs)
+    outcome = Outcome(carrier, healthy, healthy_summary, hostile_summary, logs)
     _check_healthy(b, outcome)
+    # /metrics counts the hostile stream's errors under its carrier, and nowhere else.
+    assert protocol_errors_by_carrier(b.gateway) == {
+        c.value: hostile_summary.stats.protocol_errors if c is carrier else 0
+        for c in b.gateway.carriers}
     return outcome
+
+
+def protocol_errors_by_carrier(gateway: Gateway) -> dict[str, float]:
+    """``voicegw_protocol_errors_total`` by carrier, as a scrape of /metrics would read it."""
+    return {sample.labels["carrier"]: sample.value
+            for family in gateway.metrics.registry.collect() for sample in family.samples
+            if sample.name == f"{PREFIX}protocol_errors_total"}
 
 
 def _check_healthy(b: Bench, o: Outcome) -> None:
     """The healthy call went exactly as it would have alone."""
     result, summary = o.healthy, o.healthy_summary
     [session] = b.healthy_sim.sessions
+    assert summary.carrier == o.carrier.value
     # Every frame the phone sent reached the model, one audio message each.
     assert result.frames_sent > 0
     assert summary.stats.frames_forwarded == result.frames_sent
@@ -299,37 +330,29 @@ def _check_healthy(b: Bench, o: Outcome) -> None:
                 and e.get("call_sid") == result.call_sid]
 
 
-def _check_warned(o: Outcome, call_sid: str | None, count: int) -> None:
-    """``count`` protocol_error warnings, each naming the hostile call where it was known."""
+def check_warned(o: Outcome, call_sid: str | None, count: int) -> None:
+    """``count`` protocol_error warnings from the hostile stream's carrier, each naming the
+    hostile call where it was known."""
     warned = o.warnings("protocol_error")
     assert len(warned) == count
     for entry in warned:
-        assert entry["peer"] == "twilio"
+        assert entry["peer"] == o.carrier.value
+        assert entry["carrier"] == o.carrier.value
         assert entry.get("call_sid") == call_sid
 
 
-async def _ends_normally(c: RawCaller, b: Bench, frames_before_stop: int = 1) -> None:
-    """One valid frame reaches the Live session (the stream is still fine), then hang up."""
-    await c.send(c.peer.media(SILENCE))
-    await b.hostile_session(lambda s: s.audio_chunks >= frames_before_stop)
-    await c.send(c.peer.stop())
-    assert await c.closed() == (1000, "caller hung up")
+async def ends_normally(c: RawCaller, b: Bench, frames: int = 1) -> None:
+    """A valid frame reaches the Live session (the stream is still fine), then hang up."""
+    await c.send(c.wire.media())
+    await b.hostile_session(lambda s: s.audio_chunks >= frames)
+    assert await c.hang_up() == HUNG_UP[c.wire.stop_event]
 
 
-# -- ignored and counted ---------------------------------------------------------------------
+def close_reason(reason: str) -> str:
+    """``reason`` as a close frame carries it: cut to fit (Plivo's list of formats does not)."""
+    return reason.encode()[:120].decode("utf-8", "ignore")
 
 
-def _oversized_payload(c: RawCaller) -> str:
-    # 20,000 bytes of audio (2.5 s) in one frame: over the 8,000-byte payload limit, inside
-    # the 64 KiB frame limit.
-    return c.media_with_payload("/" * 26_668)
-
-
-BAD_FRAMES: dict[str, Callable[[RawCaller], str]] = {
-    "non-JSON text": lambda c: "this is not JSON {",
-    "JSON that is not an object": lambda c: '["event", "media"]',
-    "payload not base64": lambda c: c.media_with_payload("not base64!"),
-    "empty payload": lambda c: c.media_with_payload(""),
-    "oversized payload": _oversized_payload,
-    "connected after start": lambda c: c.peer.connected(),
-}
+# The close frame a hang-up gets: after a stop, the gateway's own; after the caller's close,
+# aiohttp's answer to it.
+HUNG_UP = {True: (1000, "caller hung up"), False: (1000, "")}
