@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.live import OUTPUT_RATE
@@ -192,3 +193,32 @@ async def test_workers_share_the_port_and_the_trace_and_stop_together(tmp_path: 
     assert {n % 2 for n in numbers} == {0, 1}  # worker 0 numbers 1, 3, ...; worker 1 2, 4, ...
     per_session = {n: [r for r in ev["in"] if r["s"] == n] for n in numbers}
     assert all(len(v) == -(-len(caller_audio()) // CHUNK) for v in per_session.values())
+
+
+async def test_workers_stop_when_their_launcher_is_killed(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("name: t\nspeed: 4\n", encoding="utf-8")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--log-level", "info", "simulate-live", "--port",
+        str(port), "--scenario", str(scenario), "--workers", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    try:
+        ready = 0
+        async with asyncio.timeout(30):
+            while ready < 2:
+                ready += b"simulator.ready" in await proc.stdout.readline()
+        proc.kill()  # SIGKILL: the launcher cannot pass anything on
+        # The workers hold the other ends of this pipe: it reaches its end only once both
+        # have exited, and they said why.
+        async with asyncio.timeout(30):
+            rest = await proc.stdout.read()
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert rest.count(b"simulator.launcher_gone") == 2
+    # The port is free again: nothing is left listening on it.
+    with pytest.raises(OSError, match=r"Connect call failed|refused"):
+        await connect(f"ws://127.0.0.1:{port}/", open_timeout=5)

@@ -12,6 +12,7 @@ import contextlib
 import re
 import signal
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -281,6 +282,19 @@ def _closed_by_peer(record: SessionRecord, exc: ConnectionClosed) -> None:
         record.closed = (rcvd.code, rcvd.reason) if rcvd is not None else (1006, "")
 
 
+async def _launcher_gone() -> None:
+    """Return once the launcher that started this worker is gone. It holds the write end of
+    the worker's stdin and never writes: end of file means it exited, however it ended. A
+    launcher stops its workers on SIGTERM; one that was killed cannot, and a worker left
+    running would hold the port and its end of the launcher's output pipe (so a parent
+    waiting on that pipe would wait for ever)."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+
+
 async def run_simulator(host: str, port: int, *, scenario_path: str | Path | None = None,
                         tls_cert: str | Path | None = None,
                         tls_key: str | Path | None = None,
@@ -313,10 +327,16 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
                         note="simulated Live API for tests and demos; no model behind it")
             serving = asyncio.create_task(sim.serve_forever())
             stopping = asyncio.create_task(stop.wait())
+            tasks = [serving, stopping]
+            if worker[1] > 1:  # one of --workers N: stop with the launcher, however it ended
+                tasks.append(asyncio.create_task(_launcher_gone()))
             try:
-                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if tasks[2:] and tasks[2] in done:
+                    _log().warning("simulator.launcher_gone",
+                                   note="stopping: nothing else would")
             finally:
-                for task in (serving, stopping):
+                for task in tasks:
                     # A task that failed re-raises its error here.
                     await cancel_and_wait(task)
     finally:

@@ -44,9 +44,11 @@ async def run_workers(argvs: Sequence[Sequence[str]]) -> int:
     try:
         for argv in argvs:
             # A session of their own: a terminal's Ctrl-C reaches this process only, which
-            # stops the workers in order instead of interrupting them mid-write.
+            # stops the workers in order instead of interrupting them mid-write. Their stdin
+            # is a pipe this process never writes to: if it dies (killed, so it cannot stop
+            # them), they read end of file and stop themselves.
             procs.append(await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, start_new_session=True))
+                *argv, stdin=asyncio.subprocess.PIPE, start_new_session=True))
         log.info("simulator.workers_started", workers=len(procs),
                  pids=[p.pid for p in procs])
         exits = [asyncio.create_task(p.wait()) for p in procs]
