@@ -12,6 +12,7 @@ and the carrier's own error code and message, scrubbed of registered secrets.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,10 +21,11 @@ import aiohttp
 import structlog
 
 from gateway.errors import CallControlError
-
-__all__ = ["CallControlError", "Gone", "Reply", "RestTransport", "error_code", "not_found"]
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import scrub
+
+__all__ = ["CallControlError", "Gone", "Reply", "RestTransport", "basic_auth", "error_code",
+           "not_found"]
 
 _RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 
@@ -36,6 +38,16 @@ class Reply:
 
 # Called before each attempt: the headers that authenticate it (a fresh JWT for Vonage).
 Authorise = Callable[[], Mapping[str, str]]
+
+
+def basic_auth(user: str, secret: str) -> Authorise:
+    """HTTP Basic credentials, built once. By hand: aiohttp.BasicAuth is deprecated in newer
+    aiohttp, and its replacement does not exist in the older versions we support."""
+    pair = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+    headers = {"Authorization": "Basic " + pair}
+    return lambda: headers
+
+
 # Whether a refusal (status, body) says the call has already ended.
 Gone = Callable[[int, Mapping[str, Any]], bool]
 

@@ -14,7 +14,6 @@ need it. It remains the oracle for signatures in the tests.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import time
@@ -26,7 +25,7 @@ from gateway.carriers.transfer_links import TransferLinks
 from gateway.errors import CallControlError, ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
-from gateway.rest.http import RestTransport
+from gateway.rest.http import RestTransport, basic_auth
 
 DEFAULT_BASE_URL: Final = "https://api.plivo.com"
 # An account (MA...) or subaccount (SA...) Auth ID: 20 characters, as Plivo's SDK checks.
@@ -73,11 +72,9 @@ class PlivoRest:
         self.credentials = credentials
         self.links = links
         self._clock = clock
-        pair = f"{credentials.auth_id}:{credentials.auth_token}".encode()
-        # Built by hand: aiohttp.BasicAuth is deprecated in newer aiohttp.
-        auth = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
-        self.http = RestTransport(base_url, lambda: auth, carrier="plivo",
-                                  timeout_s=timeout_s, retry=retry, log=log)
+        self.http = RestTransport(base_url,
+                                  basic_auth(credentials.auth_id, credentials.auth_token),
+                                  carrier="plivo", timeout_s=timeout_s, retry=retry, log=log)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -15,7 +15,6 @@ whole gateway; two calls do not need it. It remains the oracle for signatures in
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import time
@@ -29,7 +28,7 @@ from gateway.carriers.transfer_links import TransferLinks
 from gateway.errors import ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
-from gateway.rest.http import RestTransport
+from gateway.rest.http import RestTransport, basic_auth
 
 DEFAULT_BASE_URL: Final = "https://api.twilio.com"
 _SID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$")
@@ -86,12 +85,10 @@ class TwilioRest:
         self.carrier = carrier
         self.credentials = credentials
         self.links = links
-        pair = f"{credentials.username}:{credentials.password}".encode()
-        # Built by hand: aiohttp.BasicAuth is deprecated in newer aiohttp, and its
-        # replacement does not exist in the older versions we support.
-        auth = {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
-        self.http = RestTransport(base_url, lambda: auth, carrier=carrier.value,
-                                  timeout_s=timeout_s, retry=retry, log=log)
+        self.http = RestTransport(base_url,
+                                  basic_auth(credentials.username, credentials.password),
+                                  carrier=carrier.value, timeout_s=timeout_s, retry=retry,
+                                  log=log)
 
     @property
     def transfers(self) -> bool:
