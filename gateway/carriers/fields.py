@@ -86,6 +86,16 @@ def parse_object(frame: str | bytes, call_id: str | None) -> dict[str, Any]:
     return msg
 
 
+def check_stream(msg: dict[str, Any], key: str, stream_id: str | None,
+                 call_id: str | None) -> None:
+    """Carriers stamp each frame after the start with the stream's id in ``key``: another id
+    means another stream's frames."""
+    found = msg.get(key)
+    if found is not None and found != stream_id:
+        raise CarrierProtocolError(f"{key} does not match this stream", field=key,
+                                   call_sid=call_id)
+
+
 def str_field(obj: dict[str, Any], key: str, path: str, call_id: str | None) -> str:
     value = obj.get(key)
     if not isinstance(value, str):

@@ -56,6 +56,7 @@ from gateway.carriers.core import (
 from gateway.carriers.fields import (
     EventTable,
     b64_audio,
+    check_stream,
     int_field,
     obj_field,
     opens_stream,
@@ -235,17 +236,10 @@ class PlivoStream:
         event, msg = _EVENTS.read(frame, self._call_id)
         next_state = _EVENTS.move(self.state, event, self._call_id)
         if self.state is StreamState.STARTED:
-            self._check_stream_id(msg)
+            check_stream(msg, "streamId", self.stream_id, self._call_id)
         parsed = _EVENTS.parsers[event](self, msg)
         self.state = next_state
         return parsed
-
-    def _check_stream_id(self, msg: dict[str, Any]) -> None:
-        sid = msg.get("streamId")
-        # Plivo stamps every frame after ``start``; another id means another stream's frames.
-        if sid is not None and sid != self.stream_id:
-            raise CarrierProtocolError("streamId does not match this stream", field="streamId",
-                                       call_sid=self._call_id)
 
     def _parse_start(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
         start = obj_field(msg, "start", "", None)

@@ -67,6 +67,7 @@ from gateway.carriers.core import (
 from gateway.carriers.fields import (
     EventTable,
     b64_audio,
+    check_stream,
     int_field,
     obj_field,
     opens_stream,
@@ -191,7 +192,7 @@ class TelnyxStream:
                 return _NOTHING
             raise
         if self.state is StreamState.STARTED:
-            self._check_stream_id(msg)
+            check_stream(msg, "stream_id", self.stream_id, self._call_id)
         # ``start``'s parser reads its own sequence number: a fault there is the start's.
         seq = None if event == "start" else self._sequence(msg, event)
         parsed = _EVENTS.parsers[event](self, msg)
@@ -220,13 +221,6 @@ class TelnyxStream:
         except CarrierProtocolError:
             return False
         return seq < self._stop_seq
-
-    def _check_stream_id(self, msg: dict[str, Any]) -> None:
-        stream_id = msg.get("stream_id")
-        # Telnyx stamps every frame; a different id means frames from another stream.
-        if stream_id is not None and stream_id != self.stream_id:
-            raise CarrierProtocolError("stream_id does not match this stream",
-                                       field="stream_id", call_sid=self._call_id)
 
     # -- ordering ------------------------------------------------------------------------
 

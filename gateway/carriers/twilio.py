@@ -43,6 +43,7 @@ from gateway.carriers.core import (
 from gateway.carriers.fields import (
     EventTable,
     b64_audio,
+    check_stream,
     int_field,
     obj_field,
     opens_stream,
@@ -107,17 +108,10 @@ class TwilioStream:
         event, msg = _EVENTS.read(frame, self.call_sid)
         next_state = _EVENTS.move(self.state, event, self.call_sid)
         if self.state is StreamState.STARTED:
-            self._check_stream_sid(msg)
+            check_stream(msg, "streamSid", self.stream_sid, self.call_sid)
         parsed = _EVENTS.parsers[event](self, msg)
         self.state = next_state
         return parsed
-
-    def _check_stream_sid(self, msg: dict[str, Any]) -> None:
-        sid = msg.get("streamSid")
-        # Twilio stamps every post-start frame; a different sid means frames from another stream.
-        if sid is not None and sid != self.stream_sid:
-            raise CarrierProtocolError("streamSid does not match this stream",
-                                       field="streamSid", call_sid=self.call_sid)
 
     def _parse_connected(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
         return _NOTHING  # informational only
