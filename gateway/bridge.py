@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import functools
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, NoReturn
@@ -44,7 +45,7 @@ from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
 from gateway.log import mask_number
 from gateway.playout import CallerPlayout
 from gateway.record import NOT_ENDED, CallStats, CallSummary, Transcript, notify
-from gateway.recording import WavRecorder
+from gateway.recording import Feed, WavRecorder
 from gateway.registry import DEFAULT_AGENT, UnknownAgentError
 from gateway.tokens import TokenVerdict
 from gateway.tools import ToolDispatcher
@@ -376,12 +377,8 @@ class CallBridge:
         self._decode = decoder(inbound.codec)
         self._to_live = Resampler(inbound.rate, live.INPUT_RATE)
         self._ms_per_byte = 1000 / inbound.bytes_per_second
-
-        def replay() -> Callable[[bytes], bytes]:
-            resampler = Resampler(inbound.rate, live.INPUT_RATE)
-            decode = decoder(inbound.codec)
-            return lambda audio: resampler.process(decode(audio))
-
+        # A replay runs the carrier's bytes through a path of its own: a fresh resampler.
+        replay = functools.partial(Feed, inbound, live.INPUT_RATE)
         self.keeper = LiveKeeper(
             self.connect_live, self._spawn, replay, log=self.log, stats=self.stats.live,
             retry=self.settings.live_retry, max_held_ms=self.settings.max_held_ms,
