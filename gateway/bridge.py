@@ -7,8 +7,8 @@ formats each direction travels; only then, with the call's bound logger, its tim
 recording, does the bridge build the call's collaborators, each given everything it needs:
 what the caller hears (:class:`gateway.playout.CallerPlayout`), the Live session and the
 forwarding of caller audio (:class:`gateway.live_keeper.LiveKeeper`), tools
-(:class:`gateway.tools.ToolDispatcher`) and call control
-(:class:`gateway.callctl.CallController`).
+(:class:`gateway.tools.ToolDispatcher`), call control (:class:`gateway.callctl.CallController`)
+and the routing of what the model sends (:class:`gateway.model_events.ModelEvents`).
 
 Every task of the call (the caller pump, the writer, the model pump, call control, the
 recording, each tool call, a goAway swap) belongs to one ``TaskGroup``: when the call ends, all
@@ -39,10 +39,11 @@ from gateway.capture import CaptureWriter
 from gateway.carriers import core
 from gateway.carriers.core import CarrierProtocolError, CarrierStream, Started
 from gateway.ending import CallEnding, EndKind, EndReason, first_reason
-from gateway.errors import GatewayError, LiveClosedError, LiveProtocolError
+from gateway.errors import GatewayError, LiveClosedError
 from gateway.faults import caller_fault_close
-from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper, LiveLink
+from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper
 from gateway.log import mask_number
+from gateway.model_events import ModelEvents
 from gateway.playout import CallerPlayout
 from gateway.record import NOT_ENDED, CallStats, CallSummary, Transcript, notify
 from gateway.recording import Feed, WavRecorder
@@ -113,7 +114,7 @@ class CallBridge:
         self._decode: Callable[[bytes], bytes] = bytes
         self._to_live: Resampler | None = None
         self._ms_per_byte = 0.0
-        self._last_speech: float | None = None  # when the caller last spoke, unanswered
+        self.model: ModelEvents | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -274,11 +275,11 @@ class CallBridge:
         await self.caller.close(code, reason)
         raise CallEnding(kind, reason)
 
-    def _protocol_error(self, peer: str, exc: Exception) -> None:
+    def _live_protocol_error(self, exc: Exception) -> None:
         self.stats.protocol_errors += 1
-        self.log.warning("protocol_error", peer=peer, error=str(exc))
+        self.log.warning("protocol_error", peer="live", error=str(exc))
         if self.stats.protocol_errors > MAX_PROTOCOL_ERRORS:
-            raise CallEnding(EndKind.PROTOCOL_ERROR, f"too many protocol errors from {peer}")
+            raise CallEnding(EndKind.PROTOCOL_ERROR, "too many protocol errors from live")
 
     async def _dispatch(self, event: core.CarrierEvent, received: float) -> None:
         match event:
@@ -304,8 +305,8 @@ class CallBridge:
         pcm = self._decode(payload)
         if self.recorder is not None:
             self.recorder.audio.caller(pcm, received)
-        if peak(pcm) >= SPEECH_PEAK:
-            self._last_speech = received
+        if peak(pcm) >= SPEECH_PEAK and self.model is not None:
+            self.model.caller_spoke(received)
         # Every frame goes through the resampler, forwarded now or not, so its state stays
         # continuous; the keeper holds the carrier's own bytes for a replay.
         await keeper.forward(payload, len(payload) * self._ms_per_byte, to_live.process(pcm),
@@ -390,6 +391,10 @@ class CallBridge:
         self.ctx = CallContext.for_call(agent, event, control=self.control)
         self.tools = ToolDispatcher(agent, self.ctx, self._send_live, self._spawn,
                                     log=self.log)
+        self.model = ModelEvents(playout, self.keeper, self.tools, transcript=self.transcript,
+                                 stats=self.stats, log=self.log,
+                                 protocol_error=self._live_protocol_error,
+                                 updated=lambda: self._notify("call_updated"))
         self._spawn(self.control.run(playout), "call-control")
         self._spawn(self._model_pump(agent), "model-pump")
 
@@ -424,9 +429,10 @@ class CallBridge:
         return setup_for
 
     async def _model_pump(self, agent: Agent) -> None:
-        keeper, playout = self.keeper, self.playout
+        keeper, playout, model = self.keeper, self.playout, self.model
         assert keeper is not None
         assert playout is not None
+        assert model is not None
         setup_for = self._setup_for(agent)
         while True:
             try:
@@ -438,7 +444,7 @@ class CallBridge:
             else:
                 self._notify("call_updated")  # a reconnect: its gap goes on the record
             try:
-                await self._pump_session(session)
+                await model.read(session)
             except LiveClosedError as exc:
                 try:
                     keeper.dropped(exc)
@@ -456,17 +462,6 @@ class CallBridge:
         if greeting:
             await self.keeper.send_text(live.text_message(greeting))
 
-    async def _pump_session(self, session: LiveLink) -> None:
-        async for frame in session.frames():
-            received = time.perf_counter()
-            try:
-                events = live.parse_server_message(frame)
-            except LiveProtocolError as exc:
-                self._protocol_error("live", exc)
-                continue
-            for event in events:
-                self._dispatch_live(event, received)
-
     async def _fail_over(self, fault: LiveFault) -> NoReturn:
         """The Live API cannot serve the call: apologise, then hang up or transfer."""
         assert self.control is not None
@@ -481,47 +476,3 @@ class CallBridge:
                              f"transferred to {mask_number(number)}")
         raise CallEnding(EndKind.LIVE_UNAVAILABLE,
                          f"live unavailable ({fault.decision.fault.value}): {why}")
-
-    def _response_latency(self, seconds: float) -> None:
-        self._last_speech = None
-        self.stats.response_latency.observe(seconds)
-        self.stats.turn_latency_ms.append(round(seconds * 1000, 1))
-
-    def _dispatch_live(self, event: live.LiveEvent, received: float) -> None:
-        playout, keeper, tools = self.playout, self.keeper, self.tools
-        assert playout is not None
-        assert keeper is not None
-        assert tools is not None
-        match event:
-            case live.ModelAudio():
-                if playout.turn_sent_ms == 0 and self._last_speech is not None:
-                    self._response_latency(received - self._last_speech)
-                playout.audio(event, received)
-            case live.Interrupted():
-                playout.interrupted(received)
-                self._notify("call_updated")
-            case live.TurnComplete():
-                playout.turn_complete(event, received)
-                self._notify("call_updated")
-            case live.InputTranscript():
-                self.transcript.add("caller", event.text)
-            case live.OutputTranscript():
-                self.transcript.add("agent", event.text)
-            case live.ToolCall():
-                playout.open_turn()
-                tools.handle_tool_call(event, received)
-            case live.ToolCallCancellation():
-                tools.handle_cancellation(event)
-            case live.ResumptionUpdate():
-                keeper.on_resumption(event)
-            case live.GoAway():
-                self.log.info("live_go_away", time_left_s=event.time_left_s)
-                keeper.go_away(event.time_left_s, playout.turn_done)
-            case live.Usage():
-                self.stats.tokens_total += event.total_tokens
-                self.stats.tokens_prompt += event.prompt_tokens
-                self.stats.tokens_response += event.response_tokens
-            case live.Unknown():
-                self.log.debug("live_unknown_message", keys=list(event.keys))
-            case _:
-                pass

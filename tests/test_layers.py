@@ -17,7 +17,7 @@ PURE = ["audio.py", "live.py", "faults.py", "errors.py", "tokens.py", "ending.py
         "jsonio.py", "carriers"]
 # One call: asyncio, but no concrete socket, HTTP or database library.
 PER_CALL = ["bridge.py", "playout.py", "live_keeper.py", "tools.py", "callctl.py",
-            "outbound.py", "recording.py"]
+            "outbound.py", "recording.py", "model_events.py"]
 
 
 def _modules(*names: str) -> list[Path]:
