@@ -1,3 +1,3 @@
-"""Telephony voice-agent gateway: Twilio Media Streams <-> Gemini Live API."""
+"""Telephony voice-agent gateway: a carrier's media stream <-> Gemini Live API."""
 
 __version__ = "0.1.0"

@@ -131,9 +131,9 @@ class Settings:
     # Keys the per-call stream tokens (VOICEGW_SECRET); None: a random key per process.
     stream_secret: Secret | None = field(default=None, repr=False)
     stream_token_ttl_s: float = 120.0
-    max_calls: int = 100  # concurrent calls; past this /twiml answers "busy"
+    max_calls: int = 100  # concurrent calls; past this the answer routes say "busy"
     max_loop_lag_ms: float = 100.0  # event-loop lag (median over ~1 s) past which: "busy"
-    # Where a call goes (with Twilio REST credentials) when the Live API cannot serve it.
+    # Where a call goes (with the carrier's REST credentials) when the Live API cannot serve it.
     fallback_number: str | None = None
     # Stereo WAVs of calls: those of agents with record=True, or all with VOICEGW_RECORD=all.
     recordings_dir: str = "recordings"

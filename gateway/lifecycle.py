@@ -2,10 +2,10 @@
 
 aiohttp's ``web.run_app`` stops listening the moment a signal arrives and only then runs the
 shutdown hooks, so during a drain a load balancer would see connection errors rather than
-``/readyz`` answering 503, and Twilio could not be told "busy". Here the socket stays open for
-the whole drain: readiness turns 503, webhooks get the busy TwiML, new streams get 503, and
-active calls finish or are ended cleanly (see :meth:`Gateway.drain`) before the listener
-closes and the process exits 0.
+``/readyz`` answering 503, and a carrier could not be told "busy". Here the socket stays open
+for the whole drain: readiness turns 503, webhooks get the carrier's busy answer, new streams
+get 503, and active calls finish or are ended cleanly (see :meth:`Gateway.drain`) before the
+listener closes and the process exits 0.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class TranscriptLine:
     text: str
     interrupted: bool = False
     # For an interrupted agent line: the part the caller heard before talking over it,
-    # estimated from the marks Twilio echoed (heard ms / sent ms of the reply's text).
+    # estimated from the marks the carrier confirmed (heard ms / sent ms of the reply's text).
     heard: str | None = None
 
 
