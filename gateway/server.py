@@ -87,7 +87,7 @@ class Gateway:
         self.tokens = StreamTokens(settings.stream_secret.reveal().encode()
                                    if settings.stream_secret else None,
                                    ttl_s=settings.stream_token_ttl_s)
-        tokens = {c: self.tokens for c, s in self.carriers.items() if s.signed}
+        tokens = {c: self.tokens for c, s in self.carriers.items() if s.needs_token}
         self.services = dataclasses.replace(
             self.services, observers=(*self.services.observers, self.metrics), tokens=tokens,
             call_control={**{c: s.call_control for c, s in self.carriers.items()
@@ -110,7 +110,7 @@ class Gateway:
         for carrier, setup in self.carriers.items():
             name = carrier.value
             answer = functools.partial(self.answer, setup)
-            for method in setup.hooks.answer_methods:
+            for method in setup.hooks.answer_methods if setup.hooks is not None else ():
                 app.router.add_route(method, f"/{name}/answer", answer)
                 app.router.add_route(method, f"/{name}/answer/{{agent}}", answer)
             media = functools.partial(self.media, setup)
@@ -201,24 +201,26 @@ class Gateway:
 
     async def answer(self, setup: CarrierSetup, request: web.Request, *,
                      legacy: bool = False) -> web.Response:
+        hooks = setup.hooks
+        assert hooks is not None  # routed only for carriers with an answer webhook
         hook = await self._webhook(request)
         if (rejected := self._refuse_unsigned(setup, request, hook)) is not None:
             return rejected
         if self._refuse(setup, "answer") is not None:
-            return _document(setup.hooks.busy())
+            return _document(hooks.busy())
         try:
-            call = setup.hooks.call_info(hook)
+            call = hooks.call_info(hook)
         except WebhookError as exc:
             log.warning("webhook_refused", carrier=setup.carrier.value, error=str(exc))
             return web.Response(status=400, text=f"{exc}\n")
         params = dict(call.forwarded)
-        if setup.signed:
+        if setup.needs_token:
             params[TOKEN_PARAMETER] = self.tokens.mint(setup.carrier.value, call.call_id)
         agent = request.match_info.get("agent")
         path = "/media" if legacy else f"/{setup.carrier.value}/media"
         path += f"/{agent}" if agent else ""
         base = self.settings.public_url or f"https://{request.host}"
-        return _document(setup.hooks.answer(call, StreamPlan(ws_url(base, path), params)))
+        return _document(hooks.answer(call, StreamPlan(ws_url(base, path), params)))
 
     async def extra_hook(self, setup: CarrierSetup, suffix: str,
                          request: web.Request) -> web.Response:

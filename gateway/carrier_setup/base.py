@@ -18,16 +18,25 @@ ExtraHook = Callable[[WebhookRequest], AnswerDocument]
 class CarrierSetup:
     carrier: Carrier
     new_stream: Callable[[], CarrierStream]
-    hooks: CarrierHooks
+    # Its answer webhook; None where no answer document exists (a PBX dials the socket).
+    hooks: CarrierHooks | None
     verify: Verifier | None = None  # its webhooks' signature; None: served unsigned
     verify_upgrade: Verifier | None = None  # the media socket's upgrade, where it signs one
     call_control: CallControlApi | None = None
     subprotocols: tuple[str, ...] = ()  # WebSocket subprotocols its media socket asks for
     extra_hooks: Mapping[str, ExtraHook] = field(default_factory=dict)
+    # Its streams carry the per-call token the answer document minted. Off where there is no
+    # answer document: there the upgrade's own check is all that guards the socket.
+    stream_tokens: bool = True
 
     @property
     def signed(self) -> bool:
-        return self.verify is not None
+        """Its requests are authenticated (webhooks, or the media socket's upgrade)."""
+        return self.verify is not None or self.verify_upgrade is not None
+
+    @property
+    def needs_token(self) -> bool:
+        return self.signed and self.stream_tokens
 
 
 FromEnv = Callable[[Mapping[str, str]], CarrierSetup]

@@ -36,7 +36,8 @@ class Carrier(enum.Enum):
     VONAGE = "vonage"
     EXOTEL = "exotel"
     JAMBONZ = "jambonz"
-    ASTERISK = "asterisk"
+    ASTERISK = "asterisk"  # its WebSocket channel driver (chan_websocket)
+    AUDIOSOCKET = "audiosocket"  # Asterisk's AudioSocket, over plain TCP
 
 
 # -- what a provider can do --------------------------------------------------------------
