@@ -294,6 +294,10 @@ class CallBridge:
                 await self._dtmf(event.digit)
             case core.Cleared():
                 self.log.debug("carrier_cleared")
+            case core.Stopped(fault=fault) if fault:
+                self.log.warning("carrier_fault", fault=fault)
+                raise CallEnding(EndKind.CALLER_DISCONNECTED, f"carrier ended the stream: "
+                                                              f"{fault}")
             case core.Stopped():
                 raise CallEnding(EndKind.CALLER_HUNG_UP, "caller hung up")
 

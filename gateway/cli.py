@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="serve carriers whose signing secret is not set (e.g. without "
                        "TWILIO_AUTH_TOKEN) without checking their request signatures, also "
                        "beyond loopback: for when something in front authenticates requests")
+    serve.add_argument("--audiosocket", metavar="HOST:PORT",
+                       help="also take Asterisk AudioSocket calls over TCP here (loopback "
+                       "unless --allow-unsigned: the protocol has no authentication)")
     serve.add_argument("--trace", type=Path, metavar="PATH", help="write when each caller "
                        "frame, reply chunk and clear left the gateway (JSON lines), for "
                        "voicegw loadtest --gateway-trace; a measuring aid, not for production")
@@ -117,7 +121,16 @@ def _serve(args: argparse.Namespace) -> int:
         from gateway.timing_trace import GatewayTrace
 
         services = dataclasses.replace(services, trace=GatewayTrace(args.trace))
-    gateway = Gateway(settings, services=services, carriers=carriers)
+    audiosocket = audiosocket_auth = None
+    if args.audiosocket:
+        from gateway.audiosocket_server import AudioSocketConfig, registration_auth
+
+        audiosocket = AudioSocketConfig.parse(args.audiosocket,
+                                              allow_unsigned=args.allow_unsigned,
+                                              env=os.environ)
+        audiosocket_auth = registration_auth(os.environ)
+    gateway = Gateway(settings, services=services, carriers=carriers, audiosocket=audiosocket,
+                      audiosocket_auth=audiosocket_auth)
     eventloop.run(serve(gateway), args.loop)
     return 0
 

@@ -260,7 +260,7 @@ class CallerPlayout:
             item = await self.out.get()
             if self.pacer is not None and item.kind is Kind.MEDIA:
                 barge_ins = self._barge_ins
-                await self.pacer.wait_turn()
+                await self.pacer.wait_turn(self.fmt.ms(len(item.audio)) / 1000)
                 if barge_ins != self._barge_ins:  # the caller talked over it while it waited
                     self.stats.media_dropped_barge_in += 1
                     continue
@@ -332,19 +332,20 @@ class Pacer:
     """Real-time release of reply audio for a carrier that cannot clear what it has queued.
 
     The carrier plays what it is sent back to back; ``_until`` is when what has been sent so
-    far ends playing. A message may go once that is no more than ``lead_s`` away, so at any
-    moment the carrier holds at most ``lead_s`` of audio plus one message: all a barge-in
-    cannot take back.
+    far ends playing. A message may go once, with it, that is no more than ``lead_s`` away, so
+    at any moment the carrier holds at most ``lead_s`` of audio: all a barge-in cannot take
+    back.
     """
 
     def __init__(self, lead_s: float) -> None:
         self.lead_s = lead_s
         self._until: float | None = None
 
-    async def wait_turn(self) -> None:
+    async def wait_turn(self, seconds: float) -> None:
+        """Until a message of ``seconds`` may go."""
         if self._until is None:
             return
-        wait = self._until - self.lead_s - time.perf_counter()
+        wait = self._until + seconds - self.lead_s - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)  # the playback clock, not synchronisation
 

@@ -27,10 +27,13 @@ from aiohttp import web
 
 from gateway import live
 from gateway.agent import Agent
+from gateway.audiosocket_server import AudioSocketConfig, AudioSocketServer
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings, CallServices, Prompt
 from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
+from gateway.carriers.audiosocket_routes import RouteBook
+from gateway.carriers.basic_auth import BasicAuthCheck
 from gateway.carriers.core import TOKEN_PARAMETER, Carrier
 from gateway.carriers.hooks import (
     AnswerDocument,
@@ -65,7 +68,9 @@ class Gateway:
 
     def __init__(self, settings: Settings, connect_live: LiveConnector | None = None,
                  services: CallServices | None = None,
-                 carriers: Mapping[Carrier, CarrierSetup] | None = None) -> None:
+                 carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
+                 audiosocket: AudioSocketConfig | None = None,
+                 audiosocket_auth: BasicAuthCheck | None = None) -> None:
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -81,9 +86,11 @@ class Gateway:
         # Refusals by (carrier, reason); /metrics exports them (requests_refused_total).
         self.counters: Counter[tuple[str, str]] = Counter()
         # Every gateway has metrics, also one given its services by a test: appended here.
+        served = [c.value for c in self.carriers]
+        if audiosocket is not None:
+            served.append(Carrier.AUDIOSOCKET.value)
         self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters,
-                                      loop_lag=lambda: self.lag.lag_s,
-                                      carriers=[c.value for c in self.carriers])
+                                      loop_lag=lambda: self.lag.lag_s, carriers=served)
         self.tokens = StreamTokens(settings.stream_secret.reveal().encode()
                                    if settings.stream_secret else None,
                                    ttl_s=settings.stream_token_ttl_s)
@@ -96,6 +103,13 @@ class Gateway:
         self.opening: set[asyncio.Task[object]] = set()
         self.call_done = asyncio.Event()
         self.drain_state = Drain(self)
+        # Asterisk AudioSocket: a TCP listener beside the HTTP one, and the calls its dialplan
+        # registers (POST /audiosocket/calls, behind Basic credentials where configured).
+        self.routes = RouteBook()
+        self.audiosocket = AudioSocketServer(self, audiosocket, self.routes) \
+            if audiosocket is not None else None
+        self.audiosocket_auth = audiosocket_auth
+        self.audiosocket_port: int | None = None
 
     @property
     def accepting(self) -> bool:
@@ -126,6 +140,8 @@ class Gateway:
             app.router.add_get("/twiml", legacy)
             app.router.add_get("/media", functools.partial(self.media, twilio))
             app.router.add_get("/media/{agent}", functools.partial(self.media, twilio))
+        if self.audiosocket is not None:
+            app.router.add_post("/audiosocket/calls", self.register_audiosocket)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
@@ -189,11 +205,15 @@ class Gateway:
                     method=request.method, path=request.path, remote=request.remote)
         return web.Response(status=403, text=f"{verdict.value} {verifier.header}\n")
 
-    def _refuse(self, setup: CarrierSetup, route: str) -> str | None:
+    def count_refusal(self, carrier: Carrier, reason: str) -> None:
+        self.counters[(carrier.value, reason)] += 1
+
+    def refuse_call(self, carrier: Carrier, route: str) -> str | None:
+        """Why a call cannot be taken now (counted and logged), or None."""
         refusal = self.admission_refusal()
         if refusal is not None:
-            self.counters[(setup.carrier.value, refusal)] += 1
-            log.warning("call_refused", carrier=setup.carrier.value, route=route,
+            self.count_refusal(carrier, refusal)
+            log.warning("call_refused", carrier=carrier.value, route=route,
                         reason=refusal, active_calls=self.active_calls(),
                         max_calls=self.settings.max_calls,
                         loop_lag_ms=round(self.lag.lag_s * 1000, 1))
@@ -206,7 +226,7 @@ class Gateway:
         hook = await self._webhook(request)
         if (rejected := self._refuse_unsigned(setup, request, hook)) is not None:
             return rejected
-        if self._refuse(setup, "answer") is not None:
+        if self.refuse_call(setup.carrier, "answer") is not None:
             return _document(hooks.busy())
         try:
             call = hooks.call_info(hook)
@@ -273,15 +293,13 @@ class Gateway:
             if (rejected := self._refuse_unsigned(setup, request, hook,
                                                   upgrade=True)) is not None:
                 return rejected
-        if (refusal := self._refuse(setup, "media")) is not None:
+        if (refusal := self.refuse_call(setup.carrier, "media")) is not None:
             text = {"draining": "shutting down", "capacity": "too many calls"}.get(
                 refusal, "overloaded")
             return web.Response(status=503, text=text)
         task = asyncio.current_task()
         assert task is not None
-        self.opening.add(task)
-        # However the upgrade ends (even by cancellation), the slot is given back.
-        task.add_done_callback(self._forget_opening)
+        self.hold_slot(task)
         # compress=False: audio hardly deflates, and compressing every reply frame costs CPU;
         # it also keeps the frames written in place (send_nowait) like the rest.
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=None,
@@ -290,9 +308,20 @@ class Gateway:
         bridge = CallBridge(AiohttpCaller(ws, request.transport), setup.new_stream(),
                             self.connect_live, self.bridge_settings(), self.services,
                             path=request.path)
+        await self.run_call(task, bridge)
+        return ws
+
+    def hold_slot(self, task: asyncio.Task[object]) -> None:
+        """``task`` takes a call's slot until its bridge runs; however it ends (even by
+        cancellation, while upgrading), the slot is given back."""
+        self.opening.add(task)
+        task.add_done_callback(self._forget_opening)
+
+    async def run_call(self, task: asyncio.Task[object], bridge: CallBridge) -> None:
+        """Run an admitted call's bridge (registered with no await after admission)."""
         self.calls[task] = bridge
         self.opening.discard(task)
-        if self.drain_state.ending_calls:  # upgraded while the drain was ending calls
+        if self.drain_state.ending_calls:  # admitted while the drain was ending calls
             bridge.request_end(EndKind.SHUTDOWN, SHUTDOWN_REASON)
         try:
             summary = await bridge.run()
@@ -300,7 +329,23 @@ class Gateway:
         finally:
             del self.calls[task]
             self.call_done.set()
-        return ws
+
+    async def register_audiosocket(self, request: web.Request) -> web.Response:
+        """``POST /audiosocket/calls`` from the dialplan: a call's agent and parameters."""
+        hook = await self._webhook(request)
+        if self.audiosocket_auth is not None:
+            verdict = self.audiosocket_auth.verify(hook)
+            if verdict is not Verdict.VALID:
+                self.count_refusal(Carrier.AUDIOSOCKET, "signature")
+                log.warning("signature_rejected", carrier=Carrier.AUDIOSOCKET.value,
+                            reason=verdict.value, path=request.path, remote=request.remote)
+                return web.Response(status=401, text=f"{verdict.value} Authorization\n",
+                                    headers={"WWW-Authenticate": 'Basic realm="voicegw"'})
+        try:
+            return _document(self.routes.hook(hook))
+        except WebhookError as exc:
+            log.warning("webhook_refused", carrier=Carrier.AUDIOSOCKET.value, error=str(exc))
+            return web.Response(status=400, text=f"{exc}\n")
 
     async def wait_idle(self) -> None:
         """Wait until no call is running or being set up (its record is kept by then)."""
@@ -330,6 +375,8 @@ class Gateway:
                  agents=sorted(self.services.agents.agents) if self.services.agents else [])
         for recorder in self._recorders():
             await recorder.start()
+        if self.audiosocket is not None:
+            self.audiosocket_port = await self.audiosocket.start()
         if self.services.trace is not None:
             self.services.trace.start()
         self._lag_task = asyncio.create_task(self.lag.run(), name="loop-lag")
@@ -341,6 +388,8 @@ class Gateway:
         lag, self._lag_task = self._lag_task, None
         if lag is not None:
             await cancel_and_wait(lag)
+        if self.audiosocket is not None:  # after the drain: it refused new calls till now
+            await self.audiosocket.aclose()
         for recorder in self._recorders():
             await recorder.aclose()  # writes what is still queued, within a timeout
         if self.services.trace is not None:

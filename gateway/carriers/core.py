@@ -114,7 +114,10 @@ class Cleared:
 
 @dataclass(frozen=True, slots=True)
 class Stopped:
-    """The call ended at the provider (the caller hung up)."""
+    """The call ended at the provider: the caller hung up, or (``fault``, a few words) the
+    provider ended the stream over a fault of its own."""
+
+    fault: str = ""
 
 
 CarrierEvent = Started | Audio | Dtmf | Played | Cleared | Stopped
