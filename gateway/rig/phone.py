@@ -30,6 +30,7 @@ import numpy as np
 
 from gateway.audio import AudioFormat, Codec, Resampler, decoder, encoder, pcm16_to_ulaw
 from gateway.carriers.twilio import FORMAT as ULAW_8K
+from gateway.rig.links import Link, connect, is_tcp
 from gateway.rig.peers import OutClear, OutMark, OutMedia, PhonePeer, PlaybackBuffer
 from gateway.rig.peers.twilio import TwilioPeer
 from gateway.tasks import cancel_and_wait
@@ -121,6 +122,10 @@ class CallResult:
     # the audio that had arrived was still waiting to be played at that moment.
     closed_by_gateway: bool = False
     unplayed_at_close_ms: float = 0.0
+    # The most reply audio that was ever waiting to be played (ms), and when (monotonic,
+    # real time) playback ran out of audio each time: for a carrier the gateway paces.
+    peak_queued_ms: float = 0.0
+    quiet_at: list[float] = field(default_factory=list)
 
     def said_pcm(self) -> bytes:
         return decoder(self.said_fmt.codec)(bytes(self.said))
@@ -250,15 +255,17 @@ class _PhoneCall:
         self.last_audio_tick: int | None = None
         self.prev_partial = False
         self.tick = 0
+        self.tick_at = time.monotonic()  # when the current tick's playback began
+        self.tick_audio_ms = 0.0  # how much reply audio the current tick plays
+        self.audio_ends = 0.0  # when it ends (monotonic)
+        self.speed = 1.0
         self.hanging_up = False
 
-    async def receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def receive(self, link: Link) -> None:
         r, observer, peer = self.result, self.observer, self.peer
-        async for msg in ws:
-            arrived = time.monotonic() if observer is not None else 0.0
-            if msg.type is not aiohttp.WSMsgType.TEXT and msg.type is not aiohttp.WSMsgType.BINARY:
-                break
-            event = peer.receive(msg.data)
+        async for data in link.messages():
+            arrived = time.monotonic()
+            event = peer.receive(data)
             now = self.tick * float(TICK_MS)
             if observer is not None:
                 if isinstance(event, OutMedia):
@@ -270,6 +277,12 @@ class _PhoneCall:
                 r.audio_received_ms += peer.outbound.ms(len(event.payload))
                 r.timeline.append((now, "media"))
                 self.playback.push_audio(event.payload)
+                # Ahead of the caller's ear: what is queued, less what has played since the
+                # last tick (playback is continuous; the ticks only do its bookkeeping).
+                elapsed = (arrived - self.tick_at) * 1000 * self.speed
+                ahead = peer.outbound.ms(self.playback.queued_bytes) \
+                    + max(0.0, self.tick_audio_ms - elapsed)
+                r.peak_queued_ms = max(r.peak_queued_ms, ahead)
             elif isinstance(event, OutMark):
                 r.marks_received += 1
                 r.timeline.append((now, f"mark:{event.name}"))
@@ -300,8 +313,14 @@ class _PhoneCall:
     def play(self) -> list[str]:
         """Play one tick of the agent's audio; returns the mark names to confirm now."""
         r, tick, script = self.result, self.tick, self.script
+        self.tick_at = now = time.monotonic()
+        got = min(self.playback.queued_bytes, self.play_bytes)
         played = self.playback.play(self.play_bytes)
         r.heard += played.audio
+        if not played.had_audio and self.tick_audio_ms:  # the last tick's audio was the last
+            r.quiet_at.append(self.audio_ends)
+        self.tick_audio_ms = self.peer.outbound.ms(got)
+        self.audio_ends = now + self.tick_audio_ms / 1000 / self.speed
         if played.had_audio:
             # Audio resuming shortly after running dry, within one reply, is a gap the
             # caller hears; the end of a reply followed by the next one is not.
@@ -371,30 +390,45 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
         call.result = result
     result = call.result
     result.call_sid = peer.call_id
+    call.speed = speed
     async with aiohttp.ClientSession() as session:
         signed_url = signed_url or url
-        if answer_url is not None:
+        if answer_url is not None and is_tcp(url):
+            await register(session, peer, answer_url, secret)  # no document: no URL in it
+        elif answer_url is not None:
             signed_url, url = await fetch_answer(session, peer, answer_url, secret)
         upgrade = {**peer.upgrade_headers(signed_url, secret), **(headers or {})}
         t_connect = time.perf_counter()
-        async with session.ws_connect(url, headers=upgrade, protocols=peer.subprotocols,
-                                      max_msg_size=4 * 1024 * 1024) as ws:
+        async with connect(session, url, headers=upgrade, protocols=peer.subprotocols) as link:
             result.connect_ms = (time.perf_counter() - t_connect) * 1000
             if observer is not None:
                 observer.connected(time.monotonic())
             for message in peer.opening():
-                await _send(ws, message)
-            receiver = asyncio.create_task(call.receive(ws))
+                await link.send(message)
+            receiver = asyncio.create_task(call.receive(link))
             try:
-                await _talk(ws, call, speed=speed, max_s=max_s, tail_ms=tail_ms,
+                await _talk(link, call, speed=speed, max_s=max_s, tail_ms=tail_ms,
                             done=receiver)
             finally:
                 await cancel_and_wait(receiver)
-            result.close_code = ws.close_code
+            result.close_code = link.close_code
     return result
 
 
-async def _talk(ws: aiohttp.ClientWebSocketResponse, call: _PhoneCall, *, speed: float,
+async def register(session: aiohttp.ClientSession, peer: PhonePeer, url: str,
+                   secret: str | None) -> None:
+    """The webhook of a carrier whose answer is not a document (an AudioSocket call
+    registered from the dialplan): it must succeed, that is all."""
+    request = peer.webhook(url, secret)
+    async with session.request(request.method, request.url, headers=dict(request.headers),
+                               data=request.body or None) as resp:
+        text = await resp.text()
+        if resp.status >= 300:
+            raise aiohttp.ClientResponseError(resp.request_info, resp.history,
+                                              status=resp.status, message=text[:200])
+
+
+async def _talk(ws: Link, call: _PhoneCall, *, speed: float,
                 max_s: float, tail_ms: int, done: asyncio.Task[None]) -> None:
     """The call's clock: each tick sends the caller's audio (and keys), confirms what
     played, and stops once the script is done and the reply heard (or the gateway hung up)."""
@@ -439,8 +473,5 @@ async def _talk(ws: aiohttp.ClientWebSocketResponse, call: _PhoneCall, *, speed:
         await ws.close()
 
 
-async def _send(ws: aiohttp.ClientWebSocketResponse, message: str | bytes) -> None:
-    if isinstance(message, str):
-        await ws.send_str(message)
-    else:
-        await ws.send_bytes(message)
+async def _send(link: Link, message: str | bytes) -> None:
+    await link.send(message)

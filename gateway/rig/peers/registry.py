@@ -6,6 +6,7 @@ import functools
 import secrets
 from collections.abc import Callable, Mapping
 
+from gateway.carriers.audiosocket import AudioSocketStream
 from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.telnyx import TelnyxStream
@@ -13,6 +14,7 @@ from gateway.carriers.twilio import TwilioStream
 from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.audiosocket import audiosocket_peer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -26,6 +28,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
     Carrier.VONAGE: VonagePeer,
+    Carrier.AUDIOSOCKET: audiosocket_peer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -33,6 +36,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TELNYX: TelnyxStream,
     Carrier.PLIVO: PlivoStream,
     Carrier.VONAGE: VonageStream,
+    Carrier.AUDIOSOCKET: AudioSocketStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -51,6 +55,13 @@ def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
     return make
 
 
+def _basic_pair(user_env: str, password_env: str) -> Callable[[], tuple[dict[str, str], str]]:
+    def make() -> tuple[dict[str, str], str]:
+        user, password = "pbx", secrets.token_hex(16)
+        return {user_env: user, password_env: password}, f"{user}:{password}"
+    return make
+
+
 def _telnyx_key_pair() -> tuple[dict[str, str], str]:
     public, private = new_key_pair()
     return {"TELNYX_PUBLIC_KEY": public}, private
@@ -64,6 +75,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
     Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
+    Carrier.AUDIOSOCKET: _basic_pair("VOICEGW_AUDIOSOCKET_USER", "VOICEGW_AUDIOSOCKET_PASSWORD"),
 }
 
 
