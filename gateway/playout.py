@@ -41,7 +41,7 @@ from gateway.timing_trace import CallTimings
 # stopped reading: the call is ended rather than left hanging. Not Final: tests shorten it.
 CALLER_SEND_TIMEOUT_S: float = 10.0
 PROMPT_MS: Final = 200  # a recorded prompt goes out in pieces of this length
-DEFAULT_LEAD_MS: Final = 100.0  # how far ahead of the caller a paced playout may run
+DEFAULT_LEAD_MS: Final = 80.0  # how far ahead of the caller a paced playout may run
 
 
 class CallerSender(Protocol):

@@ -149,12 +149,13 @@ async def test_a_whole_call_with_a_barge_in_a_digit_and_a_hang_up(tmp_path: Path
 
 
 async def test_paced_replies_stay_within_the_lead_at_real_time(tmp_path: Path) -> None:
-    # At real time, what the phone holds ahead of the caller's ear stays near the pacer's
-    # lead (100 ms); the precise figure and its spread are benchmarks/audiosocket_barge_in.py's.
-    async with pbx(tmp_path, SHORT[:1]) as p:
+    # The model streams its reply four times faster than real time, as the real service
+    # bursts; the phone holds no more than the pacer's lead (80 ms) plus its own 20 ms tick.
+    # The precise figures and their spread are benchmarks/audiosocket_barge_in.py's.
+    async with pbx(tmp_path, SHORT[:1], speed=4.0) as p:
         result, _ = await p.call([say("caller_seven_thirty", When.START, 300)], tail_ms=1000)
     assert result.audio_received_ms > 1000
-    assert 60 <= result.peak_queued_ms <= 160, result.peak_queued_ms
+    assert 60 <= result.peak_queued_ms <= 130, result.peak_queued_ms
     assert result.underruns == 0
 
 
