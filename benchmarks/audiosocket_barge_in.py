@@ -27,7 +27,6 @@ import asyncio
 import bisect
 import statistics
 import tempfile
-from pathlib import Path
 
 from gateway.audiosocket_server import AudioSocketConfig
 from gateway.bridge_config import CallServices

@@ -34,12 +34,13 @@ from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
-from tests.integration.test_carrier_calls import CALL, CALLEE, CALLER, DESK, say
+from tests.fakes import serving
+from tests.integration.test_carrier_calls import CALLEE, CALLER, DESK, say
 
 # Real time: the gateway paces an AudioSocket call's replies by the clock, so a call cannot
 # be played faster than its replies last. Hence a short call.
 SPEED = 1.0
-SHORT = [
+SHORT: list[dict[str, Any]] = [
     {"caller_text": "Seven thirty would be great.", "reply": "agent_greeting"},
     {"caller_text": "Actually, wait, can we make it eight?", "reply": "agent_goodbye",
      "tool_calls": [{"name": "end_call", "args": {"reason": "caller said goodbye"},
@@ -174,15 +175,16 @@ async def _registration(p: Pbx, peer: AudioSocketPeer, secret: str | None) -> in
 @pytest.mark.parametrize("secret", ["pbx:not-the-password", None], ids=["forged", "missing"])
 async def test_a_registration_without_the_credentials_is_refused(
         tmp_path: Path, secret: str | None) -> None:
-    async with pbx(tmp_path, CALL) as p:
+    async with pbx(tmp_path, SHORT) as p:
         assert await _registration(p, AudioSocketPeer(), secret) == 401
         assert len(p.gateway.routes) == 0
 
 
-async def _raw(p: Pbx, *messages: bytes) -> bytes:
+async def _raw(p: Pbx, *messages: str | bytes) -> bytes:
     """Send ``messages`` and read until the gateway closes: everything it sent."""
     reader, writer = await asyncio.open_connection("127.0.0.1", p.tcp)
     for message in messages:
+        assert isinstance(message, bytes)
         writer.write(message)
     await writer.drain()
     async with asyncio.timeout(10):
@@ -192,7 +194,7 @@ async def _raw(p: Pbx, *messages: bytes) -> bytes:
 
 
 async def test_a_connection_that_does_not_start_with_a_uuid_is_hung_up(tmp_path: Path) -> None:
-    async with pbx(tmp_path, CALL) as p:
+    async with pbx(tmp_path, SHORT) as p:
         got = await _raw(p, frame(Kind.AUDIO, b"\x00" * 320))
         assert got == HANGUP_FRAME
         assert p.gateway.counters[("audiosocket", "bad_start")] == 1
@@ -208,8 +210,7 @@ async def test_a_call_the_operators_lookup_does_not_know_is_hung_up(tmp_path: Pa
         return aiohttp.web.Response(status=404)
 
     app.router.add_get("/calls/{uuid}", lookup)
-    from tests.fakes import serving
-    async with serving(app) as url, pbx(tmp_path, CALL, lookup=url + "/calls/{uuid}") as p:
+    async with serving(app) as url, pbx(tmp_path, SHORT, lookup=url + "/calls/{uuid}") as p:
         peer = AudioSocketPeer()
         got = await _raw(p, *peer.opening(), peer.media(b"\x00" * 320))
         assert got == HANGUP_FRAME
@@ -226,7 +227,6 @@ async def test_the_operators_lookup_routes_an_unregistered_call(tmp_path: Path) 
                                           "parameters": {"account": "42"}})
 
     app.router.add_get("/calls/{uuid}", lookup)
-    from tests.fakes import serving
     async with serving(app) as url, pbx(tmp_path, SHORT[:1], lookup=url + "/calls/{uuid}") as p:
         result, _ = await p.call([say("caller_seven_thirty", When.START, 300)],
                                  answer_url=None, tail_ms=500)
@@ -237,7 +237,7 @@ async def test_the_operators_lookup_routes_an_unregistered_call(tmp_path: Path) 
 
 
 async def test_at_capacity_a_call_is_hung_up_before_the_live_api(tmp_path: Path) -> None:
-    async with pbx(tmp_path, CALL) as p:
+    async with pbx(tmp_path, SHORT) as p:
         p.gateway.settings = Settings(endpoint=p.gateway.settings.endpoint, max_calls=0)
         peer = AudioSocketPeer()
         got = await _raw(p, *peer.opening())
