@@ -195,7 +195,8 @@ def test_a_second_metadata_is_refused_as_a_second_start() -> None:
 
 @pytest.mark.parametrize("state", [StreamState.CONNECTED, StreamState.STOPPED])
 def test_states_jambonz_never_enters_accept_nothing(state: StreamState) -> None:
-    for frame in [FRAME, dtmf(), mark(), metadata(type=None)]:
+    frames: list[str | bytes] = [FRAME, dtmf(), mark(), metadata()]
+    for frame in frames:
         stream = JambonzStream()
         stream.state = state
         with pytest.raises(OutOfOrder):
