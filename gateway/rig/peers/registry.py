@@ -7,12 +7,14 @@ import secrets
 from collections.abc import Callable, Mapping
 
 from gateway.carriers.core import Carrier, CarrierStream
+from gateway.carriers.jambonz import JambonzStream
 from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.telnyx import TelnyxStream
 from gateway.carriers.twilio import TwilioStream
 from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -26,6 +28,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
     Carrier.VONAGE: VonagePeer,
+    Carrier.JAMBONZ: JambonzPeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -33,6 +36,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TELNYX: TelnyxStream,
     Carrier.PLIVO: PlivoStream,
     Carrier.VONAGE: VonageStream,
+    Carrier.JAMBONZ: JambonzStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -41,6 +45,7 @@ SECRET_ENV: dict[Carrier, str] = {
     Carrier.SIGNALWIRE: "SIGNALWIRE_SIGNING_KEY",
     Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
     Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
+    Carrier.JAMBONZ: "JAMBONZ_WEBHOOK_SECRET",
 }
 
 
@@ -64,6 +69,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
     Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
+    Carrier.JAMBONZ: _shared_secret("JAMBONZ_WEBHOOK_SECRET"),
 }
 
 
