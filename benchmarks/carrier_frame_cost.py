@@ -8,13 +8,13 @@ takes every write at once, and the Live session is open and takes every message 
 what is timed is the bridge's own per-frame work, through its own pumps:
 
 * inbound, per 20 ms frame: the carrier's wire message (JSON text with base64, or Vonage's
-  binary frame) -> the carrier core's ``receive`` -> decode -> 16 kHz -> the Live
+  or jambonz's binary frame) -> the carrier core's ``receive`` -> decode -> 16 kHz -> the Live
   ``realtimeInput`` message, with the bridge's and the keeper's bookkeeping (speech peak,
   held audio, counters, forward latency);
 * outbound, per 20 ms of reply: the Live ``serverContent`` audio messages (24 kHz PCM,
   base64 in JSON, 80 ms each, as the simulator sends them) and each reply's ``turnComplete``
   -> ``live.parse_server_message`` -> the playout: resample to the carrier's rate, encode, cut
-  to the carrier's message sizes (Vonage: exactly 640 bytes), the carrier's ``play`` message,
+  to the carrier's message sizes (Vonage, jambonz: exactly 640 bytes), the carrier's ``play`` message,
   a mark every 200 ms, counters.
 
 The caller speaks the rig's caller recordings and the model the agent recordings, converted
@@ -33,17 +33,19 @@ between runs, the absolute figures within about 8 %):
 
 | carrier | format | inbound µs/frame | x twilio | outbound µs/20 ms | x twilio | messages out per s of reply |
 |---|---|---|---|---|---|---|
-| twilio | PCMU/8000 | 7.86 | 1.00 | 7.09 | 1.00 | 16.9 |
-| signalwire | PCMU/8000 | 7.82 | 1.00 | 7.05 | 0.99 | 16.9 |
-| telnyx | L16_BE/16000 | 8.47 | 1.08 | 6.64 | 0.94 | 16.9 |
-| telnyx PCMU | PCMU/8000 | 9.22 | 1.17 | 7.14 | 1.01 | 16.9 |
-| telnyx PCMA | PCMA/8000 | 9.16 | 1.17 | 7.08 | 1.00 | 16.9 |
-| plivo | L16/16000 | 6.64 | 0.85 | 6.20 | 0.87 | 16.9 |
-| plivo mu-law | PCMU/8000 | 7.76 | 0.99 | 7.11 | 1.00 | 16.9 |
-| vonage | L16/16000 | 4.07 | 0.52 | 9.13 | 1.29 | 55.2 |
+| twilio | PCMU/8000 | 8.75 | 1.00 | 7.40 | 1.00 | 16.9 |
+| signalwire | PCMU/8000 | 8.81 | 1.01 | 7.52 | 1.02 | 16.9 |
+| telnyx | L16_BE/16000 | 9.27 | 1.06 | 7.60 | 1.03 | 16.9 |
+| telnyx PCMU | PCMU/8000 | 10.14 | 1.16 | 7.78 | 1.05 | 16.9 |
+| telnyx PCMA | PCMA/8000 | 10.39 | 1.19 | 7.69 | 1.04 | 16.9 |
+| plivo | L16/16000 | 7.56 | 0.86 | 7.06 | 0.95 | 16.9 |
+| plivo mu-law | PCMU/8000 | 8.79 | 1.00 | 7.67 | 1.04 | 16.9 |
+| vonage | L16/16000 | 4.52 | 0.52 | 10.42 | 1.41 | 55.2 |
+| jambonz | L16/16000 | 4.45 | 0.51 | 10.44 | 1.41 | 55.2 |
 
-Vonage's binary frames skip JSON and base64 inbound; outbound it sends four 640-byte frames
-where the others send one message per 80 ms Live chunk. Wideband L16 needs no resampling
+Vonage's and jambonz's binary frames skip JSON and base64 inbound; outbound they send four
+640-byte frames where the others send one message per 80 ms Live chunk (jambonz's core is
+Vonage's shape, and costs the same). Wideband L16 needs no resampling
 inbound; Telnyx's core does more per frame than Twilio's (sequence order, track and whole-sample
 checks: about 1 µs).
 """  # noqa: E501 - the table is printed output
@@ -72,6 +74,7 @@ from gateway.carriers.core import Carrier, Outgoing
 from gateway.carriers.plivo import ContentType
 from gateway.ending import EndKind
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -105,6 +108,7 @@ CONTENDERS = (
               {"VOICEGW_PLIVO_CONTENT_TYPE": ContentType.MULAW_8K.value},
               lambda: PlivoPeer(content=ContentType.MULAW_8K)),
     Contender("vonage", Carrier.VONAGE, {}, VonagePeer),
+    Contender("jambonz", Carrier.JAMBONZ, {}, JambonzPeer),
 )
 
 

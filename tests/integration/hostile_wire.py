@@ -7,7 +7,8 @@ the frames of a type the carrier never sends (closed with 1003) and an event it 
 (ignored). What breaks differs by carrier: Twilio, SignalWire, Telnyx and Plivo speak JSON text
 only, with base64 audio; Vonage sends audio as binary frames of raw PCM and events as JSON
 text, so every frame type has a meaning there, and its opening ``websocket:connected`` is its
-start. Limits (the largest payload) are read from the gateway's own cores.
+start; jambonz's ``listen`` is built the same way, its first text frame (the call's metadata)
+the start. Limits (the largest payload) are read from the gateway's own cores.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from gateway.audio import AudioFormat
+from gateway.carriers import jambonz as jambonz_core
 from gateway.carriers import telnyx as telnyx_core
 from gateway.carriers import twilio as twilio_core
 from gateway.carriers import vonage as vonage_core
 from gateway.carriers.core import Carrier, Outgoing
 from gateway.carriers.plivo import ContentType, PlivoStream
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -382,6 +385,64 @@ class VonageWire(Wire):
         return bytes(limit + 4)
 
 
+# -- jambonz: binary audio, JSON events, the metadata first -------------------------------------
+
+
+class JambonzWire(Wire):
+    carrier = Carrier.JAMBONZ
+    fmt = jambonz_core.FORMAT
+    max_payload = jambonz_core.JambonzStream().max_payload
+    stop_event = False
+
+    def __init__(self) -> None:
+        self.peer = JambonzPeer({"From": CALLER})
+
+    def opening(self) -> list[Outgoing]:
+        return list(self.peer.opening())  # the metadata is the start
+
+    def media(self, audio: bytes | None = None) -> Outgoing:
+        return self.peer.media(self.silence if audio is None else audio)
+
+    def metadata_with(self, **changes: Any) -> str:
+        """The metadata changed as given (``None`` removes a key)."""
+        msg = json.loads(str(self.start()))
+        for key, value in changes.items():
+            if value is None:
+                msg.pop(key)
+            else:
+                msg[key] = value
+        return json.dumps(msg)
+
+    def broken(self) -> dict[str, Outgoing]:
+        # As Vonage's: audio is raw bytes, and a second metadata is a second start (1008).
+        return {"non-JSON text": "this is not JSON {",
+                "JSON that is not an object": '["event", "dtmf"]',
+                "event name not a string": json.dumps({"type": 5}),
+                "empty audio frame": b"",
+                "oversized audio frame": bytes(self.max_payload + 2),
+                "odd-length audio frame": ODD_LENGTH}
+
+    def wrong_types(self) -> dict[str, Outgoing]:
+        return {}  # binary frames are its audio and text frames its events
+
+    def unknown_event(self) -> tuple[Outgoing, str]:
+        name = "playDone"  # non-streaming mode's answer to playAudio: never asked for here
+        return json.dumps({"type": name, "data": {"id": "x"}}), name
+
+    def malformed_start(self) -> Refused:
+        return Refused(self.metadata_with(callSid=None), "bad start: missing or malformed callSid")
+
+    def bad_formats(self) -> dict[str, Refused]:
+        return {"44.1kHz": Refused(self.metadata_with(sampleRate=44100),
+                                   "unsupported sampleRate 44100; expected 8000, 16000, 24000"),
+                "stereo": Refused(self.metadata_with(mixType="stereo"),
+                                  "unsupported mixType 'stereo'; expected mono")}
+
+    def over_limit(self, limit: int) -> Outgoing:
+        return bytes(limit + 4)
+
+
 WIRES: dict[Carrier, type[Wire]] = {
-    w.carrier: w for w in (TwilioWire, SignalWireWire, TelnyxWire, PlivoWire, VonageWire)
+    w.carrier: w for w in (TwilioWire, SignalWireWire, TelnyxWire, PlivoWire, VonageWire,
+                           JambonzWire)
 }

@@ -268,8 +268,9 @@ async def test_a_frame_over_the_size_limit_closes_the_stream_with_1009(
     check_warned(o, o.hostile.call_sid, 1)
 
 
-# Not Vonage: it has no stop event (its hang-up is the socket's close, the next row). Plivo's
-# documented protocol has none either, but its stream SDK's stop is taken, so the row holds.
+# Not Vonage or jambonz: they have no stop event (the hang-up is the socket's close, the next
+# row). Plivo's documented protocol has none either, but its stream SDK's stop is taken, so the
+# row holds.
 @pytest.mark.parametrize("carrier", carriers(Carrier.TWILIO, Carrier.SIGNALWIRE, Carrier.TELNYX,
                                               Carrier.PLIVO))
 async def test_stop_without_start_ends_the_stream_at_once(
@@ -288,9 +289,9 @@ async def test_stop_without_start_ends_the_stream_at_once(
     check_warned(o, None, 1)
 
 
-# Only where a close is the hang-up (Plivo, Vonage): elsewhere a close without a stop is a
-# dropped connection (test_hostile_connection.py).
-@pytest.mark.parametrize("carrier", carriers(Carrier.PLIVO, Carrier.VONAGE))
+# Only where a close is the hang-up (Plivo, Vonage, jambonz): elsewhere a close without a stop
+# is a dropped connection (test_hostile_connection.py).
+@pytest.mark.parametrize("carrier", carriers(Carrier.PLIVO, Carrier.VONAGE, Carrier.JAMBONZ))
 async def test_a_close_before_start_ends_the_stream_at_once(
         long_reply: Path, carrier: Carrier) -> None:
     codes: list[tuple[int, str]] = []

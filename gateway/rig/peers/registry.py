@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 from gateway.carriers.audiosocket import AudioSocketStream
 from gateway.carriers.core import Carrier, CarrierStream
+from gateway.carriers.jambonz import JambonzStream
 from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.telnyx import TelnyxStream
 from gateway.carriers.twilio import TwilioStream
@@ -15,6 +16,7 @@ from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.audiosocket import audiosocket_peer
+from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -29,6 +31,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
     Carrier.VONAGE: VonagePeer,
     Carrier.AUDIOSOCKET: audiosocket_peer,
+    Carrier.JAMBONZ: JambonzPeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -37,6 +40,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.PLIVO: PlivoStream,
     Carrier.VONAGE: VonageStream,
     Carrier.AUDIOSOCKET: AudioSocketStream,
+    Carrier.JAMBONZ: JambonzStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -45,6 +49,7 @@ SECRET_ENV: dict[Carrier, str] = {
     Carrier.SIGNALWIRE: "SIGNALWIRE_SIGNING_KEY",
     Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
     Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
+    Carrier.JAMBONZ: "JAMBONZ_WEBHOOK_SECRET",
 }
 
 
@@ -76,6 +81,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
     Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
     Carrier.AUDIOSOCKET: _basic_pair("VOICEGW_AUDIOSOCKET_USER", "VOICEGW_AUDIOSOCKET_PASSWORD"),
+    Carrier.JAMBONZ: _shared_secret("JAMBONZ_WEBHOOK_SECRET"),
 }
 
 

@@ -1,0 +1,81 @@
+"""A fake of jambonz's REST API call updates (``PUT /v1/Accounts/{sid}/Calls/{call_sid}``) on
+loopback.
+
+It checks each request as jambonz's API server does: the account's API key as a Bearer token,
+for the account in the path, then the JSON body (``call_status`` ``completed`` or
+``no-answer``, or a ``call_hook`` with an absolute http(s) URL). It answers with the next status
+in ``script`` (then 200) and records every request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from gateway.faults import RetryPolicy
+from gateway.rest.jambonz import JambonzCredentials, JambonzRest
+from tests.fakes import Recorded, Script, record, serving
+
+NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
+
+
+def _hook_url(hook: Any) -> Any:
+    return hook.get("url") if isinstance(hook, dict) else hook
+
+
+def valid_update(body: Any) -> bool:
+    """What jambonz's own validator takes (the parts the gateway uses)."""
+    if not isinstance(body, dict):
+        return False
+    status, hook = body.get("call_status"), body.get("call_hook")
+    if status is None and hook is None:
+        return False
+    if status is not None and status not in ("completed", "no-answer"):
+        return False
+    url = _hook_url(hook)
+    return hook is None or (isinstance(url, str) and url.startswith(("http://", "https://")))
+
+
+@dataclass
+class FakeJambonz:
+    account_sid: str
+    api_key: str
+    script: Script = field(default_factory=Script)
+    requests: list[Recorded] = field(default_factory=list)
+
+    async def update_call(self, request: web.Request) -> web.Response:
+        recorded = await record(request)
+        self.requests.append(recorded)
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}" \
+                or request.match_info["sid"] != self.account_sid:
+            return web.json_response({"msg": "unauthorized"}, status=401)
+        if recorded.content_type != "application/json" or not valid_update(recorded.json):
+            return web.json_response({"msg": "calls.update: invalid request"}, status=400)
+        status = self.script.next(200)
+        if status == 200:
+            return web.json_response({})
+        if status == 404:
+            return web.Response(status=404, text="Not Found")
+        return web.json_response({"msg": "a server error"}, status=status)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_put("/v1/Accounts/{sid}/Calls/{call_sid}", self.update_call)
+        return app
+
+
+@contextlib.asynccontextmanager
+async def fake_jambonz(account_sid: str, api_key: str
+                       ) -> AsyncIterator[tuple[FakeJambonz, JambonzRest]]:
+    """The fake, and the gateway's REST client pointed at it (hanging up only: no links)."""
+    fake = FakeJambonz(account_sid, api_key)
+    async with serving(fake.app()) as url:
+        rest = JambonzRest(JambonzCredentials(account_sid, api_key, url), retry=NO_WAIT)
+        try:
+            yield fake, rest
+        finally:
+            await rest.aclose()
