@@ -40,7 +40,8 @@ def add_commands(sub: Any) -> None:
                       "call fetches the carrier's answer document there first, as the "
                       "carrier does), or a media socket, ws://HOST:PORT/NAME/media")
     call.add_argument("--carrier", default=None, help="the carrier to play (twilio, "
-                      "signalwire, telnyx, plivo, vonage, jambonz; default twilio, or a capture's)")
+                      "signalwire, telnyx, plivo, vonage, exotel, jambonz, asterisk, audiosocket; "
+                      "default twilio, or a capture's; audiosocket's --url is tcp://HOST:PORT)")
     call.add_argument("--secret", default=None, help="sign the webhook and the stream as the "
                       "carrier would (default: the carrier's variable, e.g. TWILIO_AUTH_TOKEN)")
     call.add_argument("--out", type=Path, default=Path("reply.wav"),
@@ -58,7 +59,8 @@ def add_commands(sub: Any) -> None:
     demo = sub.add_parser("demo", help="a whole call through the gateway against the "
                           "simulated Live server")
     demo.add_argument("--carrier", default="twilio", help="the carrier the call comes through "
-                      "(twilio, signalwire, telnyx, plivo, vonage, jambonz; default twilio)")
+                      "(twilio, signalwire, telnyx, plivo, vonage, exotel, jambonz, asterisk, "
+                      "audiosocket; default twilio)")
     demo.add_argument("--out", type=Path, default=Path("demo-call.wav"))
     demo.add_argument("--speed", type=float, default=1.0)
     demo.add_argument("--json", action="store_true", help="print the figures as JSON only")
@@ -150,7 +152,7 @@ async def _call(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace) -> int:
     from gateway.rig.demo import figures_json, print_report, run_demo  # noqa: PLC0415
-    from gateway.rig.peers.registry import carrier  # noqa: PLC0415
+    from gateway.rig.peers.registry import carrier, stream_core  # noqa: PLC0415
 
     report = await run_demo(speed=args.speed, carrier=carrier(args.carrier))
     report.result.write_wav(args.out)
@@ -158,6 +160,11 @@ async def _demo(args: argparse.Namespace) -> int:
         print(figures_json(report))
     else:
         print_report(report, args.out)
-    ok = (report.result.clears >= 1 and report.result.media_received > 0
+    # The caller barged in once: a carrier with a clear was sent one; where the gateway paces
+    # playback instead, the barge-in shows on the call's record.
+    which = carrier(args.carrier)
+    barged = report.result.clears >= 1 if stream_core(which).caps.clear \
+        else report.summary.stats.interruptions >= 1
+    ok = (barged and report.result.media_received > 0
           and report.summary.stats.frames_forwarded == report.result.frames_sent)
     return 0 if ok else 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.audiosocket_server import AudioSocketConfig, registration_auth
 from gateway.carrier_setup import all_setups
 from gateway.carriers.core import Carrier
 from gateway.config import Settings as GatewaySettings
@@ -78,18 +79,37 @@ async def run_demo(*, speed: float = 1.0, scenario_path: Path | None = None,
     env, secret = test_credentials(carrier)
     async with SimulatorServer(scenario) as sim:
         settings = GatewaySettings(endpoint=custom_endpoint(sim.url, "demo-model"))
-        gateway = Gateway(settings, carriers={carrier: all_setups(env)[carrier]})
+        gateway = demo_gateway(settings, carrier, env)
         async with running(gateway) as port:
             peer = new_peer(carrier, {"From": "+15550100", "To": "+15550199"})
-            result = await place_call(f"ws://127.0.0.1:{port}/{carrier.value}/media",
-                                      demo_call(), speed=speed, peer=peer, secret=secret,
-                                      answer_url=f"http://127.0.0.1:{port}/{carrier.value}/answer")
+            media, answer = call_urls(gateway, port, carrier)
+            result = await place_call(media, demo_call(), speed=speed, peer=peer,
+                                      secret=secret, answer_url=answer)
             await sim.wait_until(lambda: bool(sim.sessions) and
                                  sim.sessions[-1].closed is not None, timeout=10)
         session = sim.sessions[-1]
     sent = session.sent
     after = sent[sent.index("interrupted"):].count("audio") if "interrupted" in sent else 0
     return DemoReport(result, gateway.finished[-1], session.audio_chunks, after)
+
+
+def demo_gateway(settings: GatewaySettings, carrier: Carrier,
+                 env: dict[str, str]) -> Gateway:
+    """A gateway serving ``carrier`` alone, with the credentials in ``env``."""
+    if carrier is Carrier.AUDIOSOCKET:
+        return Gateway(settings, carriers={},
+                       audiosocket=AudioSocketConfig("127.0.0.1", 0),
+                       audiosocket_auth=registration_auth(env))
+    return Gateway(settings, carriers={carrier: all_setups(env)[carrier]})
+
+
+def call_urls(gateway: Gateway, port: int, carrier: Carrier) -> tuple[str, str]:
+    """Where the phone connects, and the webhook it calls first (the answer, or for
+    AudioSocket the dialplan's registration)."""
+    http = f"http://127.0.0.1:{port}/{carrier.value}"
+    if carrier is Carrier.AUDIOSOCKET:
+        return f"tcp://127.0.0.1:{gateway.audiosocket_port}", f"{http}/calls"
+    return f"ws://127.0.0.1:{port}/{carrier.value}/media", f"{http}/answer"
 
 
 def print_report(report: DemoReport, wav: Path, out: TextIO = sys.stdout) -> None:

@@ -17,7 +17,8 @@ def add_parser(sub: Any) -> None:
     target.add_argument("--local", action="store_true", help="start the simulated Live server "
                         "and a gateway as subprocesses on free loopback ports, and test those")
     p.add_argument("--carrier", default="twilio", help="the carrier every call comes through "
-                   "(twilio, signalwire, telnyx, plivo, vonage...; default twilio)")
+                   "(twilio, signalwire, telnyx, plivo, vonage, exotel, jambonz, asterisk, "
+                   "audiosocket; default twilio)")
     p.add_argument("--calls", type=int, default=10, help="concurrent calls (default 10)")
     p.add_argument("--ramp", type=float, default=0.0, metavar="S",
                    help="seconds over which the concurrent calls are started")

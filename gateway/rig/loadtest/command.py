@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import eventloop
+from gateway.carriers.core import Carrier
 from gateway.errors import ConfigError
 from gateway.rig.peers import parse_parameters
 from gateway.rig.peers.registry import SECRET_ENV, carrier, test_credentials
@@ -104,8 +105,11 @@ async def run(args: argparse.Namespace) -> int:
             env, secret = test_credentials(which)
             local = await stack.enter_async_context(LocalStack(
                 speed=args.speed, max_calls=max(100, args.calls), env=env,
-                sim_trace=sim_trace, gateway_trace=gateway_trace))
+                sim_trace=sim_trace, gateway_trace=gateway_trace,
+                audiosocket=which is Carrier.AUDIOSOCKET))
             url, target, pids = local.base_url, "local subprocesses", local.pids
+            if which is Carrier.AUDIOSOCKET:
+                url = f"tcp://127.0.0.1:{local.audiosocket_port}?http={local.base_url}"
         else:
             url, target, pids = args.url, "remote", {}
             variable = SECRET_ENV.get(which)
@@ -125,7 +129,7 @@ async def run(args: argparse.Namespace) -> int:
                             duration_s=args.duration, count=count, speed=args.speed,
                             timeout_s=args.timeout, reply_wait_s=args.reply_wait,
                             trace=phone_trace)
-        murl = metrics_url(media_url)
+        murl = metrics_url(media_url, url)
         before = await scrape(murl)
         progress = ProgressLine()
         try:
@@ -179,8 +183,14 @@ def targets(url: str, carrier: str) -> tuple[str, str | None]:
     """The media URL to call and the answer URL to fetch first (None: connect directly).
 
     A bare gateway address (``http://HOST:PORT``) means the carrier's own way: answer first.
+    AudioSocket's is ``tcp://HOST:PORT``, with ``?http=BASE`` where the call is registered
+    first at ``BASE/audiosocket/calls`` (as the dialplan would), and else connects at once.
     """
     parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "tcp":
+        http = urllib.parse.parse_qs(parts.query).get("http", [""])[0]
+        media = urllib.parse.urlunsplit(("tcp", parts.netloc, "", "", ""))
+        return media, f"{http.rstrip('/')}/{carrier}/calls" if http else None
     if parts.path not in ("", "/"):
         return url, None
     secure = parts.scheme in ("https", "wss")

@@ -47,6 +47,8 @@ class LocalStack:
     simulator: subprocess.Popen[bytes] | None = None
     gateway_port: int = 0
     simulator_port: int = 0
+    audiosocket: bool = False  # also take Asterisk AudioSocket calls (on audiosocket_port)
+    audiosocket_port: int = 0
     workdir: Path | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -66,6 +68,10 @@ class LocalStack:
         scenario = work / "scenario.yaml"
         scenario.write_text(f"name: loadtest\nspeed: {self.speed}\n", encoding="utf-8")
         self.simulator_port, self.gateway_port = free_port(), free_port()
+        tcp: list[str] = []
+        if self.audiosocket:
+            self.audiosocket_port = free_port()
+            tcp = ["--audiosocket", f"127.0.0.1:{self.audiosocket_port}"]
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV.values()}
         # Call records go to a throwaway database: the gateway still pays for writing them,
         # as in production, without filling the user's ./voicegw-calls.db.
@@ -82,7 +88,8 @@ class LocalStack:
                         else ["--trace", str(self.gateway_trace.resolve())])
             self.gateway = self._spawn(
                 ["serve", "--port", str(self.gateway_port), "--live-url", sim_url,
-                 "--max-calls", str(self.max_calls), *gw_trace], work / "gateway.log", env)
+                 "--max-calls", str(self.max_calls), *tcp, *gw_trace], work / "gateway.log",
+                env)
             await self._wait_for(self.gateway, self.gateway_port, "gateway")
         except BaseException:
             self.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -18,9 +18,13 @@ FRAMES: str = "voicegw_caller_frames_total"
 ACTIVE: str = "voicegw_active_calls"
 
 
-def metrics_url(media_url: str) -> str:
-    """``ws://host:port/twilio/media`` -> ``http://host:port/metrics`` (wss -> https)."""
+def metrics_url(media_url: str, given: str | None = None) -> str:
+    """``ws://host:port/twilio/media`` -> ``http://host:port/metrics`` (wss -> https). An
+    AudioSocket call's is on the gateway's HTTP side: ``given``'s ``?http=BASE``."""
     parts = urlsplit(media_url)
+    if parts.scheme == "tcp":
+        http = parse_qs(urlsplit(given or "").query).get("http", [""])[0]
+        return f"{http.rstrip('/')}/metrics" if http else ""
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return urlunsplit((scheme, parts.netloc, "/metrics", "", ""))
 
@@ -44,6 +48,8 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 async def scrape(url: str, timeout_s: float = 5.0) -> dict[str, float] | None:
     """The metrics, or None if the endpoint is not reachable (a remote gateway may hide it)."""
+    if not url:
+        return None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s, \
                 s.get(url) as resp:
