@@ -117,7 +117,7 @@ async def _call(args: argparse.Namespace) -> int:
 
     from gateway.rig.loadtest.command import targets  # noqa: PLC0415
     from gateway.rig.peers import parse_parameters  # noqa: PLC0415
-    from gateway.rig.peers.registry import SECRET_ENV, carrier, new_peer  # noqa: PLC0415
+    from gateway.rig.peers.registry import carrier, env_secret, new_peer  # noqa: PLC0415
     from gateway.rig.phone import Speech, Utterance, When, load_utterance, place_call  # noqa: PLC0415
 
     params = parse_parameters(args.param)
@@ -135,8 +135,7 @@ async def _call(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     else:
         utterance = Utterance(load_utterance(args.wav), When.START, 300)
-    variable = SECRET_ENV.get(which)
-    secret = args.secret or (os.environ.get(variable) if variable else None) or None
+    secret = args.secret or env_secret(which, os.environ)
     media_url, answer_url = targets(args.url, which.value)
     result = await place_call(media_url, [utterance], speed=args.speed,
                               reply_wait_s=args.wait, peer=new_peer(which, params),

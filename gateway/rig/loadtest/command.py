@@ -14,7 +14,7 @@ from typing import Any
 from gateway import eventloop
 from gateway.errors import ConfigError
 from gateway.rig.peers import parse_parameters
-from gateway.rig.peers.registry import SECRET_ENV, carrier, test_credentials
+from gateway.rig.peers.registry import carrier, env_secret, test_credentials
 
 from .added import measure
 from .at_gateway import analyse_at_gateway
@@ -108,8 +108,7 @@ async def run(args: argparse.Namespace) -> int:
             url, target, pids = local.base_url, "local subprocesses", local.pids
         else:
             url, target, pids = args.url, "remote", {}
-            variable = SECRET_ENV.get(which)
-            secret = args.secret or (os.environ.get(variable) if variable else None) or None
+            secret = args.secret or env_secret(which, os.environ)
             if args.pid is not None:
                 pids["gateway"] = args.pid
         media_url, answer_url = targets(url, which.value)

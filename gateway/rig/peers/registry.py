@@ -7,12 +7,14 @@ import secrets
 from collections.abc import Callable, Mapping
 
 from gateway.carriers.core import Carrier, CarrierStream
+from gateway.carriers.exotel import ExotelStream
 from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.telnyx import TelnyxStream
 from gateway.carriers.twilio import TwilioStream
 from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -26,6 +28,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
     Carrier.VONAGE: VonagePeer,
+    Carrier.EXOTEL: lambda params: ExotelPeer(custom_parameters=params),
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -33,6 +36,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TELNYX: TelnyxStream,
     Carrier.PLIVO: PlivoStream,
     Carrier.VONAGE: VonageStream,
+    Carrier.EXOTEL: ExotelStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -42,12 +46,33 @@ SECRET_ENV: dict[Carrier, str] = {
     Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
     Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
 }
+# Where the carrier presents Basic credentials instead: the user's and the password's variables
+# (the peer's secret is then ``user:password``).
+BASIC_ENV: dict[Carrier, tuple[str, str]] = {
+    Carrier.EXOTEL: ("EXOTEL_STREAM_USER", "EXOTEL_STREAM_PASSWORD"),
+}
+
+
+def env_secret(which: Carrier, env: Mapping[str, str]) -> str | None:
+    """What the peer signs (or authenticates) with, from the gateway's own variables."""
+    if which in BASIC_ENV:
+        user, password = (env.get(name, "") for name in BASIC_ENV[which])
+        return f"{user}:{password}" if user and password else None
+    variable = SECRET_ENV.get(which)
+    return (env.get(variable) if variable else None) or None
 
 
 def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
     def make() -> tuple[dict[str, str], str]:
         secret = secrets.token_hex(16)
         return {name: secret}, secret
+    return make
+
+
+def _basic_pair(user_env: str, password_env: str) -> Callable[[], tuple[dict[str, str], str]]:
+    def make() -> tuple[dict[str, str], str]:
+        user, password = "rig-" + secrets.token_hex(4), secrets.token_hex(16)
+        return {user_env: user, password_env: password}, f"{user}:{password}"
     return make
 
 
@@ -64,6 +89,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
     Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
+    Carrier.EXOTEL: _basic_pair(*BASIC_ENV[Carrier.EXOTEL]),
 }
 
 
