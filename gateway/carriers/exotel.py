@@ -114,7 +114,7 @@ class ExotelStream:
     carrier = Carrier.EXOTEL
     caps = CAPABILITIES
 
-    def __init__(self, *, max_payload: int = 96_000) -> None:
+    def __init__(self, *, max_payload: int = 32_000) -> None:
         self.state = StreamState.NEW
         self.max_payload = max_payload
         self.stream_sid: str | None = None
