@@ -7,8 +7,8 @@ messages, as the rig's phone peers send them. Only the two sockets are stand-ins
 takes every write at once, and the Live session is open and takes every message at once. So
 what is timed is the bridge's own per-frame work, through its own pumps:
 
-* inbound, per 20 ms frame: the carrier's wire message (JSON text with base64, or Vonage's
-  binary frame) -> the carrier core's ``receive`` -> decode -> 16 kHz -> the Live
+* inbound, per 20 ms of audio: the carrier's wire message (20 ms each; Exotel's 100 ms:
+  JSON text with base64, or Vonage's binary frame) -> the carrier core's ``receive`` -> decode -> 16 kHz -> the Live
   ``realtimeInput`` message, with the bridge's and the keeper's bookkeeping (speech peak,
   held audio, counters, forward latency);
 * outbound, per 20 ms of reply: the Live ``serverContent`` audio messages (24 kHz PCM,
@@ -41,8 +41,13 @@ between runs, the absolute figures within about 8 %):
 | plivo | L16/16000 | 6.64 | 0.85 | 6.20 | 0.87 | 16.9 |
 | plivo mu-law | PCMU/8000 | 7.76 | 0.99 | 7.11 | 1.00 | 16.9 |
 | vonage | L16/16000 | 4.07 | 0.52 | 9.13 | 1.29 | 55.2 |
+| exotel | L16/16000 | 2.04 | 0.25 | 6.19 | 0.86 | 9.6 |
+| exotel 8k | L16/8000 | 2.93 | 0.36 | 5.59 | 0.77 | 8.7 |
 
-Vonage's binary frames skip JSON and base64 inbound; outbound it sends four 640-byte frames
+(The Exotel rows are from a later run of the same command, whose Twilio figures were
+8.22 and 7.22.) Exotel's 100 ms messages pay the JSON and base64 overheads once per 100 ms:
+a quarter of Twilio's inbound cost per 20 ms; outbound its 3.2 KB minimum message halves the
+messages sent. Vonage's binary frames skip JSON and base64 inbound; outbound it sends four 640-byte frames
 where the others send one message per 80 ms Live chunk. Wideband L16 needs no resampling
 inbound; Telnyx's core does more per frame than Twilio's (sequence order, track and whole-sample
 checks: about 1 µs).
@@ -72,6 +77,7 @@ from gateway.carriers.core import Carrier, Outgoing
 from gateway.carriers.plivo import ContentType
 from gateway.ending import EndKind
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -105,6 +111,9 @@ CONTENDERS = (
               {"VOICEGW_PLIVO_CONTENT_TYPE": ContentType.MULAW_8K.value},
               lambda: PlivoPeer(content=ContentType.MULAW_8K)),
     Contender("vonage", Carrier.VONAGE, {}, VonagePeer),
+    Contender("exotel", Carrier.EXOTEL, {}, ExotelPeer),
+    Contender("exotel 8k", Carrier.EXOTEL, {"VOICEGW_EXOTEL_SAMPLE_RATE": "8000"},
+              lambda: ExotelPeer(rate=8000)),
 )
 
 
@@ -219,6 +228,9 @@ class Call:
         self.bridge = CallBridge(self.caller, stream, self.live.connect,
                                  BridgeSettings(session=live.SessionConfig(model="models/bench")))
         self.frames_per_batch = round(seconds * 1000 / FRAME_MS)
+        # A carrier that sends longer messages (Exotel: 100 ms) sends fewer of them.
+        self.per_message = max(1, self.peer.send_ms // FRAME_MS)
+        self.messages_per_batch = self.frames_per_batch // self.per_message
         self.audio = caller_frames(self.peer.inbound)
         self.replies, self.reply_ms = reply_frames(seconds)
         self.task: asyncio.Task[object] | None = None
@@ -237,12 +249,14 @@ class Call:
         raise RuntimeError(f"{self.contender.name}: the call did not start")
 
     async def inbound(self) -> None:
-        frames = [self.peer.media(next(self.audio)) for _ in range(self.frames_per_batch)]
+        frames = [self.peer.media(b"".join(next(self.audio) for _ in range(self.per_message)))
+                  for _ in range(self.messages_per_batch)]
         t0 = time.process_time()
         self.caller.inbox.feed(frames)
         await self.caller.inbox.drained.wait()
         spent = time.process_time() - t0
-        self.inbound_us.append(spent / len(frames) * 1e6)
+        # Per 20 ms of the caller's audio, however many messages carried it.
+        self.inbound_us.append(spent / (len(frames) * self.per_message) * 1e6)
 
     async def outbound(self) -> None:
         sent = self.caller.sent
@@ -261,10 +275,10 @@ class Call:
         batches = len(self.inbound_us)
         # Every frame reached the Live session, and the replies reached the caller: the path
         # measured is the whole one, not one cut short (held audio, a dropped reply).
-        if stats.frames_forwarded != batches * self.frames_per_batch or stats.protocol_errors \
-                or stats.media_dropped_full or not stats.media_out:
+        if stats.frames_forwarded != batches * self.messages_per_batch \
+                or stats.protocol_errors or stats.media_dropped_full or not stats.media_out:
             raise RuntimeError(f"{self.contender.name}: forwarded {stats.frames_forwarded} "
-                               f"of {batches * self.frames_per_batch} frames, "
+                               f"of {batches * self.messages_per_batch} frames, "
                                f"{stats.protocol_errors} protocol errors, "
                                f"{stats.media_dropped_full} replies dropped")
 
