@@ -7,10 +7,10 @@ messages, as the rig's phone peers send them. Only the two sockets are stand-ins
 takes every write at once, and the Live session is open and takes every message at once. So
 what is timed is the bridge's own per-frame work, through its own pumps:
 
-* inbound, per 20 ms of audio: the carrier's wire message (20 ms each; Exotel's 100 ms:
-  JSON text with base64, or Vonage's binary frame) -> the carrier core's ``receive`` -> decode -> 16 kHz -> the Live
-  ``realtimeInput`` message, with the bridge's and the keeper's bookkeeping (speech peak,
-  held audio, counters, forward latency);
+* inbound, per 20 ms of audio: the carrier's wire message (20 ms each, Exotel's 100 ms;
+  JSON text with base64, or Vonage's binary frame) -> the carrier core's ``receive`` ->
+  decode -> 16 kHz -> the Live ``realtimeInput`` message, with the bridge's and the
+  keeper's bookkeeping (speech peak, held audio, counters, forward latency);
 * outbound, per 20 ms of reply: the Live ``serverContent`` audio messages (24 kHz PCM,
   base64 in JSON, 80 ms each, as the simulator sends them) and each reply's ``turnComplete``
   -> ``live.parse_server_message`` -> the playout: resample to the carrier's rate, encode, cut
