@@ -40,9 +40,11 @@ def add_commands(sub: Any) -> None:
                       "call fetches the carrier's answer document there first, as the "
                       "carrier does), or a media socket, ws://HOST:PORT/NAME/media")
     call.add_argument("--carrier", default=None, help="the carrier to play (twilio, "
-                      "signalwire, telnyx, plivo, vonage; default twilio, or a capture's)")
+                      "signalwire, telnyx, plivo, vonage, exotel; default twilio, or a capture's)")
     call.add_argument("--secret", default=None, help="sign the webhook and the stream as the "
-                      "carrier would (default: the carrier's variable, e.g. TWILIO_AUTH_TOKEN)")
+                      "carrier would (default: the carrier's variable, e.g. TWILIO_AUTH_TOKEN; "
+                      "for Exotel, USER:PASSWORD, default EXOTEL_STREAM_USER and "
+                      "EXOTEL_STREAM_PASSWORD)")
     call.add_argument("--out", type=Path, default=Path("reply.wav"),
                       help="stereo WAV: caller left, what the caller heard right")
     call.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -58,7 +60,7 @@ def add_commands(sub: Any) -> None:
     demo = sub.add_parser("demo", help="a whole call through the gateway against the "
                           "simulated Live server")
     demo.add_argument("--carrier", default="twilio", help="the carrier the call comes through "
-                      "(twilio, signalwire, telnyx, plivo, vonage; default twilio)")
+                      "(twilio, signalwire, telnyx, plivo, vonage, exotel; default twilio)")
     demo.add_argument("--out", type=Path, default=Path("demo-call.wav"))
     demo.add_argument("--speed", type=float, default=1.0)
     demo.add_argument("--json", action="store_true", help="print the figures as JSON only")

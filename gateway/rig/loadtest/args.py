@@ -17,7 +17,7 @@ def add_parser(sub: Any) -> None:
     target.add_argument("--local", action="store_true", help="start the simulated Live server "
                         "and a gateway as subprocesses on free loopback ports, and test those")
     p.add_argument("--carrier", default="twilio", help="the carrier every call comes through "
-                   "(twilio, signalwire, telnyx, plivo, vonage...; default twilio)")
+                   "(twilio, signalwire, telnyx, plivo, vonage, exotel...; default twilio)")
     p.add_argument("--calls", type=int, default=10, help="concurrent calls (default 10)")
     p.add_argument("--ramp", type=float, default=0.0, metavar="S",
                    help="seconds over which the concurrent calls are started")
@@ -42,7 +42,8 @@ def add_parser(sub: Any) -> None:
                    "Live server must pace at the same speed; --local does)")
     p.add_argument("--secret", default=None, help="sign each webhook and stream as the "
                    "carrier would, with its signing secret (default: the carrier's variable, "
-                   "e.g. TWILIO_AUTH_TOKEN); with --local, fresh credentials are made")
+                   "e.g. TWILIO_AUTH_TOKEN; Exotel's USER:PASSWORD, from EXOTEL_STREAM_USER "
+                   "and EXOTEL_STREAM_PASSWORD); with --local, fresh credentials are made")
     p.add_argument("--pid", type=int, help="sample this gateway process's CPU and memory")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="wall-clock limit per call (default 120)")
