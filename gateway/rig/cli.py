@@ -43,7 +43,9 @@ def add_commands(sub: Any) -> None:
                       "signalwire, telnyx, plivo, vonage, exotel, jambonz, asterisk, audiosocket; "
                       "default twilio, or a capture's; audiosocket's --url is tcp://HOST:PORT)")
     call.add_argument("--secret", default=None, help="sign the webhook and the stream as the "
-                      "carrier would (default: the carrier's variable, e.g. TWILIO_AUTH_TOKEN)")
+                      "carrier would (default: the carrier's variable, e.g. TWILIO_AUTH_TOKEN; "
+                      "for Exotel and AudioSocket, USER:PASSWORD, default from their two "
+                      "variables, e.g. EXOTEL_STREAM_USER and EXOTEL_STREAM_PASSWORD)")
     call.add_argument("--out", type=Path, default=Path("reply.wav"),
                       help="stereo WAV: caller left, what the caller heard right")
     call.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -119,7 +121,7 @@ async def _call(args: argparse.Namespace) -> int:
 
     from gateway.rig.loadtest.command import targets  # noqa: PLC0415
     from gateway.rig.peers import parse_parameters  # noqa: PLC0415
-    from gateway.rig.peers.registry import SECRET_ENV, carrier, new_peer  # noqa: PLC0415
+    from gateway.rig.peers.registry import carrier, env_secret, new_peer  # noqa: PLC0415
     from gateway.rig.phone import Speech, Utterance, When, load_utterance, place_call  # noqa: PLC0415
 
     params = parse_parameters(args.param)
@@ -137,8 +139,7 @@ async def _call(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     else:
         utterance = Utterance(load_utterance(args.wav), When.START, 300)
-    variable = SECRET_ENV.get(which)
-    secret = args.secret or (os.environ.get(variable) if variable else None) or None
+    secret = args.secret or env_secret(which, os.environ)
     media_url, answer_url = targets(args.url, which.value)
     result = await place_call(media_url, [utterance], speed=args.speed,
                               reply_wait_s=args.wait, peer=new_peer(which, params),

@@ -42,9 +42,10 @@ class CarrierCase:
 
 def _cases() -> list[CarrierCase]:
     # Imported here: each case module imports CarrierCase from this one.
-    from tests.cases import jambonz, plivo, signalwire, telnyx, twilio, vonage
+    from tests.cases import exotel, jambonz, plivo, signalwire, telnyx, twilio, vonage
 
-    return [twilio.CASE, signalwire.CASE, telnyx.CASE, plivo.CASE, vonage.CASE, jambonz.CASE]
+    return [twilio.CASE, signalwire.CASE, telnyx.CASE, plivo.CASE, vonage.CASE, jambonz.CASE,
+            exotel.CASE]
 
 
 CASES: list[CarrierCase] = _cases()

@@ -4,8 +4,8 @@ peers, so they are what the carrier sends) and the ways to break them.
 One :class:`Wire` per carrier. Each names its broken frames (dropped and counted), its
 unsupported formats and a malformed opening (both close the stream before any call exists),
 the frames of a type the carrier never sends (closed with 1003) and an event it may add
-(ignored). What breaks differs by carrier: Twilio, SignalWire, Telnyx and Plivo speak JSON text
-only, with base64 audio; Vonage sends audio as binary frames of raw PCM and events as JSON
+(ignored). What breaks differs by carrier: Twilio, SignalWire, Telnyx, Plivo and Exotel speak
+JSON text only, with base64 audio; Vonage sends audio as binary frames of raw PCM and events as JSON
 text, so every frame type has a meaning there, and its opening ``websocket:connected`` is its
 start; jambonz's ``listen`` is built the same way, its first text frame (the call's metadata)
 the start. Limits (the largest payload) are read from the gateway's own cores.
@@ -24,8 +24,10 @@ from gateway.carriers import telnyx as telnyx_core
 from gateway.carriers import twilio as twilio_core
 from gateway.carriers import vonage as vonage_core
 from gateway.carriers.core import Carrier, Outgoing
+from gateway.carriers.exotel import ExotelStream, audio_format
 from gateway.carriers.plivo import ContentType, PlivoStream
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
@@ -322,6 +324,52 @@ class PlivoWire(JsonWire):
                        f"unsupported media format {encoding}/{rate}; expected one of {expected}")
 
 
+class ExotelWire(JsonWire):
+    carrier = Carrier.EXOTEL
+    fmt = audio_format(16000)
+    max_payload = ExotelStream().max_payload
+
+    def __init__(self) -> None:
+        self.peer = ExotelPeer(custom_parameters={"From": CALLER})
+
+    def opening(self) -> list[Outgoing]:
+        return list(self.peer.opening())  # connected, start
+
+    def media(self, audio: bytes | None = None) -> Outgoing:
+        return self.peer.media(self.silence if audio is None else audio)
+
+    def stop(self) -> Outgoing:
+        [stop] = self.peer.hang_up()
+        return stop
+
+    def media_with_payload(self, payload: str) -> str:
+        return json.dumps({"event": "media", "sequence_number": "99",
+                           "stream_sid": self.peer.stream_sid,
+                           "media": {"chunk": "99", "timestamp": "1980", "payload": payload}})
+
+    def broken(self) -> dict[str, Outgoing]:
+        return {**super().broken(), "connected after start": json.dumps({"event": "connected"}),
+                "odd-length payload": self.media_with_payload(_b64(ODD_LENGTH))}
+
+    def unknown_event(self) -> tuple[Outgoing, str]:
+        name = "transcript"
+        return json.dumps({"event": name, "stream_sid": self.peer.stream_sid}), name
+
+    def malformed_start(self) -> Refused:
+        return Refused(self.start_with(call_sid=None), "bad start: missing or not a string")
+
+    def bad_formats(self) -> dict[str, Refused]:
+        return {"mu-law": self._format("audio/x-mulaw", "8000", "8"),
+                "44.1kHz": self._format("audio/x-raw", "44100", "16"),
+                "8-bit": self._format("audio/x-raw", "16000", "8")}
+
+    def _format(self, encoding: str, rate: str, bits: str) -> Refused:
+        fmt = {"encoding": encoding, "sample_rate": rate, "bit_rate": bits}
+        return Refused(self.start_with(media_format=fmt),
+                       f"unsupported media format {encoding}/{rate}/{bits}; expected 16-bit "
+                       "PCM at 8000, 16000, 24000 Hz")
+
+
 # -- Vonage: binary audio, JSON events ----------------------------------------------------------
 
 
@@ -444,5 +492,5 @@ class JambonzWire(Wire):
 
 WIRES: dict[Carrier, type[Wire]] = {
     w.carrier: w for w in (TwilioWire, SignalWireWire, TelnyxWire, PlivoWire, VonageWire,
-                           JambonzWire)
+                           JambonzWire, ExotelWire)
 }

@@ -3,9 +3,9 @@ by the caller against what the simulated Live server received, and the simulator
 against what reached the caller, over real loopback sockets.
 
 Paths: mu-law 8 kHz (Twilio, the reference), A-law 8 kHz (Telnyx with
-``VOICEGW_TELNYX_CODEC=PCMA``), and L16 16 kHz (Telnyx's big-endian default, Plivo's
-default, Vonage's and jambonz's binary frames), and L16 8 kHz (jambonz with
-``VOICEGW_JAMBONZ_SAMPLE_RATE=8000``). Each call is answered by the carrier's signed webhook and
+``VOICEGW_TELNYX_CODEC=PCMA``), L16 16 kHz (Telnyx's big-endian default, Plivo's
+default, Vonage's and jambonz's binary frames, Exotel's default) and L16 8 kHz (jambonz and
+Exotel asked for 8000). Each call is answered by the carrier's signed webhook and
 streams with its per-call token, as in ``test_carrier_calls.py``.
 
 References are computed with an ideal (brick-wall FFT) resampler from the bundled 24 kHz
@@ -44,6 +44,7 @@ from gateway.carriers.telnyx import FORMATS as TELNYX_FORMATS
 from gateway.config import Settings, custom_endpoint
 from gateway.live import INPUT_RATE, OUTPUT_RATE
 from gateway.rig.peers import OutboundEvent, OutMedia, PhonePeer
+from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
 from gateway.rig.phone import CallResult, Speech, Utterance, When, place_call
@@ -51,7 +52,7 @@ from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.server import Gateway, running
 from tests.audio_measure import agent_speech, as_i16, i16, ideal_resample, pesq_of, stream
-from tests.cases import CarrierCase, jambonz, plivo, telnyx, twilio, vonage
+from tests.cases import CarrierCase, exotel, jambonz, plivo, telnyx, twilio, vonage
 from tests.fakes import serving
 
 SPEED = 8.0
@@ -98,6 +99,17 @@ def _jambonz_8k() -> CarrierCase:
     return dataclasses.replace(jambonz.CASE, credentials=credentials, peer=peer)
 
 
+def _exotel_8k() -> CarrierCase:
+    def credentials(url: str) -> tuple[dict[str, str], str]:
+        env, secret = exotel.CASE.credentials(url)
+        return {**env, "VOICEGW_EXOTEL_SAMPLE_RATE": "8000"}, secret
+
+    def peer(params: Mapping[str, str]) -> PhonePeer:
+        return ExotelPeer(custom_parameters=params, rate=8000)
+
+    return dataclasses.replace(exotel.CASE, credentials=credentials, peer=peer)
+
+
 @dataclass(frozen=True)
 class AudioPath:
     name: str
@@ -110,11 +122,13 @@ class AudioPath:
 
 MU_LAW = AudioPath("twilio-pcmu-8k", twilio.CASE, AudioFormat(Codec.PCMU, 8000))
 A_LAW = AudioPath("telnyx-pcma-8k", _telnyx_alaw(), AudioFormat(Codec.PCMA, 8000))
-L16_8K = AudioPath("jambonz-l16-8k", _jambonz_8k(), AudioFormat(Codec.L16, 8000))
+L16_8K = [AudioPath("jambonz-l16-8k", _jambonz_8k(), AudioFormat(Codec.L16, 8000)),
+          AudioPath("exotel-l16-8k", _exotel_8k(), AudioFormat(Codec.L16, 8000))]
 WIDEBAND = [AudioPath("telnyx-l16be-16k", telnyx.CASE, AudioFormat(Codec.L16_BE, 16000)),
             AudioPath("plivo-l16-16k", plivo.CASE, AudioFormat(Codec.L16, 16000)),
             AudioPath("vonage-l16-16k", vonage.CASE, AudioFormat(Codec.L16, 16000)),
-            AudioPath("jambonz-l16-16k", jambonz.CASE, AudioFormat(Codec.L16, 16000))]
+            AudioPath("jambonz-l16-16k", jambonz.CASE, AudioFormat(Codec.L16, 16000)),
+            AudioPath("exotel-l16-16k", exotel.CASE, AudioFormat(Codec.L16, 16000))]
 
 
 class _SendsAhead(Gateway):
@@ -240,6 +254,7 @@ async def test_a_16k_line_reaches_the_model_bit_exact_and_hears_the_reply_wideba
     # Model -> caller: 24 -> 16 kHz scores within 0.1 of the ideal resampler (the reference
     # keeps 7-8 kHz, which the gateway's filter rolls off; PESQ-WB tops out near 4.64).
     ours, ideal = scores_out(heard, path.line)
+    print(f"{path}: reply PESQ-WB {ours:.2f} (ideal gateway {ideal:.2f})")
     assert ideal > 4.6
     assert ours >= ideal - 0.1
 
@@ -269,17 +284,21 @@ async def test_a_law_and_mu_law_lines_score_alike_both_ways() -> None:
 
 
 
-async def test_an_8k_linear_line_scores_as_its_resamplers_alone() -> None:
-    """8 kHz L16 (jambonz asked for 8000): no codec, so what the model heard is exactly the
-    8 -> 16 kHz resampler's, and the reply exactly the 24 -> 8 kHz one's; each scores as well
-    as G.711 or better, and the reply within 0.1 of an ideal gateway."""
-    heard = await call(L16_8K)
+@pytest.mark.parametrize("path", L16_8K, ids=str)
+async def test_an_8k_linear_line_scores_as_its_resamplers_alone(path: AudioPath) -> None:
+    """8 kHz L16 (jambonz or Exotel asked for 8000): no codec, so what the model heard is
+    exactly the 8 -> 16 kHz resampler's, and the reply exactly the 24 -> 8 kHz one's; each
+    scores as well as G.711 or better, and the reply within 0.1 of an ideal gateway."""
+    heard = await call(path)
     said = bytes(heard.result.said)
     want = stream(Resampler(8000, INPUT_RATE), said, frame_bytes(8000))
     assert len(heard.model) >= len(want) - 5 * frame_bytes(16000)
     assert heard.model == want[: len(heard.model)]
-    ref, model = in_16k(heard, L16_8K.line)
-    assert pesq_of(ref, model, INPUT_RATE) >= 3.7  # wide-band: the 3.4-4 kHz rolled off
-    outbound, ideal = scores_out(heard, L16_8K.line)
+    ref, model = in_16k(heard, path.line)
+    inbound = pesq_of(ref, model, INPUT_RATE)
+    outbound, ideal = scores_out(heard, path.line)
+    print(f"{path}: caller PESQ-WB {inbound:.2f}; reply PESQ-NB {outbound:.2f} "
+          f"(ideal gateway {ideal:.2f})")
+    assert inbound >= 3.7  # wide-band: the 3.4-4 kHz the 8 -> 16 kHz filter rolls off
     assert outbound >= ideal - 0.1
     assert outbound >= 4.0  # narrow-band

@@ -123,8 +123,8 @@ async def line(case: CarrierCase, turns: list[dict[str, Any]], tmp_path: Path,
             async with running(gateway) as port:
                 yield Line(case, sim, gateway, fake, port, secret, store)
                 await sim.wait_until(lambda: all(s.closed is not None for s in sim.sessions))
-        assert setup.call_control is not None
-        await setup.call_control.aclose()
+        if setup.call_control is not None:  # none where the carrier has no REST control
+            await setup.call_control.aclose()
     assert not gateway.calls
 
 

@@ -62,3 +62,31 @@ async def test_voicegw_call_through_a_signed_answer(tmp_path: Path, carrier: Car
     with wave.open(str(out)) as wav:  # the caller's side and what came back, at 16 kHz
         assert (wav.getnchannels(), wav.getframerate()) == (2, 16000)
         assert wav.getnframes() > 16000
+
+
+async def test_the_demo_and_voicegw_call_through_exotel(tmp_path: Path) -> None:
+    """Exotel's Basic credentials (``--secret user:password``) on the dynamic URL and the
+    upgrade; the demo plays its part with fresh ones."""
+    report = await run_demo(speed=SPEED, carrier=Carrier.EXOTEL)
+    figures = report.figures()
+    assert figures["carrier"] == "exotel" and figures["clears"] == 1
+    assert report.summary.end.kind is EndKind.CALLER_HUNG_UP
+    assert 0 < figures["marks_echoed_by_phone"] <= figures["marks_sent_by_gateway"]
+    env, secret = registry.test_credentials(Carrier.EXOTEL)
+    out = tmp_path / "reply.wav"
+    async with SimulatorServer(Scenario(speed=SPEED)) as sim:
+        gateway = Gateway(Settings(endpoint=custom_endpoint(sim.url, "test-model")),
+                          carriers={Carrier.EXOTEL: all_setups(env)[Carrier.EXOTEL]})
+        async with running(gateway) as port:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway.cli", "call",
+                str(speech_dir() / "caller_book_table.wav"), "--url",
+                f"http://127.0.0.1:{port}", "--carrier", "exotel", "--secret", secret,
+                "--speed", str(SPEED), "--out", str(out),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, stderr = await proc.communicate()
+            await gateway.wait_idle()
+    assert proc.returncode == 0, stderr.decode()
+    [summary] = gateway.finished
+    assert summary.carrier == "exotel" and summary.end.kind is EndKind.CALLER_HUNG_UP
+    assert summary.stats.media_out > 0

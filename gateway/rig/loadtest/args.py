@@ -43,7 +43,8 @@ def add_parser(sub: Any) -> None:
                    "Live server must pace at the same speed; --local does)")
     p.add_argument("--secret", default=None, help="sign each webhook and stream as the "
                    "carrier would, with its signing secret (default: the carrier's variable, "
-                   "e.g. TWILIO_AUTH_TOKEN); with --local, fresh credentials are made")
+                   "e.g. TWILIO_AUTH_TOKEN; Exotel's USER:PASSWORD, from EXOTEL_STREAM_USER "
+                   "and EXOTEL_STREAM_PASSWORD); with --local, fresh credentials are made")
     p.add_argument("--pid", type=int, help="sample this gateway process's CPU and memory")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="wall-clock limit per call (default 120)")

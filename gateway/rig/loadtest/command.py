@@ -15,7 +15,7 @@ from gateway import eventloop
 from gateway.carriers.core import Carrier
 from gateway.errors import ConfigError
 from gateway.rig.peers import parse_parameters
-from gateway.rig.peers.registry import SECRET_ENV, carrier, test_credentials
+from gateway.rig.peers.registry import carrier, env_secret, test_credentials
 
 from .added import measure
 from .at_gateway import analyse_at_gateway
@@ -112,8 +112,7 @@ async def run(args: argparse.Namespace) -> int:
                 url = f"tcp://127.0.0.1:{local.audiosocket_port}?http={local.base_url}"
         else:
             url, target, pids = args.url, "remote", {}
-            variable = SECRET_ENV.get(which)
-            secret = args.secret or (os.environ.get(variable) if variable else None) or None
+            secret = args.secret or env_secret(which, os.environ)
             if args.pid is not None:
                 pids["gateway"] = args.pid
         media_url, answer_url = targets(url, which.value)

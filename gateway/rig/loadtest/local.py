@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.errors import ConfigError
-from gateway.rig.peers.registry import SECRET_ENV
+from gateway.rig.peers.registry import BASIC_ENV, SECRET_ENV
 
 
 def free_port() -> int:
@@ -72,7 +72,8 @@ class LocalStack:
         if self.audiosocket:
             self.audiosocket_port = free_port()
             tcp = ["--audiosocket", f"127.0.0.1:{self.audiosocket_port}"]
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV.values()}
+        ours = {*SECRET_ENV.values(), *(name for pair in BASIC_ENV.values() for name in pair)}
+        env = {k: v for k, v in os.environ.items() if k not in ours}
         # Call records go to a throwaway database: the gateway still pays for writing them,
         # as in production, without filling the user's ./voicegw-calls.db.
         env["VOICEGW_DATABASE"] = str(work / "calls.db")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 from gateway.carriers.audiosocket import AudioSocketStream
 from gateway.carriers.core import Carrier, CarrierStream
+from gateway.carriers.exotel import ExotelStream
 from gateway.carriers.jambonz import JambonzStream
 from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.telnyx import TelnyxStream
@@ -16,6 +17,7 @@ from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.audiosocket import audiosocket_peer
+from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
@@ -32,6 +34,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.VONAGE: VonagePeer,
     Carrier.AUDIOSOCKET: audiosocket_peer,
     Carrier.JAMBONZ: JambonzPeer,
+    Carrier.EXOTEL: lambda params: ExotelPeer(custom_parameters=params),
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -41,6 +44,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.VONAGE: VonageStream,
     Carrier.AUDIOSOCKET: AudioSocketStream,
     Carrier.JAMBONZ: JambonzStream,
+    Carrier.EXOTEL: ExotelStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -51,6 +55,21 @@ SECRET_ENV: dict[Carrier, str] = {
     Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
     Carrier.JAMBONZ: "JAMBONZ_WEBHOOK_SECRET",
 }
+# Where the carrier presents Basic credentials instead: the user's and the password's variables
+# (the peer's secret is then ``user:password``).
+BASIC_ENV: dict[Carrier, tuple[str, str]] = {
+    Carrier.EXOTEL: ("EXOTEL_STREAM_USER", "EXOTEL_STREAM_PASSWORD"),
+    Carrier.AUDIOSOCKET: ("VOICEGW_AUDIOSOCKET_USER", "VOICEGW_AUDIOSOCKET_PASSWORD"),
+}
+
+
+def env_secret(which: Carrier, env: Mapping[str, str]) -> str | None:
+    """What the peer signs (or authenticates) with, from the gateway's own variables."""
+    if which in BASIC_ENV:
+        user, password = (env.get(name, "") for name in BASIC_ENV[which])
+        return f"{user}:{password}" if user and password else None
+    variable = SECRET_ENV.get(which)
+    return (env.get(variable) if variable else None) or None
 
 
 def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
@@ -62,7 +81,7 @@ def _shared_secret(name: str) -> Callable[[], tuple[dict[str, str], str]]:
 
 def _basic_pair(user_env: str, password_env: str) -> Callable[[], tuple[dict[str, str], str]]:
     def make() -> tuple[dict[str, str], str]:
-        user, password = "pbx", secrets.token_hex(16)
+        user, password = "rig-" + secrets.token_hex(4), secrets.token_hex(16)
         return {user_env: user, password_env: password}, f"{user}:{password}"
     return make
 
@@ -80,8 +99,9 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
     Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
-    Carrier.AUDIOSOCKET: _basic_pair("VOICEGW_AUDIOSOCKET_USER", "VOICEGW_AUDIOSOCKET_PASSWORD"),
+    Carrier.AUDIOSOCKET: _basic_pair(*BASIC_ENV[Carrier.AUDIOSOCKET]),
     Carrier.JAMBONZ: _shared_secret("JAMBONZ_WEBHOOK_SECRET"),
+    Carrier.EXOTEL: _basic_pair(*BASIC_ENV[Carrier.EXOTEL]),
 }
 
 
