@@ -51,9 +51,11 @@ from gateway.log import register_secret
 UUID_TIMEOUT_S: Final = 5.0  # Asterisk sends the UUID the moment it connects
 LOOKUP_TIMEOUT_S: Final = 2.0
 CLOSE_TIMEOUT_S: Final = 5.0
-# As for WebSocket carriers (gateway.caller_socket): small fixed kernel buffers, so a peer
-# that stops reading is noticed in seconds, not minutes of queued audio.
-SOCKET_BUFFER: Final = 64 * 1024
+# Small fixed buffers, as for WebSocket carriers (gateway.caller_socket), and smaller still:
+# the pacer never has more than its lead (80 ms, under 3 KB) on its way to Asterisk, so a
+# second of audio each way is room enough, and a peer that stops reading is noticed within
+# seconds (the sends block, and the playout's send timeout ends the call).
+SOCKET_BUFFER: Final = 16 * 1024
 CARRIER: Final = Carrier.AUDIOSOCKET.value
 
 log = structlog.get_logger("gateway.audiosocket")
@@ -321,3 +323,4 @@ def tune(writer: asyncio.StreamWriter) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+    writer.transport.set_write_buffer_limits(high=SOCKET_BUFFER)

@@ -214,7 +214,7 @@ class AudioSocketStream:
             raise UnknownEvent(f"0x{raw_kind:02x}", call_sid=call) from None
         next_state = _LEGAL[self.state].get(kind)
         if next_state is None:
-            role = EventRole.OPENS if kind is Kind.UUID or self.state is StreamState.NEW else (
+            role = EventRole.OPENS if kind is Kind.UUID else (
                 EventRole.ENDS if kind in (Kind.HANGUP, Kind.ERROR) else EventRole.OTHER)
             raise OutOfOrder(kind.name.lower(), self.state, call_sid=call, role=role)
         events = self._parse(kind, payload)
