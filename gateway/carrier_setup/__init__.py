@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from gateway.carrier_setup import plivo, signalwire, telnyx, twilio, vonage
+from gateway.carrier_setup import asterisk, plivo, signalwire, telnyx, twilio, vonage
 from gateway.carrier_setup.base import CarrierSetup, ExtraHook, FromEnv
 from gateway.carriers.core import Carrier
 from gateway.errors import ConfigError
@@ -32,6 +32,7 @@ PROVIDERS: dict[Carrier, FromEnv] = {
     Carrier.TELNYX: telnyx.from_env,
     Carrier.PLIVO: plivo.from_env,
     Carrier.VONAGE: vonage.from_env,
+    Carrier.ASTERISK: asterisk.from_env,
 }
 
 
@@ -53,6 +54,6 @@ def enabled(setups: Mapping[Carrier, CarrierSetup], *, allow_unsigned: bool,
     raise ConfigError(
         "refusing to serve unsigned carriers beyond loopback: anyone could place calls on "
         "your Live API account. Set a carrier's signing secret (TWILIO_AUTH_TOKEN, "
-        "SIGNALWIRE_SIGNING_KEY, TELNYX_PUBLIC_KEY, PLIVO_AUTH_TOKEN, VONAGE_SIGNATURE_SECRET) "
-        "to check its request signatures, or pass --allow-unsigned if something in front of "
-        "the gateway authenticates requests")
+        "SIGNALWIRE_SIGNING_KEY, TELNYX_PUBLIC_KEY, PLIVO_AUTH_TOKEN, VONAGE_SIGNATURE_SECRET, "
+        "or ASTERISK_WS_USER with ASTERISK_WS_PASSWORD) to check its requests, or pass "
+        "--allow-unsigned if something in front of the gateway authenticates requests")
