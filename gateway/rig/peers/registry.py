@@ -6,6 +6,7 @@ import functools
 import secrets
 from collections.abc import Callable, Mapping
 
+from gateway.carriers.asterisk import AsteriskStream
 from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.plivo import PlivoStream
 from gateway.carriers.telnyx import TelnyxStream
@@ -13,6 +14,7 @@ from gateway.carriers.twilio import TwilioStream
 from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.asterisk import DEFAULT_USER, AsteriskPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -26,6 +28,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
     Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
     Carrier.VONAGE: VonagePeer,
+    Carrier.ASTERISK: AsteriskPeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -33,6 +36,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TELNYX: TelnyxStream,
     Carrier.PLIVO: PlivoStream,
     Carrier.VONAGE: VonageStream,
+    Carrier.ASTERISK: AsteriskStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -41,6 +45,7 @@ SECRET_ENV: dict[Carrier, str] = {
     Carrier.SIGNALWIRE: "SIGNALWIRE_SIGNING_KEY",
     Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
     Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
+    Carrier.ASTERISK: "ASTERISK_WS_PASSWORD",  # with ASTERISK_WS_USER
 }
 
 
@@ -56,6 +61,12 @@ def _telnyx_key_pair() -> tuple[dict[str, str], str]:
     return {"TELNYX_PUBLIC_KEY": public}, private
 
 
+def _asterisk_credentials() -> tuple[dict[str, str], str]:
+    password = secrets.token_hex(16)
+    return ({"ASTERISK_WS_USER": DEFAULT_USER, "ASTERISK_WS_PASSWORD": password},
+            f"{DEFAULT_USER}:{password}")
+
+
 # Fresh signing credentials for a gateway the rig starts itself: (its environment, what the
 # peer signs with).
 _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
@@ -64,6 +75,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.TELNYX: _telnyx_key_pair,
     Carrier.PLIVO: _shared_secret("PLIVO_AUTH_TOKEN"),
     Carrier.VONAGE: _shared_secret("VONAGE_SIGNATURE_SECRET"),
+    Carrier.ASTERISK: _asterisk_credentials,
 }
 
 
