@@ -163,7 +163,8 @@ def test_unknown_events_are_tolerated_and_leave_the_stream_as_it_was() -> None:
 
 
 @pytest.mark.parametrize("frame", [
-    "", "   ", "DTMF_END digit:55", "DTMF_END digit:x", "DTMF_END", "MEDIA_MARK_PROCESSED",
+    "", "   ", "garbage", "dtmf_end digit:1", "DTMF_END digit:55", "DTMF_END digit:x",
+    "DTMF_END", "MEDIA_MARK_PROCESSED",
     '{"event":"MEDIA_XOFF"}',  # JSON on a plain-text stream
     "DTMF_END digit:1 channel_id:other-channel",  # another channel's message
     b"", b"\x00" * 20000,

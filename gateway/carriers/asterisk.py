@@ -99,6 +99,7 @@ MAX_COMMAND_BYTES: Final = 128  # Asterisk ignores a longer control message
 _MARK_NAME: Final = re.compile(r"^[!#-\[\]-~]{1,64}\Z")
 # A channel id or name goes into logs and records: printable, bounded, no spaces.
 _CHANNEL: Final = re.compile(r"^[\x21-\x7e]{1,128}\Z")
+_EVENT_NAME: Final = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\Z")
 _MAX_QUERY: Final = 32  # URI parameters a dial string may add
 _MAX_QUERY_CHARS: Final = 512
 # The driver's own channel variables: what MEDIA_START says anyway, not the operator's.
@@ -143,6 +144,8 @@ def parse_plain(text: str, call_id: str | None) -> tuple[str, dict[str, str]]:
     line as ``correlation_id`` for the two events whose argument is a bare id)."""
     name, _, rest = text.strip().partition(" ")
     rest = rest.strip()
+    if not _EVENT_NAME.match(name):  # Asterisk names its events in upper-case words
+        raise CarrierProtocolError(f"not a control message: {name[:24]!r}", call_sid=call_id)
     if name in (MARK_PROCESSED, BUFFERING_COMPLETED):
         return name, {"correlation_id": rest} if rest else {}
     if name == ERROR:  # the error text is free prose, spaces and colons included
