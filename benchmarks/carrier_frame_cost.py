@@ -8,7 +8,7 @@ takes every write at once, and the Live session is open and takes every message 
 what is timed is the bridge's own per-frame work, through its own pumps:
 
 * inbound, per 20 ms frame: the carrier's wire message (JSON text with base64, or Vonage's
-  binary frame) -> the carrier core's ``receive`` -> decode -> 16 kHz -> the Live
+  and Asterisk's binary frame) -> the carrier core's ``receive`` -> decode -> 16 kHz -> the Live
   ``realtimeInput`` message, with the bridge's and the keeper's bookkeeping (speech peak,
   held audio, counters, forward latency);
 * outbound, per 20 ms of reply: the Live ``serverContent`` audio messages (24 kHz PCM,
@@ -41,9 +41,13 @@ between runs, the absolute figures within about 8 %):
 | plivo | L16/16000 | 6.64 | 0.85 | 6.20 | 0.87 | 16.9 |
 | plivo mu-law | PCMU/8000 | 7.76 | 0.99 | 7.11 | 1.00 | 16.9 |
 | vonage | L16/16000 | 4.07 | 0.52 | 9.13 | 1.29 | 55.2 |
+| asterisk | PCMU/8000 | 5.90 | 0.71 | 7.08 | 0.95 | 17.0 |
+| asterisk slin16 | L16/16000 | 4.43 | 0.54 | 6.95 | 0.93 | 17.0 |
 
 Vonage's binary frames skip JSON and base64 inbound; outbound it sends four 640-byte frames
-where the others send one message per 80 ms Live chunk. Wideband L16 needs no resampling
+where the others send one message per 80 ms Live chunk. Asterisk's WebSocket driver also takes
+raw binary audio (whole 20 ms frames, several to a message: about one per Live chunk); its
+rows were measured in a later run of the same machine (Twilio's there: 8.27 and 7.45). Wideband L16 needs no resampling
 inbound; Telnyx's core does more per frame than Twilio's (sequence order, track and whole-sample
 checks: about 1 µs).
 """  # noqa: E501 - the table is printed output
@@ -68,10 +72,12 @@ from gateway.bridge import CallBridge, CallState
 from gateway.bridge_config import BridgeSettings
 from gateway.carrier_setup import PROVIDERS
 from gateway.carriers import telnyx
+from gateway.carriers.asterisk import Dialect
 from gateway.carriers.core import Carrier, Outgoing
 from gateway.carriers.plivo import ContentType
 from gateway.ending import EndKind
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
@@ -105,6 +111,9 @@ CONTENDERS = (
               {"VOICEGW_PLIVO_CONTENT_TYPE": ContentType.MULAW_8K.value},
               lambda: PlivoPeer(content=ContentType.MULAW_8K)),
     Contender("vonage", Carrier.VONAGE, {}, VonagePeer),
+    Contender("asterisk", Carrier.ASTERISK, {}, AsteriskPeer),
+    Contender("asterisk slin16", Carrier.ASTERISK, {},
+              lambda: AsteriskPeer(format_name="slin16", dialect=Dialect.JSON)),
 )
 
 
