@@ -8,7 +8,7 @@ takes every write at once, and the Live session is open and takes every message 
 what is timed is the bridge's own per-frame work, through its own pumps:
 
 * inbound, per 20 ms of audio: the carrier's wire message (20 ms each, Exotel's 100 ms;
-  JSON text with base64, or Vonage's, jambonz's or AudioSocket's binary frame) -> the
+  JSON text with base64, or Vonage's, jambonz's, Asterisk's or AudioSocket's binary frame) -> the
   carrier core's ``receive`` -> decode -> 16 kHz -> the Live ``realtimeInput`` message, with
   the bridge's and the keeper's bookkeeping (speech peak, held audio, counters, forward
   latency);
@@ -34,24 +34,27 @@ between runs, the absolute figures within about 8 %):
 
 | carrier | format | inbound µs/frame | x twilio | outbound µs/20 ms | x twilio | messages out per s of reply |
 |---|---|---|---|---|---|---|
-| twilio | PCMU/8000 | 9.33 | 1.00 | 7.81 | 1.00 | 16.9 |
-| signalwire | PCMU/8000 | 9.10 | 0.98 | 7.76 | 0.99 | 16.9 |
-| telnyx | L16_BE/16000 | 10.13 | 1.09 | 7.73 | 0.99 | 16.9 |
-| telnyx PCMU | PCMU/8000 | 10.80 | 1.16 | 8.10 | 1.04 | 16.9 |
-| telnyx PCMA | PCMA/8000 | 10.85 | 1.16 | 8.02 | 1.03 | 16.9 |
-| plivo | L16/16000 | 7.85 | 0.84 | 7.39 | 0.95 | 16.9 |
-| plivo mu-law | PCMU/8000 | 9.01 | 0.97 | 7.93 | 1.01 | 16.9 |
-| vonage | L16/16000 | 4.75 | 0.51 | 10.82 | 1.39 | 55.2 |
-| jambonz | L16/16000 | 4.71 | 0.51 | 10.77 | 1.38 | 55.2 |
-| exotel | L16/16000 | 2.30 | 0.25 | 6.77 | 0.87 | 9.6 |
-| exotel 8k | L16/8000 | 3.24 | 0.35 | 6.08 | 0.78 | 8.7 |
-| audiosocket | L16/8000 | 7.38 | 0.79 | 16.19 | 2.07 | 50.1 |
+| twilio | PCMU/8000 | 9.49 | 1.00 | 8.00 | 1.00 | 16.9 |
+| signalwire | PCMU/8000 | 9.32 | 0.98 | 7.95 | 0.99 | 16.9 |
+| telnyx | L16_BE/16000 | 10.23 | 1.08 | 8.00 | 1.00 | 16.9 |
+| telnyx PCMU | PCMU/8000 | 10.61 | 1.12 | 8.14 | 1.02 | 16.9 |
+| telnyx PCMA | PCMA/8000 | 10.72 | 1.13 | 8.15 | 1.02 | 16.9 |
+| plivo | L16/16000 | 7.94 | 0.84 | 7.54 | 0.94 | 16.9 |
+| plivo mu-law | PCMU/8000 | 9.15 | 0.97 | 8.12 | 1.02 | 16.9 |
+| vonage | L16/16000 | 4.79 | 0.51 | 11.19 | 1.40 | 55.2 |
+| jambonz | L16/16000 | 4.71 | 0.50 | 11.15 | 1.39 | 55.2 |
+| exotel | L16/16000 | 2.32 | 0.24 | 6.93 | 0.87 | 9.6 |
+| exotel 8k | L16/8000 | 3.27 | 0.35 | 6.21 | 0.78 | 8.7 |
+| asterisk | PCMU/8000 | 6.60 | 0.70 | 7.70 | 0.96 | 17.0 |
+| asterisk slin16 | L16/16000 | 5.05 | 0.53 | 7.55 | 0.94 | 17.0 |
+| audiosocket | L16/8000 | 7.40 | 0.78 | 16.17 | 2.02 | 50.1 |
 
 Exotel's 100 ms messages pay the JSON and base64 overheads once per 100 ms: a quarter of
 Twilio's inbound cost per 20 ms; outbound its 3.2 KB minimum message halves the messages sent.
 Vonage's and jambonz's binary frames skip JSON and base64 inbound; outbound they send four
 640-byte frames where the others send one message per 80 ms Live chunk (jambonz's core is
-Vonage's shape, and costs the same). AudioSocket's replies go out in 20 ms messages through
+Vonage's shape, and costs the same). Asterisk's WebSocket driver also takes raw binary audio
+(whole 20 ms frames, several to a message: about one per Live chunk). AudioSocket's replies go out in 20 ms messages through
 the paced writer task (a queue hand-off per message, where the others are written in place):
 twice Twilio's outbound cost, some 8 µs per 20 ms more. Wideband L16 needs no resampling
 inbound; Telnyx's core does more per frame than Twilio's (sequence order, track and whole-sample
@@ -78,11 +81,13 @@ from gateway.bridge import CallBridge, CallState
 from gateway.bridge_config import BridgeSettings
 from gateway.carrier_setup import PROVIDERS
 from gateway.carriers import telnyx
+from gateway.carriers.asterisk import Dialect
 from gateway.carriers.audiosocket import AudioSocketStream
 from gateway.carriers.core import Carrier, CarrierStream, Outgoing
 from gateway.carriers.plivo import ContentType
 from gateway.ending import EndKind
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.audiosocket import AudioSocketPeer
 from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
@@ -128,6 +133,9 @@ CONTENDERS = (
     Contender("exotel", Carrier.EXOTEL, {}, ExotelPeer),
     Contender("exotel 8k", Carrier.EXOTEL, {"VOICEGW_EXOTEL_SAMPLE_RATE": "8000"},
               lambda: ExotelPeer(rate=8000)),
+    Contender("asterisk", Carrier.ASTERISK, {}, AsteriskPeer),
+    Contender("asterisk slin16", Carrier.ASTERISK, {},
+              lambda: AsteriskPeer(format_name="slin16", dialect=Dialect.JSON)),
     Contender("audiosocket", Carrier.AUDIOSOCKET, {}, AudioSocketPeer),
 )
 # AudioSocket's replies are paced by the clock; here the pacer's lead is made endless, so the

@@ -72,6 +72,7 @@ class TcpCaller:
         self.transport = writer.transport
         self.max_payload = max_payload
         self._first: bytes | None = first
+        self.hung_up = False  # the bridge sent the stream's own hang-up already
 
     @property
     def close_code(self) -> int | None:
@@ -94,6 +95,7 @@ class TcpCaller:
     async def send(self, frame: Outgoing) -> None:
         if self.transport.is_closing():
             raise ConnectionError("AudioSocket connection closed")
+        self.hung_up = self.hung_up or frame == HANGUP_FRAME
         self.writer.write(frame if isinstance(frame, bytes) else frame.encode())
         try:
             await self.writer.drain()
@@ -103,7 +105,7 @@ class TcpCaller:
     async def close(self, code: int, reason: str) -> None:
         """AudioSocket's hang-up (Asterisk then goes on with the dialplan), then the close;
         ``code`` and ``reason`` are the bridge's, logged there: the protocol carries none."""
-        await hang_up(self.writer)
+        await hang_up(self.writer, say_it=not self.hung_up)
 
 
 async def read_message(reader: asyncio.StreamReader, max_payload: int) -> bytes | None:
@@ -118,11 +120,11 @@ async def read_message(reader: asyncio.StreamReader, max_payload: int) -> bytes 
         return None
 
 
-async def hang_up(writer: asyncio.StreamWriter) -> None:
+async def hang_up(writer: asyncio.StreamWriter, *, say_it: bool = True) -> None:
     transport = writer.transport
     if transport.is_closing():
         return
-    if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
+    if say_it and transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
         transport.write(HANGUP_FRAME)  # not behind a backlog the peer is not reading
     writer.close()
     try:

@@ -57,6 +57,8 @@ MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any mo
 SPEECH_PEAK: Final = 600
 # A flood of buffered frames holds the event loop for at most this many (~0.3 ms) at a time.
 YIELD_EVERY_FRAMES: Final = 8
+# An in-band hang-up goes before the socket's close; a peer that does not read gets no wait.
+HANG_UP_SEND_S: Final = 1.0
 # A carrier that never says "stop" ends a call by closing its socket normally.
 _NORMAL_CLOSES: Final = frozenset({1000, 1001})
 
@@ -201,10 +203,23 @@ class CallBridge:
             self._move(CallState.ENDED)
         if self.keeper is not None:
             await self.keeper.aclose()
+        await self._hang_up_in_band()
         try:
             await self.caller.close(1000, self.end.detail[:120])
         except Exception as exc:
             self.log.debug("caller_close_failed", error=repr(exc))
+
+    async def _hang_up_in_band(self) -> None:
+        """Where the carrier ends a call by a message on its stream, send it while the socket
+        is still open (the gateway is ending the call, not the caller)."""
+        if not isinstance(self.stream, core.HangsUpInBand) or self.call is None \
+                or self.caller.close_code is not None:
+            return
+        try:
+            async with asyncio.timeout(HANG_UP_SEND_S):
+                await self.caller.send(self.stream.hang_up())
+        except Exception as exc:  # the socket went away: the call is over anyway
+            self.log.debug("hang_up_send_failed", error=repr(exc))
 
     async def _start_watchdog(self) -> None:
         try:
@@ -300,6 +315,12 @@ class CallBridge:
                                                               f"{fault}")
             case core.Stopped():
                 raise CallEnding(EndKind.CALLER_HUNG_UP, "caller hung up")
+            case core.Paused():
+                if self.playout is not None:
+                    self.playout.pause()
+            case core.Resumed():
+                if self.playout is not None:
+                    self.playout.resume()
 
     async def _audio(self, payload: bytes, received: float) -> None:
         self.stats.frames_in += 1

@@ -19,6 +19,12 @@ Two things differ by carrier, and the playout hides both from the bridge:
   the caller hears; a barge-in drops the rest, and the caller goes quiet within ``lead_ms``.
 * **No marks**: the gateway confirms a mark itself when the audio before it has played, by
   its own clock (the carrier plays what it is sent back to back).
+
+A carrier with flow control (Asterisk's WebSocket driver) may say its queue of reply audio is
+full (:meth:`pause`) and later that it takes audio again (:meth:`resume`). Meanwhile reply
+audio waits in the bounded outbound queue (what does not fit is dropped and counted) and
+control messages still go; a barge-in still drops the held audio and sends the ``clear`` in
+the same step.
 """
 
 from __future__ import annotations
@@ -89,6 +95,9 @@ class CallerPlayout:
         self._played_by: float | None = None  # when the reply written so far ends playing
         self._writing = False  # the writer task holds an item it is sending
         self._barge_ins = 0  # how many; a paced item held across one is not sent
+        self.paused = False  # the carrier asked for no more audio for now (flow control)
+        self._wake = asyncio.Event()  # a writer holding audio while paused: look again
+        self._holding = False  # the writer holds an audio item until the carrier resumes
 
     # -- model -> caller -----------------------------------------------------------------
 
@@ -113,15 +122,31 @@ class CallerPlayout:
         else:
             self.stats.media_dropped_full += 1
             if self.stats.media_dropped_full % 100 == 1:  # first, then every 100th: no log storm
-                self.log.warning("reply_audio_dropped", reason="caller socket not reading",
+                self.log.warning("reply_audio_dropped",
+                                 reason="carrier paused the audio" if self.paused
+                                 else "caller socket not reading",
                                  dropped=self.stats.media_dropped_full)
         interval = self.mark_interval_ms
         if interval and self.turn_sent_ms - self._last_mark_ms >= interval:
             self.queue_mark(f"{self.turn}:{self.turn_sent_ms:.0f}")
             self._last_mark_ms = self.turn_sent_ms
 
+    def pause(self) -> None:
+        """The carrier takes no more audio for now: hold it (bounded) until :meth:`resume`."""
+        if not self.paused:
+            self.paused = True
+            self.stats.flow_pauses += 1
+            self.log.info("reply_audio_paused", queued=len(self.out))
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._wake.set()
+            self.log.info("reply_audio_resumed", queued=len(self.out))
+
     def interrupted(self, received: float) -> None:
         self._barge_ins += 1
+        self._wake.set()  # a writer holding audio while paused drops it
         dropped = self.out.drop_audio()
         self.stats.media_dropped_barge_in += dropped
         self._resampler.reset()
@@ -246,7 +271,7 @@ class CallerPlayout:
         task's turn. Only an idle writer and an empty queue keep the order intact; a paced
         playout always queues, since its writer decides when audio may go.
         """
-        if self.pacer is None and not self._writing and not self.out:
+        if self.pacer is None and not self._writing and not self.out and self._may_pass(item):
             if item.wire is None:
                 self._sent(item, time.perf_counter())
                 return True
@@ -258,6 +283,15 @@ class CallerPlayout:
     async def writer(self) -> None:
         while True:
             item = await self.out.get()
+            if self.paused and item.kind is Kind.MEDIA:
+                self._holding = True
+                try:
+                    flowing = await self._flowing()
+                finally:
+                    self._holding = False
+                if not flowing:
+                    self.stats.media_dropped_barge_in += 1  # the caller talked over it
+                    continue
             if self.pacer is not None and item.kind is Kind.MEDIA:
                 barge_ins = self._barge_ins
                 await self.pacer.wait_turn(self.fmt.ms(len(item.audio)) / 1000)
@@ -267,6 +301,22 @@ class CallerPlayout:
             if item.wire is not None:
                 await self._write(item.wire)
             self._sent(item, time.perf_counter())
+
+    def _may_pass(self, item: Queued) -> bool:
+        """Under flow control: audio waits while paused, and nothing overtakes the audio the
+        writer holds, but a barge-in's ``clear`` (that audio is being dropped)."""
+        if item.kind is Kind.MEDIA:
+            return not self.paused
+        return not self._holding or item.kind is Kind.CLEAR
+
+    async def _flowing(self) -> bool:
+        """Wait while the carrier has paused the audio; False if a barge-in came meanwhile
+        (the held item belongs to the interrupted reply)."""
+        barge_ins = self._barge_ins
+        while self.paused and barge_ins == self._barge_ins:
+            self._wake.clear()
+            await self._wake.wait()
+        return barge_ins == self._barge_ins
 
     async def _write(self, wire: Outgoing) -> None:
         self._writing = True

@@ -26,6 +26,7 @@ class CallStats:
     media_out: int = 0
     media_dropped_barge_in: int = 0  # reply chunks queued but never sent: interrupted
     media_dropped_full: int = 0  # reply chunks refused: the caller's socket was not reading
+    flow_pauses: int = 0  # times the carrier asked for no more reply audio for now
     interruptions: int = 0
     marks_sent: int = 0
     marks_heard: int = 0

@@ -305,7 +305,8 @@ class Gateway:
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, heartbeat=None,
                                    compress=False, protocols=setup.subprotocols)
         await ws.prepare(request)
-        bridge = CallBridge(AiohttpCaller(ws, request.transport), setup.new_stream(),
+        bridge = CallBridge(AiohttpCaller(ws, request.transport),
+                            setup.open_stream(request.query),
                             self.connect_live, self.bridge_settings(), self.services,
                             path=request.path)
         await self.run_call(task, bridge)

@@ -107,7 +107,7 @@ def test_compose_services(compose: dict[str, Any], dockerfile: list[tuple[str, s
     example = (DOCKER / ".env.example").read_text()
     for name in ("GEMINI_API_KEY", "VOICEGW_SECRET", "VOICEGW_PUBLIC_URL", "TWILIO_AUTH_TOKEN",
                  "SIGNALWIRE_SIGNING_KEY", "TELNYX_PUBLIC_KEY", "PLIVO_AUTH_TOKEN",
-                 "VONAGE_SIGNATURE_SECRET"):
+                 "VONAGE_SIGNATURE_SECRET", "ASTERISK_WS_USER", "ASTERISK_WS_PASSWORD"):
         assert re.search(rf"^{name}=", example, re.MULTILINE), name
     port = _port(dockerfile)
     assert f"8080:{port}" in gw["ports"]

@@ -19,7 +19,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from gateway.carrier_setup import exotel, jambonz, plivo, signalwire, telnyx, twilio, vonage
+from gateway.carrier_setup import (
+    asterisk,
+    exotel,
+    jambonz,
+    plivo,
+    signalwire,
+    telnyx,
+    twilio,
+    vonage,
+)
 from gateway.carrier_setup.base import CarrierSetup, ExtraHook, FromEnv
 from gateway.carriers.core import Carrier
 from gateway.errors import ConfigError
@@ -34,6 +43,7 @@ PROVIDERS: dict[Carrier, FromEnv] = {
     Carrier.VONAGE: vonage.from_env,
     Carrier.JAMBONZ: jambonz.from_env,
     Carrier.EXOTEL: exotel.from_env,
+    Carrier.ASTERISK: asterisk.from_env,
 }
 
 
@@ -56,6 +66,6 @@ def enabled(setups: Mapping[Carrier, CarrierSetup], *, allow_unsigned: bool,
         "refusing to serve unsigned carriers beyond loopback: anyone could place calls on "
         "your Live API account. Set a carrier's signing secret (TWILIO_AUTH_TOKEN, "
         "SIGNALWIRE_SIGNING_KEY, TELNYX_PUBLIC_KEY, PLIVO_AUTH_TOKEN, VONAGE_SIGNATURE_SECRET, "
-        "JAMBONZ_WEBHOOK_SECRET, EXOTEL_STREAM_USER with EXOTEL_STREAM_PASSWORD) to check its "
-        "request signatures, or pass --allow-unsigned if something in front of the gateway "
-        "authenticates requests")
+        "JAMBONZ_WEBHOOK_SECRET, EXOTEL_STREAM_USER with EXOTEL_STREAM_PASSWORD, or "
+        "ASTERISK_WS_USER with ASTERISK_WS_PASSWORD) to check its requests, or pass "
+        "--allow-unsigned if something in front of the gateway authenticates requests")

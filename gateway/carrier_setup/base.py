@@ -28,6 +28,15 @@ class CarrierSetup:
     # Its streams carry the per-call token the answer document minted. Off where there is no
     # answer document: there the upgrade's own check is all that guards the socket.
     stream_tokens: bool = True
+    # Where the call's parameters ride on the media URL's query (a PBX's dial string adds
+    # them, as Asterisk's v() does): a new stream given that query. Else ``new_stream``.
+    new_stream_for_url: Callable[[Mapping[str, str]], CarrierStream] | None = None
+
+    def open_stream(self, query: Mapping[str, str]) -> CarrierStream:
+        """The stream core for one media socket whose URL had ``query``."""
+        if self.new_stream_for_url is not None:
+            return self.new_stream_for_url(query)
+        return self.new_stream()
 
     @property
     def signed(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from gateway.audio import AudioFormat
 from gateway.errors import ProtocolError
@@ -61,7 +61,7 @@ class Capabilities:
     clear: bool  # drops what it has queued on request (else the gateway paces playback)
     marks: bool  # confirms when playback reaches a point we marked
     dtmf: bool  # tells us keypad digits
-    hang_up: bool  # a call can be ended through its REST API
+    hang_up: bool  # the gateway can end a call (its REST API, or a message on the stream)
     transfer: bool  # a call can be transferred through its REST API
     stop_event: bool  # says when the call ends (else a normal close of the socket does)
     binary_audio: bool = False  # audio travels in binary frames (else JSON text)
@@ -120,7 +120,18 @@ class Stopped:
     fault: str = ""
 
 
-CarrierEvent = Started | Audio | Dtmf | Played | Cleared | Stopped
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """Flow control: the provider's queue of reply audio is nearly full; send no more audio
+    until :class:`Resumed` (control messages still go)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """Flow control: the provider takes reply audio again."""
+
+
+CarrierEvent = Started | Audio | Dtmf | Played | Cleared | Stopped | Paused | Resumed
 Outgoing = str | bytes  # a text or a binary WebSocket frame (a TCP frame for AudioSocket)
 
 
@@ -143,6 +154,14 @@ class CarrierStream(Protocol):
         """One message playing ``audio`` (in the outbound codec, cut per ``chunking``)."""
     def mark(self, name: str) -> Outgoing: ...
     def clear(self) -> Outgoing: ...
+
+
+@runtime_checkable
+class HangsUpInBand(Protocol):
+    """A stream whose call the gateway ends with a message on the stream itself (Asterisk's
+    ``HANGUP``), not through a REST API: the bridge sends it before closing the socket."""
+
+    def hang_up(self) -> Outgoing: ...
 
 
 # -- what can go wrong -------------------------------------------------------------------

@@ -31,7 +31,14 @@ import numpy as np
 from gateway.audio import AudioFormat, Codec, Resampler, decoder, encoder, pcm16_to_ulaw
 from gateway.carriers.twilio import FORMAT as ULAW_8K
 from gateway.rig.links import Link, connect, is_tcp
-from gateway.rig.peers import OutClear, OutMark, OutMedia, PhonePeer, PlaybackBuffer
+from gateway.rig.peers import (
+    DialsDirect,
+    OutClear,
+    OutMark,
+    OutMedia,
+    PhonePeer,
+    PlaybackBuffer,
+)
 from gateway.rig.peers.twilio import TwilioPeer
 from gateway.tasks import cancel_and_wait
 from gateway.wav import read_wav, write_wav
@@ -373,7 +380,9 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
 
     ``url`` is the media socket's URL; with ``answer_url`` the phone first fetches the
     answer document there, as the carrier would (signed with ``secret`` when given), and
-    connects where it says, carrying its parameters and token. ``peer`` is the carrier
+    connects where it says, carrying its parameters and token. A carrier without answer
+    documents (a PBX, :class:`gateway.rig.peers.DialsDirect`) dials ``url`` itself, with its
+    parameters in the query, whatever ``answer_url`` says. ``peer`` is the carrier
     (Twilio's by default, with ``parameters`` as its stream's custom parameters). Where the
     carrier signs the socket's upgrade, it signs ``signed_url`` (default ``url``).
 
@@ -392,6 +401,9 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
     result.call_sid = peer.call_id
     call.speed = speed
     async with aiohttp.ClientSession() as session:
+        if isinstance(peer, DialsDirect):  # no answer document: the PBX dials the socket
+            answer_url = None
+            url = peer.media_url(url)
         signed_url = signed_url or url
         if answer_url is not None and is_tcp(url):
             await register(session, peer, answer_url, secret)  # no document: no URL in it

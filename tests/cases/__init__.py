@@ -35,6 +35,12 @@ class CarrierCase:
     hung_up: Callable[[Sequence[Recorded], PhonePeer], None]
     transferred: Callable[[Sequence[Recorded], PhonePeer, str], None]
     transfers: bool = True  # the carrier can transfer a call at all
+    # It fetches an answer document from the gateway (else, a PBX, it dials the socket).
+    answers: bool = True
+    # Its streams carry a per-call token from the answer document.
+    tokens: bool = True
+    # The media socket's upgrade carries the carrier's credentials, checked before anything.
+    signs_upgrade: bool = False
 
     def __str__(self) -> str:
         return self.carrier.value
@@ -42,10 +48,10 @@ class CarrierCase:
 
 def _cases() -> list[CarrierCase]:
     # Imported here: each case module imports CarrierCase from this one.
-    from tests.cases import exotel, jambonz, plivo, signalwire, telnyx, twilio, vonage
+    from tests.cases import asterisk, exotel, jambonz, plivo, signalwire, telnyx, twilio, vonage
 
     return [twilio.CASE, signalwire.CASE, telnyx.CASE, plivo.CASE, vonage.CASE, jambonz.CASE,
-            exotel.CASE]
+            exotel.CASE, asterisk.CASE]
 
 
 CASES: list[CarrierCase] = _cases()

@@ -8,7 +8,8 @@ the frames of a type the carrier never sends (closed with 1003) and an event it 
 JSON text only, with base64 audio; Vonage sends audio as binary frames of raw PCM and events as JSON
 text, so every frame type has a meaning there, and its opening ``websocket:connected`` is its
 start; jambonz's ``listen`` is built the same way, its first text frame (the call's metadata)
-the start. Limits (the largest payload) are read from the gateway's own cores.
+the start, and Asterisk's WebSocket driver alike (binary audio, plain-text control,
+``MEDIA_START`` its start). Limits (the largest payload) are read from the gateway's own cores.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from gateway.audio import AudioFormat
+from gateway.carriers import asterisk as asterisk_core
 from gateway.carriers import jambonz as jambonz_core
 from gateway.carriers import telnyx as telnyx_core
 from gateway.carriers import twilio as twilio_core
@@ -27,6 +29,7 @@ from gateway.carriers.core import Carrier, Outgoing
 from gateway.carriers.exotel import ExotelStream, audio_format
 from gateway.carriers.plivo import ContentType, PlivoStream
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
@@ -490,7 +493,67 @@ class JambonzWire(Wire):
         return bytes(limit + 4)
 
 
+# -- Asterisk's WebSocket driver: binary audio, plain-text control --------------------------------
+
+
+class AsteriskWire(Wire):
+    carrier = Carrier.ASTERISK
+    fmt = asterisk_core.FORMATS["ulaw"]
+    max_payload = asterisk_core.AsteriskStream().max_payload
+    stop_event = False
+
+    def __init__(self) -> None:
+        self.peer = AsteriskPeer({"From": CALLER})
+
+    def opening(self) -> list[Outgoing]:
+        return list(self.peer.opening())  # MEDIA_START is the start
+
+    def media(self, audio: bytes | None = None) -> Outgoing:
+        return self.peer.media(self.silence if audio is None else audio)
+
+    def start_with(self, **changes: str | None) -> str:
+        """MEDIA_START with its words changed as given (``None`` removes one)."""
+        name, *words = str(self.start()).split()
+        fields = dict(w.split(":", 1) for w in words)
+        for key, value in changes.items():
+            if value is None:
+                fields.pop(key)
+            else:
+                fields[key] = value
+        return " ".join([name, *(f"{k}:{v}" for k, v in fields.items())])
+
+    def broken(self) -> dict[str, Outgoing]:
+        # No "payload not base64" (audio is raw bytes); mu-law has no odd lengths.
+        return {"blank control message": "   ",
+                "JSON on a plain-text stream": '{"event": "DTMF_END", "digit": "1"}',
+                "not a keypad digit": "DTMF_END digit:x",
+                "mark without its id": "MEDIA_MARK_PROCESSED",
+                "another channel's message": "DTMF_END digit:1 channel_id:pbx9-1.1",
+                "empty audio frame": b"",
+                "oversized audio frame": bytes(self.max_payload + 2)}
+
+    def wrong_types(self) -> dict[str, Outgoing]:
+        return {}  # binary frames are its audio and text frames its control
+
+    def unknown_event(self) -> tuple[Outgoing, str]:
+        name = "MEDIA_DIRECTION_CHANGED"
+        return f"{name} direction:in", name
+
+    def malformed_start(self) -> Refused:
+        return Refused(self.start_with(channel=None, channel_id=None),
+                       "bad start: names no channel")
+
+    def bad_formats(self) -> dict[str, Refused]:
+        return {name: Refused(self.start_with(format=name, optimal_frame_size=size),
+                              f"unsupported format {name!r}; expected one of "
+                              f"{', '.join(asterisk_core.FORMATS)}")
+                for name, size in (("opus", "0"), ("g722", "160"))}
+
+    def over_limit(self, limit: int) -> Outgoing:
+        return bytes(limit + 4)
+
+
 WIRES: dict[Carrier, type[Wire]] = {
     w.carrier: w for w in (TwilioWire, SignalWireWire, TelnyxWire, PlivoWire, VonageWire,
-                           JambonzWire, ExotelWire)
+                           JambonzWire, ExotelWire, AsteriskWire)
 }

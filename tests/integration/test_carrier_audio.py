@@ -5,8 +5,10 @@ against what reached the caller, over real loopback sockets.
 Paths: mu-law 8 kHz (Twilio, the reference), A-law 8 kHz (Telnyx with
 ``VOICEGW_TELNYX_CODEC=PCMA``), L16 16 kHz (Telnyx's big-endian default, Plivo's
 default, Vonage's and jambonz's binary frames, Exotel's default) and L16 8 kHz (jambonz and
-Exotel asked for 8000). Each call is answered by the carrier's signed webhook and
-streams with its per-call token, as in ``test_carrier_calls.py``.
+Exotel asked for 8000); and Asterisk's WebSocket driver dialled with ``c(ulaw)``, ``c(alaw)``
+and ``c(slin16)`` (the last in its JSON dialect). Each call is answered by the carrier's
+signed webhook and streams with its per-call token, as in ``test_carrier_calls.py``
+(Asterisk dials the socket with its Basic credentials).
 
 References are computed with an ideal (brick-wall FFT) resampler from the bundled 24 kHz
 speech, which is wideband: a 16 kHz caller says it at 16 kHz, an 8 kHz caller at 8 kHz.
@@ -40,10 +42,12 @@ import pytest
 from gateway.audio import AudioFormat, Codec, Resampler, decoder, encoder, frame_bytes
 from gateway.bridge_config import BridgeSettings
 from gateway.carrier_setup import all_setups
+from gateway.carriers.asterisk import Dialect
 from gateway.carriers.telnyx import FORMATS as TELNYX_FORMATS
 from gateway.config import Settings, custom_endpoint
 from gateway.live import INPUT_RATE, OUTPUT_RATE
 from gateway.rig.peers import OutboundEvent, OutMedia, PhonePeer
+from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
@@ -52,7 +56,7 @@ from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.server import Gateway, running
 from tests.audio_measure import agent_speech, as_i16, i16, ideal_resample, pesq_of, stream
-from tests.cases import CarrierCase, exotel, jambonz, plivo, telnyx, twilio, vonage
+from tests.cases import CarrierCase, asterisk, exotel, jambonz, plivo, telnyx, twilio, vonage
 from tests.fakes import serving
 
 SPEED = 8.0
@@ -110,6 +114,13 @@ def _exotel_8k() -> CarrierCase:
     return dataclasses.replace(exotel.CASE, credentials=credentials, peer=peer)
 
 
+def _asterisk(format_name: str, dialect: Dialect = Dialect.PLAIN) -> CarrierCase:
+    def peer(params: Mapping[str, str]) -> PhonePeer:
+        return AsteriskPeer(params, format_name=format_name, dialect=dialect)
+
+    return dataclasses.replace(asterisk.CASE, peer=peer)
+
+
 @dataclass(frozen=True)
 class AudioPath:
     name: str
@@ -128,7 +139,11 @@ WIDEBAND = [AudioPath("telnyx-l16be-16k", telnyx.CASE, AudioFormat(Codec.L16_BE,
             AudioPath("plivo-l16-16k", plivo.CASE, AudioFormat(Codec.L16, 16000)),
             AudioPath("vonage-l16-16k", vonage.CASE, AudioFormat(Codec.L16, 16000)),
             AudioPath("jambonz-l16-16k", jambonz.CASE, AudioFormat(Codec.L16, 16000)),
-            AudioPath("exotel-l16-16k", exotel.CASE, AudioFormat(Codec.L16, 16000))]
+            AudioPath("exotel-l16-16k", exotel.CASE, AudioFormat(Codec.L16, 16000)),
+            AudioPath("asterisk-slin16-16k", _asterisk("slin16", Dialect.JSON),
+                      AudioFormat(Codec.L16, 16000))]
+ASTERISK_MU_LAW = AudioPath("asterisk-ulaw-8k", _asterisk("ulaw"), AudioFormat(Codec.PCMU, 8000))
+ASTERISK_A_LAW = AudioPath("asterisk-alaw-8k", _asterisk("alaw"), AudioFormat(Codec.PCMA, 8000))
 
 
 class _SendsAhead(Gateway):
@@ -259,11 +274,14 @@ async def test_a_16k_line_reaches_the_model_bit_exact_and_hears_the_reply_wideba
     assert ours >= ideal - 0.1
 
 
-async def test_a_law_and_mu_law_lines_score_alike_both_ways() -> None:
+@pytest.mark.parametrize("laws", [(MU_LAW, A_LAW), (ASTERISK_MU_LAW, ASTERISK_A_LAW)],
+                         ids=["twilio-telnyx", "asterisk"])
+async def test_a_law_and_mu_law_lines_score_alike_both_ways(
+        laws: tuple[AudioPath, AudioPath]) -> None:
     """8 kHz G.711, both laws: the caller scored wide-band at 16 kHz, the reply narrow-band
     at 8, each beside an ideal gateway, and A-law beside mu-law."""
     scores: dict[str, tuple[float, float, float]] = {}
-    for path in (MU_LAW, A_LAW):
+    for path in laws:
         heard = await call(path)
         # What the model heard is the phone's stream through this path's decoder and an
         # 8 -> 16 kHz resampler, nothing else.

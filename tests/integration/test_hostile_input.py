@@ -289,9 +289,10 @@ async def test_stop_without_start_ends_the_stream_at_once(
     check_warned(o, None, 1)
 
 
-# Only where a close is the hang-up (Plivo, Vonage, jambonz): elsewhere a close without a stop
-# is a dropped connection (test_hostile_connection.py).
-@pytest.mark.parametrize("carrier", carriers(Carrier.PLIVO, Carrier.VONAGE, Carrier.JAMBONZ))
+# Only where a close is the hang-up (Plivo, Vonage, jambonz, Asterisk): elsewhere a close
+# without a stop is a dropped connection (test_hostile_connection.py).
+@pytest.mark.parametrize("carrier", carriers(Carrier.PLIVO, Carrier.VONAGE, Carrier.JAMBONZ,
+                                             Carrier.ASTERISK))
 async def test_a_close_before_start_ends_the_stream_at_once(
         long_reply: Path, carrier: Carrier) -> None:
     codes: list[tuple[int, str]] = []

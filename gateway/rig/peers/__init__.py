@@ -15,7 +15,7 @@ import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from gateway.audio import AudioFormat
 from gateway.carriers.core import Carrier, CarrierProtocolError, Outgoing
@@ -120,6 +120,15 @@ class PhonePeer(Protocol):
         """What the carrier sends when the caller hangs up, before it closes the socket."""
     def receive(self, frame: str | bytes) -> OutboundEvent:
         """Parse what the gateway sent; anything the carrier would refuse raises."""
+
+
+@runtime_checkable
+class DialsDirect(Protocol):
+    """A carrier with no answer document (a PBX): it opens the media socket it was configured
+    with, the call's parameters in the URL's query."""
+
+    def media_url(self, url: str) -> str:
+        """``url`` with what this call adds to it (its parameters)."""
 
 
 def parse_parameters(items: list[str]) -> dict[str, str]:

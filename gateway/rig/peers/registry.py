@@ -6,6 +6,7 @@ import functools
 import secrets
 from collections.abc import Callable, Mapping
 
+from gateway.carriers.asterisk import AsteriskStream
 from gateway.carriers.audiosocket import AudioSocketStream
 from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.exotel import ExotelStream
@@ -16,6 +17,7 @@ from gateway.carriers.twilio import TwilioStream
 from gateway.carriers.vonage import VonageStream
 from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
+from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.audiosocket import audiosocket_peer
 from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
@@ -35,6 +37,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.AUDIOSOCKET: audiosocket_peer,
     Carrier.JAMBONZ: JambonzPeer,
     Carrier.EXOTEL: lambda params: ExotelPeer(custom_parameters=params),
+    Carrier.ASTERISK: AsteriskPeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -45,6 +48,7 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.AUDIOSOCKET: AudioSocketStream,
     Carrier.JAMBONZ: JambonzStream,
     Carrier.EXOTEL: ExotelStream,
+    Carrier.ASTERISK: AsteriskStream,
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -60,6 +64,7 @@ SECRET_ENV: dict[Carrier, str] = {
 BASIC_ENV: dict[Carrier, tuple[str, str]] = {
     Carrier.EXOTEL: ("EXOTEL_STREAM_USER", "EXOTEL_STREAM_PASSWORD"),
     Carrier.AUDIOSOCKET: ("VOICEGW_AUDIOSOCKET_USER", "VOICEGW_AUDIOSOCKET_PASSWORD"),
+    Carrier.ASTERISK: ("ASTERISK_WS_USER", "ASTERISK_WS_PASSWORD"),
 }
 
 
@@ -102,6 +107,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.AUDIOSOCKET: _basic_pair(*BASIC_ENV[Carrier.AUDIOSOCKET]),
     Carrier.JAMBONZ: _shared_secret("JAMBONZ_WEBHOOK_SECRET"),
     Carrier.EXOTEL: _basic_pair(*BASIC_ENV[Carrier.EXOTEL]),
+    Carrier.ASTERISK: _basic_pair(*BASIC_ENV[Carrier.ASTERISK]),
 }
 
 
