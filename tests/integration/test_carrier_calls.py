@@ -46,7 +46,7 @@ BILLING = "+15550111"
 DESK = Agent(name="desk", instructions="Help the caller; transfer to billing on request; "
              "say goodbye, then end the call.", call_control=["end_call", "transfer_call"],
              transfer_targets={"billing": BILLING})
-CALL = [
+CALL: list[dict[str, Any]] = [
     {"caller_text": "Hi, I'd like to book a table for two tomorrow evening.",
      "reply": "agent_greeting"},
     {"caller_text": "Seven thirty would be great.", "reply": "agent_options"},
@@ -55,10 +55,10 @@ CALL = [
      "tool_calls": [{"name": "end_call", "args": {"reason": "caller said goodbye"},
                      "id": "end-1"}]},
 ]
-TRANSFER = [{"caller_text": "Can I talk to billing?", "reply": "agent_goodbye",
-             "reply_text": "Transferring you to billing now.",
-             "tool_calls": [{"name": "transfer_call", "args": {"to": "billing"},
-                             "id": "xfer-1"}]}]
+TRANSFER: list[dict[str, Any]] = [
+    {"caller_text": "Can I talk to billing?", "reply": "agent_goodbye",
+     "reply_text": "Transferring you to billing now.",
+     "tool_calls": [{"name": "transfer_call", "args": {"to": "billing"}, "id": "xfer-1"}]}]
 
 
 def say(name: str, when: When = When.AFTER_REPLY, delay_ms: int = 600,
@@ -93,9 +93,9 @@ class Line:
                    **kw: Any) -> tuple[CallResult, PhonePeer]:
         peer = peer or self.peer()
         kw.setdefault("max_s", 60.0)  # a stuck call fails the test instead of hanging it
-        kw.setdefault("answer_url", self.answer_url)
-        result = await place_call(self.media_url, list(script), speed=SPEED, peer=peer,
-                                  secret=self.secret, **kw)
+        kw.setdefault("answer_url", self.answer_url if self.case.answers else None)
+        kw.setdefault("secret", self.secret)
+        result = await place_call(self.media_url, list(script), speed=SPEED, peer=peer, **kw)
         return result, peer
 
     def summary(self, result: CallResult) -> CallSummary:
@@ -210,7 +210,11 @@ async def _answer(ln: Line, peer: PhonePeer, secret: str | None) -> int:
         return resp.status
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+ANSWERING = [c for c in CASES if c.answers]  # the PBXs fetch no answer document
+TOKENS = [c for c in CASES if c.tokens]  # the PBXs' streams carry no per-call token
+
+
+@pytest.mark.parametrize("case", ANSWERING, ids=str)
 @pytest.mark.parametrize("signature", ["forged", "missing"])
 async def test_an_answer_webhook_the_carrier_did_not_sign_is_refused(
         case: CarrierCase, signature: str, tmp_path: Path) -> None:
@@ -220,6 +224,23 @@ async def test_an_answer_webhook_the_carrier_did_not_sign_is_refused(
         assert status == 403
         assert await _answer(ln, ln.peer(), ln.secret) == 200  # the carrier's own is taken
     assert ln.sim.sessions == []
+    assert ln.gateway.counters[(case.carrier.value, "signature")] == 1
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.signs_upgrade], ids=str)
+@pytest.mark.parametrize("credentials", ["forged", "missing"])
+async def test_a_media_upgrade_without_the_carriers_credentials_is_refused(
+        case: CarrierCase, credentials: str, tmp_path: Path) -> None:
+    async with line(case, CALL, tmp_path) as ln:
+        secret = "not-the:credentials" if credentials == "forged" else None
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await ln.call([say("caller_goodbye", When.START, 300)], answer_url=None,
+                          secret=secret, max_s=10.0)
+        assert refused.value.status == 403
+        result, _ = await ln.call([say("caller_goodbye", When.START, 300)], answer_url=None,
+                                  max_s=10.0)  # the carrier's own is taken
+    assert result.media_received > 0
+    assert len(ln.sim.sessions) == 1  # the refused upgrade opened none
     assert ln.gateway.counters[(case.carrier.value, "signature")] == 1
 
 
@@ -241,7 +262,7 @@ async def _stream_with(ln: Line, edit: str) -> tuple[CallResult, PhonePeer]:
     return result, peer
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", TOKENS, ids=str)
 @pytest.mark.parametrize("edit", ["forged", "missing", "expired"])
 async def test_a_stream_without_its_valid_token_is_refused(
         case: CarrierCase, edit: str, tmp_path: Path) -> None:
@@ -255,7 +276,7 @@ async def test_a_stream_without_its_valid_token_is_refused(
     assert summary.call_sid is None  # nothing of a refused stream goes on record
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", TOKENS, ids=str)
 async def test_a_replayed_token_is_refused(case: CarrierCase, tmp_path: Path) -> None:
     async with line(case, CALL, tmp_path) as ln:
         peer = ln.peer()
