@@ -65,7 +65,7 @@ from gateway.carriers.core import (
     scalar_text,
     string_parameters,
 )
-from gateway.carriers.fields import EventTable, check_stream, int_field, parse_object
+from gateway.carriers.fields import EventTable, check_stream, int_field, parse_object, raw_audio
 
 MEDIA_START: Final = "MEDIA_START"
 DTMF_END: Final = "DTMF_END"
@@ -240,18 +240,8 @@ class AsteriskStream:
         return event, msg
 
     def _audio(self, payload: bytes) -> bytes:
-        # Raw samples need no decoding; the checks keep the bridge's codecs and resampler
-        # on whole samples and bounded input.
-        if not payload:
-            raise CarrierProtocolError("empty audio frame", field="audio",
-                                       call_sid=self.channel_id)
-        if len(payload) > self.max_payload:
-            raise CarrierProtocolError(f"audio frame larger than {self.max_payload} bytes",
-                                       field="audio", call_sid=self.channel_id)
-        if len(payload) % self.fmt.codec.sample_bytes:
-            raise CarrierProtocolError("audio frame is not whole 16-bit samples",
-                                       field="audio", call_sid=self.channel_id)
-        return payload
+        return raw_audio(payload, self.max_payload, self.channel_id,
+                         sample_bytes=self.fmt.codec.sample_bytes)
 
     def _parse_start(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
         # Any fault here leaves the stream unusable: every one is a BadStart.

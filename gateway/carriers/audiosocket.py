@@ -51,6 +51,7 @@ from gateway.carriers.core import (
     UnknownEvent,
     UnsupportedMediaFormat,
 )
+from gateway.carriers.fields import raw_audio
 
 HEADER: Final = struct.Struct("!BH")  # kind, payload length
 #: Asterisk sends 320 bytes per 20 ms at 8 kHz; a payload past this is not audio from a PBX.
@@ -228,9 +229,7 @@ class AudioSocketStream:
             return ()
         starting: tuple[CarrierEvent, ...] = ()
         if kind is Kind.AUDIO or kind is Kind.AUDIO_16K:
-            if not payload or len(payload) % 2:
-                raise CarrierProtocolError("audio is not whole 16-bit samples", field="audio",
-                                           call_sid=call)
+            raw_audio(payload, self.max_payload, call)
             if self.state is StreamState.CONNECTED:
                 self.kind, self.fmt = kind, AudioFormat(Codec.L16, _RATES[kind])
                 starting = (self._started(),)

@@ -22,8 +22,7 @@ from typing import Any, Final
 
 from gateway.carriers.audiosocket import Route
 from gateway.carriers.core import scalar_text
-from gateway.carriers.hooks import AnswerDocument, WebhookError, WebhookRequest
-from gateway.jsonio import JSONDecodeError, loads
+from gateway.carriers.hooks import AnswerDocument, WebhookError, WebhookRequest, json_body
 
 TTL_S: Final = 120.0  # a registration the call never took is forgotten after this
 MAX_ROUTES: Final = 10_000
@@ -70,13 +69,9 @@ def route_from_fields(fields: Mapping[str, Any], where: str) -> Route:
 def registration_fields(request: WebhookRequest) -> dict[str, Any]:
     """A registration's fields: form or query fields, or a JSON object body."""
     fields: dict[str, Any] = dict((*request.query, *request.form))
-    if request.body and not request.form:
-        try:
-            body = loads(request.body)
-        except JSONDecodeError:
-            body = None
-        if isinstance(body, dict):
-            fields.update(body)
+    body = None if request.form else json_body(request)
+    if body is not None:
+        fields.update(body)  # a lookup-style object: "parameters" may nest
     return fields
 
 

@@ -145,3 +145,19 @@ def b64_audio(text: Any, where: str, max_bytes: int, call_id: str | None) -> byt
         raise CarrierProtocolError(f"payload larger than {max_bytes} bytes", field=where,
                                    call_sid=call_id)
     return payload
+
+
+def raw_audio(payload: bytes, max_bytes: int, call_id: str | None, *,
+              sample_bytes: int = 2) -> bytes:
+    """An audio frame that needs no decoding (binary L16 or G.711): not empty, within
+    ``max_bytes``, whole samples. The checks keep the bridge's codecs and resampler on whole
+    samples and bounded input."""
+    if not payload:
+        raise CarrierProtocolError("empty audio frame", field="audio", call_sid=call_id)
+    if len(payload) > max_bytes:
+        raise CarrierProtocolError(f"audio frame larger than {max_bytes} bytes", field="audio",
+                                   call_sid=call_id)
+    if len(payload) % sample_bytes:
+        raise CarrierProtocolError(f"audio frame is not whole {8 * sample_bytes}-bit samples",
+                                   field="audio", call_sid=call_id)
+    return payload

@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from gateway.carriers.core import Carrier
 from gateway.errors import PeerError
+from gateway.jsonio import JSONDecodeError, loads
 
 BUSY_TEXT = "All lines are busy. Please call again later."
 
@@ -66,6 +67,28 @@ class Verifier(Protocol):
     def header(self) -> str: ...
 
     def verify(self, request: WebhookRequest) -> Verdict: ...
+
+
+def json_body(request: WebhookRequest) -> dict[str, Any] | None:
+    """The request's body as a JSON object; None without one (empty, not JSON, not an
+    object)."""
+    if not request.body:
+        return None
+    try:
+        data = loads(request.body)
+    except JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def webhook_fields(request: WebhookRequest) -> dict[str, str]:
+    """A webhook's fields, from its query, its form, or its JSON body; only strings (the
+    providers that post JSON: Vonage, jambonz)."""
+    fields = dict((*request.query, *request.form))
+    body = json_body(request)
+    if body is not None:
+        fields.update({k: v for k, v in body.items() if isinstance(v, str)})
+    return fields
 
 
 @dataclass(frozen=True, slots=True)

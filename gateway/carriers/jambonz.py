@@ -64,6 +64,7 @@ from gateway.carriers.fields import (
     obj_field,
     opens_stream,
     parse_object,
+    raw_audio,
     str_field,
 )
 
@@ -170,18 +171,7 @@ class JambonzStream:
         return parsed
 
     def _audio(self, payload: bytes) -> bytes:
-        # Raw PCM needs no decoding; the checks keep the bridge's codecs and resampler on
-        # whole samples and bounded input.
-        if not payload:
-            raise CarrierProtocolError("empty audio frame", field="audio",
-                                       call_sid=self.call_sid)
-        if len(payload) > self.max_payload:
-            raise CarrierProtocolError(f"audio frame larger than {self.max_payload} bytes",
-                                       field="audio", call_sid=self.call_sid)
-        if len(payload) % 2:
-            raise CarrierProtocolError("audio frame is not whole 16-bit samples",
-                                       field="audio", call_sid=self.call_sid)
-        return payload
+        return raw_audio(payload, self.max_payload, self.call_sid)
 
     def _parse_metadata(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
         # Any fault here leaves the stream unusable: a BadStart (``opens_stream``).

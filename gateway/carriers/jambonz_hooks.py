@@ -40,10 +40,11 @@ from gateway.carriers.hooks import (
     Verdict,
     WebhookError,
     WebhookRequest,
+    json_body,
+    webhook_fields,
 )
 from gateway.carriers.jambonz import DEFAULT_RATE, METADATA_KEY, SID_RE
 from gateway.carriers.transfer_links import TransferLinks
-from gateway.jsonio import JSONDecodeError, loads
 
 SIGNATURE_HEADER: Final = "Jambonz-Signature"
 SCHEME: Final = "v1"
@@ -64,25 +65,6 @@ class WsAuth:
 
 
 # -- what a webhook says -----------------------------------------------------------------
-
-
-def _json_body(request: WebhookRequest) -> dict[str, Any] | None:
-    if not request.body:
-        return None
-    try:
-        data = loads(request.body)
-    except JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def webhook_fields(request: WebhookRequest) -> dict[str, str]:
-    """The webhook's fields, from its JSON body (POST) or its query (GET); only strings."""
-    fields = dict((*request.query, *request.form))
-    body = _json_body(request)
-    if body is not None:
-        fields.update({k: v for k, v in body.items() if isinstance(v, str)})
-    return fields
 
 
 def jambonz_call_info(request: WebhookRequest) -> CallInfo:
@@ -182,7 +164,7 @@ def signed_payloads(request: WebhookRequest) -> list[bytes]:
     objects: list[Mapping[str, Any]] = []
     if request.body:
         candidates.append(request.body)
-        body = _json_body(request)
+        body = json_body(request)
         if body is not None:
             objects.append(body)
     else:

@@ -48,7 +48,14 @@ from gateway.carriers.core import (
     check_digit,
     string_parameters,
 )
-from gateway.carriers.fields import EventTable, int_field, obj_field, opens_stream, str_field
+from gateway.carriers.fields import (
+    EventTable,
+    int_field,
+    obj_field,
+    opens_stream,
+    raw_audio,
+    str_field,
+)
 
 CONNECTED: Final = "websocket:connected"
 DTMF: Final = "websocket:dtmf"
@@ -160,18 +167,7 @@ class VonageStream:
         return _EVENTS.move(self.state, event, self.call_uuid)
 
     def _audio(self, payload: bytes) -> bytes:
-        # Raw PCM needs no decoding; the checks keep the bridge's codecs and resampler on
-        # whole samples and bounded input.
-        if not payload:
-            raise CarrierProtocolError("empty audio frame", field="audio",
-                                       call_sid=self.call_uuid)
-        if len(payload) > self.max_payload:
-            raise CarrierProtocolError(f"audio frame larger than {self.max_payload} bytes",
-                                       field="audio", call_sid=self.call_uuid)
-        if len(payload) % 2:
-            raise CarrierProtocolError("audio frame is not whole 16-bit samples",
-                                       field="audio", call_sid=self.call_uuid)
-        return payload
+        return raw_audio(payload, self.max_payload, self.call_uuid)
 
     def _parse_connected(self, msg: dict[str, Any]) -> Sequence[CarrierEvent]:
         # Any fault here leaves the stream unusable: a BadStart (``opens_stream``).

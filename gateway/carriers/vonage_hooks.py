@@ -46,6 +46,8 @@ from gateway.carriers.hooks import (
     Verdict,
     WebhookError,
     WebhookRequest,
+    json_body,
+    webhook_fields,
 )
 from gateway.carriers.vonage import (
     CALLEE_HEADER,
@@ -56,7 +58,6 @@ from gateway.carriers.vonage import (
     UUID_RE,
     content_type,
 )
-from gateway.jsonio import JSONDecodeError, loads
 
 SIGNATURE_HEADER: Final = "Authorization"
 TOLERANCE_S: Final = 300.0  # a signed webhook older (or newer) than this is a replay
@@ -84,25 +85,6 @@ def msisdn(number: str) -> str:
 
 
 # -- what a webhook says -----------------------------------------------------------------
-
-
-def _json_body(request: WebhookRequest) -> dict[str, Any] | None:
-    if not request.body:
-        return None
-    try:
-        data = loads(request.body)
-    except JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def webhook_fields(request: WebhookRequest) -> dict[str, str]:
-    """The webhook's fields, from its query (GET) or its JSON body (POST); only strings."""
-    fields = dict((*request.query, *request.form))
-    body = _json_body(request)
-    if body is not None:
-        fields.update({k: v for k, v in body.items() if isinstance(v, str)})
-    return fields
 
 
 def vonage_call_info(request: WebhookRequest) -> CallInfo:
@@ -201,7 +183,7 @@ def signed_payloads(request: WebhookRequest) -> list[bytes]:
     candidates: list[bytes] = []
     if request.body:
         candidates.append(request.body)
-        body = _json_body(request)
+        body = json_body(request)
         if body is not None:
             objects.append(body)
     elif request.form:
