@@ -35,6 +35,7 @@ from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
 from tests.fakes import serving
+from tests.integration.test_carrier_audio import _SendsAhead
 from tests.integration.test_carrier_calls import CALLEE, CALLER, DESK, say
 
 # Real time: the gateway paces an AudioSocket call's replies by the clock, so a call cannot
@@ -82,7 +83,10 @@ class Pbx:
 
 @contextlib.asynccontextmanager
 async def pbx(tmp_path: Path, turns: list[dict[str, Any]], *, lookup: str | None = None,
-              **scenario: Any) -> AsyncIterator[Pbx]:
+              paced: bool = True, **scenario: Any) -> AsyncIterator[Pbx]:
+    """A gateway with an AudioSocket listener and a simulator. ``paced=False`` lets the
+    gateway send replies as soon as it has them (its lead made endless), so a test that is
+    not about pacing can run its call faster than real time."""
     env, secret = credentials_for(Carrier.AUDIOSOCKET)
     if lookup is not None:
         env["VOICEGW_AUDIOSOCKET_LOOKUP_URL"] = lookup
@@ -90,14 +94,14 @@ async def pbx(tmp_path: Path, turns: list[dict[str, Any]], *, lookup: str | None
     scenario.setdefault("speed", SPEED)
     registry = AgentRegistry(agents={DESK.name: DESK}, default=DESK.name)
     async with SimulatorServer(scenario_from_dict({**scenario, "turns": turns})) as sim:
-        gateway = Gateway(Settings(endpoint=custom_endpoint(sim.url, "test-model")),
-                          services=CallServices(agents=registry,
-                                                observers=(CallRecorder(store),),
-                                                unavailable_prompt=load_prompt()),
-                          carriers={},
-                          audiosocket=AudioSocketConfig.parse("127.0.0.1:0",
-                                                              allow_unsigned=False, env=env),
-                          audiosocket_auth=registration_auth(env))
+        make = Gateway if paced else _SendsAhead
+        gateway = make(Settings(endpoint=custom_endpoint(sim.url, "test-model")),
+                       services=CallServices(agents=registry, observers=(CallRecorder(store),),
+                                             unavailable_prompt=load_prompt()),
+                       carriers={},
+                       audiosocket=AudioSocketConfig.parse("127.0.0.1:0",
+                                                           allow_unsigned=False, env=env),
+                       audiosocket_auth=registration_auth(env))
         async with running(gateway) as port:
             assert gateway.audiosocket_port is not None
             yield Pbx(sim, gateway, port, gateway.audiosocket_port, secret, store)
@@ -227,9 +231,10 @@ async def test_the_operators_lookup_routes_an_unregistered_call(tmp_path: Path) 
                                           "parameters": {"account": "42"}})
 
     app.router.add_get("/calls/{uuid}", lookup)
-    async with serving(app) as url, pbx(tmp_path, SHORT[:1], lookup=url + "/calls/{uuid}") as p:
+    async with serving(app) as url, pbx(tmp_path, SHORT[:1], lookup=url + "/calls/{uuid}",
+                                        paced=False, speed=8.0) as p:
         result, _ = await p.call([say("caller_seven_thirty", When.START, 300)],
-                                 answer_url=None, tail_ms=500)
+                                 answer_url=None, tail_ms=500, speed=8.0)
     summary = p.summary(result)
     assert summary.agent == DESK.name
     assert summary.caller == "+15550123"

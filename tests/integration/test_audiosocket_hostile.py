@@ -1,11 +1,14 @@
 """Hostile and broken AudioSocket input, each row beside a healthy AudioSocket call on the
 same gateway: the README's "Hostile input" table for Asterisk AudioSocket over TCP.
 
-AudioSocket has no close codes: whatever ends a stream, the gateway sends its hang-up message
-(Asterisk then goes on with the dialplan) and closes. So each row checks what the hostile
-connection received (the hang-up, or nothing yet), what the gateway counted and logged, and the
-hostile call's end on its record; and that the healthy call did not notice: every message it
-sent reached its Live session, its reply was heard in full, and its call ended as it should.
+The healthy call runs eight times faster than real time, the gateway sending its reply as
+soon as it has it (pacing is the subject of ``test_audiosocket_call.py`` and the benchmark, not
+of this table). AudioSocket has no close codes: whatever ends a stream, the gateway sends its
+hang-up message (Asterisk then goes on with the dialplan) and closes. So each row checks what
+the hostile connection received (the hang-up, or nothing yet), what the gateway counted and
+logged, and the hostile call's end on its record; and that the healthy call did not notice:
+every message it sent reached its Live session, its reply was heard in full, and its call
+ended as it should.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from tests.integration.test_audiosocket_call import Pbx, pbx
 SILENCE = b"\x00\x00" * 160
 HEALTHY = [{"caller_text": "Thanks, goodbye.", "reply": "agent_goodbye"}]
 REPLY_MS = fixture("agent_goodbye").duration_s * 1000
+FAST = 8.0
 
 
 class Raw:
@@ -94,13 +98,13 @@ Hostile = Callable[[Pbx], Awaitable[str]]  # returns the hostile call's id
 
 
 async def beside_a_healthy_call(tmp_path: Path, hostile: Hostile, **gateway: Any) -> Outcome:
-    async with pbx(tmp_path, HEALTHY) as p:
+    async with pbx(tmp_path, HEALTHY, paced=False, speed=FAST) as p:
         for name, value in gateway.items():
             setattr(p.gateway.settings, name, value)
         with capture_logs() as logs:
             healthy = asyncio.create_task(p.call(
                 [Utterance(load_utterance(speech_dir() / "caller_goodbye.wav"), When.START,
-                           300)], tail_ms=400))
+                           300)], tail_ms=400, speed=FAST))
             call_id = await hostile(p)
             result, _ = await healthy
             await p.gateway.wait_idle()
