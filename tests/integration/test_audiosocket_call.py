@@ -114,6 +114,10 @@ async def test_a_whole_call_with_a_barge_in_a_digit_and_a_hang_up(tmp_path: Path
               say("caller_barge_in", When.BARGE_IN, 1000)]
     async with pbx(tmp_path, SHORT) as p:
         result, peer = await p.call(script, tail_ms=10_000)
+        await p.gateway.wait_idle()
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{p.port}/metrics") as resp:
+            metrics = await resp.text()
     [session] = p.sim.sessions
     summary = p.summary(result)
     stats = summary.stats
@@ -151,6 +155,8 @@ async def test_a_whole_call_with_a_barge_in_a_digit_and_a_hang_up(tmp_path: Path
     assert record.end_kind == EndKind.AGENT_ENDED.value
     assert (record.caller, record.dialled) == (CALLER, CALLEE)
     assert record.interruptions == 1
+    # Counted by carrier, as every carrier's calls are.
+    assert 'voicegw_calls_total{carrier="audiosocket",reason="agent_ended"} 1.0' in metrics
 
 
 async def test_paced_replies_stay_within_the_lead_at_real_time(tmp_path: Path) -> None:
