@@ -49,10 +49,11 @@ from pydantic import Field
 from gateway.errors import GatewayError
 from gateway.live import SessionConfig
 from gateway.schema import ToolDefinitionError, derive
+from gateway.turns import TurnTaking
 
 # Field is pydantic's, re-exported so an agent file needs no other import for descriptions.
 __all__ = ["Agent", "CallContext", "CallControl", "Field", "Scheduling", "Tool",
-           "ToolDefinitionError", "ToolError", "tool"]
+           "ToolDefinitionError", "ToolError", "TurnTaking", "tool"]
 
 BUILTINS: Final = ("end_call", "transfer_call")
 _NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")  # the Live API's rule
@@ -318,7 +319,9 @@ class Agent:
     ``call_control`` opts into the built-ins ``"end_call"`` (hang up) and ``"transfer_call"``
     (to ``transfer_to``, or one of the named ``transfer_targets`` such as
     ``{"billing": "+15550100"}``). ``greeting`` is what the agent says when the call connects;
-    without it the agent waits for the caller to speak.
+    without it the agent waits for the caller to speak. ``turn_taking`` says who decides
+    when the caller has started and finished speaking (:class:`gateway.turns.TurnTaking`:
+    the Live API's detection, tuned, or the gateway's own with ``mode="local"``).
     """
 
     name: str
@@ -332,6 +335,7 @@ class Agent:
     transfer_to: str | None = None
     transfer_targets: Mapping[str, str] = field(default_factory=dict)
     record: bool = False  # save a stereo WAV of each call (needs VOICEGW_RECORDINGS_DIR)
+    turn_taking: TurnTaking = field(default_factory=TurnTaking)
     _by_name: Mapping[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -340,6 +344,9 @@ class Agent:
                                       f"and - (it appears in URLs)")
         if not self.tool_timeout_s > 0:
             raise ToolDefinitionError(f"agent {self.name!r}: tool_timeout_s must be > 0")
+        if not isinstance(self.turn_taking, TurnTaking):
+            raise ToolDefinitionError(f"agent {self.name!r}: turn_taking must be a "
+                                      f"TurnTaking(...), not {type(self.turn_taking).__name__}")
         unknown = set(self.call_control) - set(BUILTINS)
         if unknown:
             raise ToolDefinitionError(f"agent {self.name!r}: unknown call_control "
@@ -376,7 +383,8 @@ class Agent:
         declarations = [d for d in self.declarations() if d["name"] not in withheld]
         return dataclasses.replace(base, voice=self.voice, language=self.language,
                                    system_instruction=self.instructions,
-                                   tools=tuple(declarations))
+                                   tools=tuple(declarations),
+                                   vad=self.turn_taking.vad_config())
 
     def greeting_prompt(self) -> str | None:
         """Text to send the model once the session is ready, so it speaks first."""

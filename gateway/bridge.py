@@ -50,6 +50,7 @@ from gateway.recording import Feed, WavRecorder
 from gateway.registry import DEFAULT_AGENT, UnknownAgentError
 from gateway.tokens import TokenVerdict
 from gateway.tools import ToolDispatcher
+from gateway.turns import LocalTurns
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
 # A frame peaking above this counts as the caller speaking (-35 dBFS: above line noise,
@@ -117,6 +118,7 @@ class CallBridge:
         self._to_live: Resampler | None = None
         self._ms_per_byte = 0.0
         self.model: ModelEvents | None = None
+        self.turns: LocalTurns | None = None  # the gateway's own turn-taking, if the agent's
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -334,8 +336,10 @@ class CallBridge:
             self.model.caller_spoke(received)
         # Every frame goes through the resampler, forwarded now or not, so its state stays
         # continuous; the keeper holds the carrier's own bytes for a replay.
-        await keeper.forward(payload, len(payload) * self._ms_per_byte, to_live.process(pcm),
-                             received)
+        live_pcm = to_live.process(pcm)
+        if self.turns is not None:  # local turn-taking hears exactly what the model hears
+            await self.turns.heard(live_pcm)
+        await keeper.forward(payload, len(payload) * self._ms_per_byte, live_pcm, received)
 
     async def _dtmf(self, digit: str) -> None:
         self.log.info("dtmf", digit=digit)
@@ -410,6 +414,8 @@ class CallBridge:
             retry=self.settings.live_retry, max_held_ms=self.settings.max_held_ms,
             resumption=self.settings.session.session_resumption,
             overlap_s=self.settings.resume_overlap_s, timings=self.timings)
+        self.turns = LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
+                                          self.keeper.send_text)
         caps = self.stream.caps
         self.control = CallController(self.services.call_control.get(self.carrier),
                                       event.control, self.log, can_transfer=caps.transfer)

@@ -20,6 +20,8 @@ from gateway.record import CallObserver
 from gateway.registry import AgentRegistry
 from gateway.timing_trace import GatewayTrace
 from gateway.tokens import StreamTokens
+from gateway.turns import DetectorFactory
+from gateway.vad_detectors import make_detector
 
 
 class CallerSocket(Protocol):
@@ -76,3 +78,5 @@ class CallServices:
     trace: GatewayTrace | None = None  # `voicegw serve --trace`: write times, for measuring
     # With tokens, a stream must carry the one its answer document minted (signed carriers).
     tokens: Mapping[Carrier, StreamTokens] = field(default_factory=dict)
+    # The voice activity detector of agents with local turn-taking (one per call).
+    detectors: DetectorFactory = make_detector

@@ -13,6 +13,7 @@ The service speaks camelCase; snake_case spellings are accepted too, since proto
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import re
@@ -34,15 +35,43 @@ _DURATION_RE: Final = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?s")
 # -- client -> server -------------------------------------------------------------------
 
 
+class StartSensitivity(enum.StrEnum):
+    """How readily the service's detector commits to the start of speech."""
+
+    HIGH = "START_SENSITIVITY_HIGH"
+    LOW = "START_SENSITIVITY_LOW"
+
+
+class EndSensitivity(enum.StrEnum):
+    """How readily the service's detector commits to the end of speech."""
+
+    HIGH = "END_SENSITIVITY_HIGH"
+    LOW = "END_SENSITIVITY_LOW"
+
+
+class TurnCoverage(enum.StrEnum):
+    """Which input the caller's turn is made of."""
+
+    ONLY_ACTIVITY = "TURN_INCLUDES_ONLY_ACTIVITY"  # the service's default
+    ALL_INPUT = "TURN_INCLUDES_ALL_INPUT"  # silence and all since the last turn
+
+
 @dataclass(frozen=True, slots=True)
 class VadConfig:
-    """``realtimeInputConfig.automaticActivityDetection``: when the service ends a turn."""
+    """``realtimeInputConfig``: who detects the caller's activity, and what it does.
 
-    start_sensitivity: str | None = None  # START_SENSITIVITY_HIGH | START_SENSITIVITY_LOW
-    end_sensitivity: str | None = None  # END_SENSITIVITY_HIGH | END_SENSITIVITY_LOW
+    ``automatic=False`` disables the service's detector; the client then marks each turn
+    with :func:`activity_start` and :func:`activity_end` (the sensitivities and durations
+    belong to the service's detector and are not sent then).
+    """
+
+    start_sensitivity: StartSensitivity | None = None
+    end_sensitivity: EndSensitivity | None = None
     prefix_padding_ms: int | None = None
     silence_duration_ms: int | None = None
     interrupts: bool = True  # START_OF_ACTIVITY_INTERRUPTS, i.e. barge-in
+    automatic: bool = True
+    turn_coverage: TurnCoverage | None = None  # None: the service's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +111,7 @@ def build_setup(cfg: SessionConfig) -> str:
                                       "parts": [{"text": cfg.system_instruction}]}
     if cfg.tools:
         setup["tools"] = [{"functionDeclarations": [dict(t) for t in cfg.tools]}]
-    aad: dict[str, Any] = {"disabled": False}
-    v = cfg.vad
-    for key, value in (("startOfSpeechSensitivity", v.start_sensitivity),
-                       ("endOfSpeechSensitivity", v.end_sensitivity),
-                       ("prefixPaddingMs", v.prefix_padding_ms),
-                       ("silenceDurationMs", v.silence_duration_ms)):
-        if value is not None:
-            aad[key] = value
-    setup["realtimeInputConfig"] = {
-        "automaticActivityDetection": aad,
-        "activityHandling": "START_OF_ACTIVITY_INTERRUPTS" if v.interrupts
-        else "NO_INTERRUPTION",
-    }
+    setup["realtimeInputConfig"] = _realtime_input_config(cfg.vad)
     if cfg.input_transcription:
         setup["inputAudioTranscription"] = {}
     if cfg.output_transcription:
@@ -110,6 +127,36 @@ def build_setup(cfg: SessionConfig) -> str:
             window["slidingWindow"]["targetTokens"] = cfg.compression_target_tokens
         setup["contextWindowCompression"] = window
     return json.dumps({"setup": setup}, separators=(",", ":"))
+
+
+def _realtime_input_config(v: VadConfig) -> dict[str, Any]:
+    aad: dict[str, Any] = {"disabled": not v.automatic}
+    if v.automatic:
+        for key, value in (("startOfSpeechSensitivity", v.start_sensitivity),
+                           ("endOfSpeechSensitivity", v.end_sensitivity),
+                           ("prefixPaddingMs", v.prefix_padding_ms),
+                           ("silenceDurationMs", v.silence_duration_ms)):
+            if value is not None:
+                aad[key] = str(value) if isinstance(value, enum.Enum) else value
+    ric: dict[str, Any] = {
+        "automaticActivityDetection": aad,
+        "activityHandling": "START_OF_ACTIVITY_INTERRUPTS" if v.interrupts
+        else "NO_INTERRUPTION",
+    }
+    if v.turn_coverage is not None:
+        ric["turnCoverage"] = str(v.turn_coverage)
+    return ric
+
+
+def activity_start() -> str:
+    """``realtimeInput.activityStart``: the caller started speaking (automatic detection off);
+    with START_OF_ACTIVITY_INTERRUPTS it cuts the model's reply short."""
+    return '{"realtimeInput":{"activityStart":{}}}'
+
+
+def activity_end() -> str:
+    """``realtimeInput.activityEnd``: the caller's turn is over; the model answers it."""
+    return '{"realtimeInput":{"activityEnd":{}}}'
 
 
 def audio_message(pcm16: bytes, rate: int = INPUT_RATE) -> bytes:

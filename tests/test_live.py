@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import enum
 import json
 import re
@@ -35,6 +36,7 @@ from gateway.errors import LiveProtocolError, ProtocolError
 from gateway.live import (
     INPUT_RATE,
     OUTPUT_RATE,
+    EndSensitivity,
     FunctionCall,
     FunctionResponse,
     GenerationComplete,
@@ -47,12 +49,16 @@ from gateway.live import (
     ResumptionUpdate,
     SessionConfig,
     SetupComplete,
+    StartSensitivity,
     ToolCall,
     ToolCallCancellation,
     TurnComplete,
+    TurnCoverage,
     Unknown,
     Usage,
     VadConfig,
+    activity_end,
+    activity_start,
     audio_message,
     audio_stream_end,
     build_setup,
@@ -81,8 +87,8 @@ LOOKUP: dict[str, Any] = {
                                   "items": {"type": "ARRAY", "items": {"type": "INTEGER"}}},
                    "required": ["order_id"]},
 }
-LOW_VAD = VadConfig(start_sensitivity="START_SENSITIVITY_LOW",
-                    end_sensitivity="END_SENSITIVITY_LOW",
+LOW_VAD = VadConfig(start_sensitivity=StartSensitivity.LOW,
+                    end_sensitivity=EndSensitivity.LOW,
                     prefix_padding_ms=20, silence_duration_ms=500)
 
 
@@ -191,6 +197,18 @@ def test_transcriptions_and_barge_in_can_be_turned_off() -> None:
     assert "inputAudioTranscription" not in setup
     assert "outputAudioTranscription" not in setup
     assert setup["realtimeInputConfig"]["activityHandling"] == "NO_INTERRUPTION"
+
+
+def test_client_activity_disables_the_service_detector_and_sends_none_of_its_settings(
+        ) -> None:
+    ric = json.loads(build_setup(full_config(vad=dataclasses.replace(
+        LOW_VAD, automatic=False, turn_coverage=TurnCoverage.ALL_INPUT))))["setup"][
+        "realtimeInputConfig"]
+    assert ric == {"automaticActivityDetection": {"disabled": True},
+                   "activityHandling": "START_OF_ACTIVITY_INTERRUPTS",
+                   "turnCoverage": "TURN_INCLUDES_ALL_INPUT"}
+    assert json.loads(activity_start()) == {"realtimeInput": {"activityStart": {}}}
+    assert json.loads(activity_end()) == {"realtimeInput": {"activityEnd": {}}}
 
 
 def test_system_instruction_is_json_escaped() -> None:
@@ -365,8 +383,13 @@ CLIENT_MESSAGES: dict[str, Callable[[], str]] = {
     "setup-full": lambda: build_setup(full_config()),
     "setup-no-handle": lambda: build_setup(full_config(resumption_handle=None)),
     "setup-no-barge-in": lambda: build_setup(full_config(vad=VadConfig(
-        start_sensitivity="START_SENSITIVITY_HIGH", end_sensitivity="END_SENSITIVITY_HIGH",
+        start_sensitivity=StartSensitivity.HIGH, end_sensitivity=EndSensitivity.HIGH,
         interrupts=False))),
+    # Local turn-taking: the gateway's own detector marks each turn.
+    "setup-client-activity": lambda: build_setup(full_config(vad=VadConfig(
+        automatic=False, turn_coverage=TurnCoverage.ALL_INPUT))),
+    "activity-start": activity_start,
+    "activity-end": activity_end,
     "setup-no-target": lambda: build_setup(full_config(compression_target_tokens=None)),
     "audio": lambda: audio_message(b"\xff\xfe" * 160, 8000),
     "audio-empty": lambda: audio_message(b""),
