@@ -383,6 +383,62 @@ def test_manual_activity_signals() -> None:
     assert "turnComplete" in kinds(d.settle())
 
 
+CLIENT_ACTIVITY = {"setup": {"model": MODEL, "realtimeInputConfig": {
+    "automaticActivityDetection": {"disabled": True},
+    "turnCoverage": "TURN_INCLUDES_ALL_INPUT"}}}
+
+
+def test_with_client_activity_a_turn_ends_at_activity_end_not_at_silence() -> None:
+    d = Driver()
+    d.send(CLIENT_ACTIVITY)
+    d.send({"realtimeInput": {"activityStart": {}}})
+    d.audio(speech.caller_pcm16("caller_goodbye") + speech.silence_pcm16(2000))
+    assert "inputTranscription" not in kinds(d.settle())  # 2 s of silence end nothing
+    d.send({"realtimeInput": {"activityEnd": {}}})
+    assert "turnComplete" in kinds(d.settle())
+    assert [k for k, _at in d.record.activity_signals] == ["start", "end"]
+
+
+def test_activity_start_during_a_reply_barges_in() -> None:
+    d = Driver()
+    d.send(CLIENT_ACTIVITY)
+    d.send({"realtimeInput": {"activityStart": {}}})
+    d.audio(speech.caller_pcm16("caller_goodbye"))
+    d.send({"realtimeInput": {"activityEnd": {}}})
+    d.advance(1.0)  # the reply is streaming
+    assert d.session.phase is Phase.STREAMING
+    out = d.send({"realtimeInput": {"activityStart": {}}})
+    assert kinds(out)[:2] == ["interrupted", "turnComplete"]
+    assert d.record.interruptions == 1
+
+
+def test_activity_start_does_not_barge_in_with_no_interruption() -> None:
+    d = Driver()
+    d.send({"setup": {"model": MODEL, "realtimeInputConfig": {
+        "automaticActivityDetection": {"disabled": True},
+        "activityHandling": "NO_INTERRUPTION"}}})
+    d.send({"realtimeInput": {"activityStart": {}}})
+    d.send({"realtimeInput": {"activityEnd": {}}})
+    d.advance(1.0)
+    d.send({"realtimeInput": {"activityStart": {}}})
+    d.send({"realtimeInput": {"activityEnd": {}}})
+    d.settle()
+    assert d.record.interruptions == 0 and d.record.turns_completed == 2
+
+
+def test_stray_activity_signals_change_nothing() -> None:
+    d = Driver()
+    d.send(CLIENT_ACTIVITY)
+    d.send({"realtimeInput": {"activityEnd": {}}})  # no start: no turn
+    assert d.settle() == []
+    d.send({"realtimeInput": {"activityStart": {}}})
+    d.send({"realtimeInput": {"activityStart": {}}})  # a repeat is not a second start
+    d.send({"realtimeInput": {"activityEnd": {}}})
+    d.settle()
+    assert d.record.turns_completed == 1
+    assert [k for k, _at in d.record.activity_signals] == ["start", "end"]
+
+
 # -- text input ----------------------------------------------------------------------------
 
 

@@ -34,6 +34,9 @@ class SessionRecord:
     audio: bytearray = field(default_factory=bytearray)
     texts: list[str] = field(default_factory=list)  # realtimeInput.text and clientContent text
     speech_segments: list[float] = field(default_factory=list)  # caller speech found, seconds
+    # activityStart/activityEnd acted on (automatic detection disabled): kind and the audio
+    # position (seconds of caller audio received) it came at.
+    activity_signals: list[tuple[str, float]] = field(default_factory=list)
     turns_completed: int = 0
     interruptions: int = 0
     interrupted_at: list[float] = field(default_factory=list)  # time.monotonic() values

@@ -71,7 +71,7 @@ class LiveSession:
         self._conversation = Conversation()
         self._position = 0  # scenario turns used up; the next reply is turn position + 1
         self._vad = EnergyVad(scenario.vad_threshold, scenario.onset_ms, 500)
-        self._activity_from = 0.0
+        self._activity_from: float | None = None  # audio position of an open activityStart
         self._timers: list[_Timer] = []
         self._seq = 0
         self._epoch = 0  # bumped whenever the current reply is cancelled or replaced
@@ -137,12 +137,19 @@ class LiveSession:
                 self.record.texts.extend(texts)
                 if complete:
                     out += self._on_text_turn(now)
-            case p.ActivityStart() if not self._setup.auto_vad:
+            # With automatic detection disabled the client's signals are the only turn
+            # boundaries: a start barges in (START_OF_ACTIVITY_INTERRUPTS), an end closes
+            # the caller's turn. A repeated start or an end without one changes nothing.
+            case p.ActivityStart() if not self._setup.auto_vad \
+                    and self._activity_from is None:
+                self.record.activity_signals.append(("start", self.record.audio_seconds))
                 self._activity_from = self.record.audio_seconds
                 out += self._on_vad(SpeechStarted(self._activity_from), now)
-            case p.ActivityEnd() if not self._setup.auto_vad:
-                out += self._on_vad(
-                    SpeechEnded(self.record.audio_seconds - self._activity_from), now)
+            case p.ActivityEnd() if not self._setup.auto_vad \
+                    and self._activity_from is not None:
+                self.record.activity_signals.append(("end", self.record.audio_seconds))
+                began, self._activity_from = self._activity_from, None
+                out += self._on_vad(SpeechEnded(self.record.audio_seconds - began), now)
             case p.AudioStreamEnd():
                 for ev in self._vad.flush():
                     out += self._on_vad(ev, now)
