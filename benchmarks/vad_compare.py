@@ -82,7 +82,8 @@ def noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
             shift = int(rng.integers(0, len(loop)))
             reps = -(-(n + shift) // len(loop))
             out += np.tile(loop, reps)[shift:shift + n]
-    return out / np.sqrt(np.mean(out ** 2))
+    scaled: np.ndarray = out / np.sqrt(np.mean(out ** 2))
+    return scaled
 
 
 @dataclass
@@ -115,7 +116,7 @@ def mix(track: Track, kind: str, snr_db: float | None, rng: np.random.Generator)
     x = track.pcm.copy()
     if snr_db is not None:
         x += noise(kind, len(x), rng) * np.sqrt(track.speech_power / 10 ** (snr_db / 10))
-    return np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+    return bytes(np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes())
 
 
 def run(make: Callable[[], object], pcm: bytes) -> tuple[list[tuple[str, float, float]], float]:
