@@ -53,6 +53,7 @@ def add_commands(sub: Any) -> None:
     call.add_argument("--speed", type=float, default=1.0, help="play faster than real time")
     call.add_argument("--wait", type=float, default=10.0,
                       help="seconds to wait for a reply before hanging up")
+    call.add_argument("--line", metavar="SPEC", help=_LINE_HELP)
 
     from gateway.rig.loadtest.args import add_parser as add_loadtest  # noqa: PLC0415
 
@@ -66,6 +67,12 @@ def add_commands(sub: Any) -> None:
     demo.add_argument("--out", type=Path, default=Path("demo-call.wav"))
     demo.add_argument("--speed", type=float, default=1.0)
     demo.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    demo.add_argument("--line", metavar="SPEC", help=_LINE_HELP)
+
+
+_LINE_HELP = ("the call goes over a simulated line: echo of what the phone played, background "
+              "noise, a G.711 leg, e.g. echo=12dB@120ms,noise=babble@15dB,codec=ulaw (see "
+              "gateway/rig/line_spec.py); the WAV's left channel is what the line delivered")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,12 +126,14 @@ def _simulate_workers(args: argparse.Namespace) -> int:
 async def _call(args: argparse.Namespace) -> int:
     import os  # noqa: PLC0415
 
+    from gateway.rig.line_spec import parse_line  # noqa: PLC0415
     from gateway.rig.loadtest.command import targets  # noqa: PLC0415
     from gateway.rig.peers import parse_parameters  # noqa: PLC0415
     from gateway.rig.peers.registry import carrier, env_secret, new_peer  # noqa: PLC0415
     from gateway.rig.phone import Speech, Utterance, When, load_utterance, place_call  # noqa: PLC0415
 
     params = parse_parameters(args.param)
+    line = None if args.line is None else parse_line(args.line)
     which = carrier(args.carrier or "twilio")
     if args.wav.suffix == ".jsonl":
         from gateway.rig.capture import load_capture  # noqa: PLC0415
@@ -143,7 +152,7 @@ async def _call(args: argparse.Namespace) -> int:
     media_url, answer_url = targets(args.url, which.value)
     result = await place_call(media_url, [utterance], speed=args.speed,
                               reply_wait_s=args.wait, peer=new_peer(which, params),
-                              answer_url=answer_url, secret=secret)
+                              answer_url=answer_url, secret=secret, line=line)
     result.write_wav(args.out)
     print(f"sent {result.frames_sent} frames, received {result.media_received} media messages, "
           f"{result.clears} clears; response latency {result.response_ms} ms; "
@@ -153,9 +162,11 @@ async def _call(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace) -> int:
     from gateway.rig.demo import figures_json, print_report, run_demo  # noqa: PLC0415
+    from gateway.rig.line_spec import parse_line  # noqa: PLC0415
     from gateway.rig.peers.registry import carrier, stream_core  # noqa: PLC0415
 
-    report = await run_demo(speed=args.speed, carrier=carrier(args.carrier))
+    line = None if args.line is None else parse_line(args.line)
+    report = await run_demo(speed=args.speed, carrier=carrier(args.carrier), line=line)
     report.result.write_wav(args.out)
     if args.json:
         print(figures_json(report))

@@ -20,6 +20,7 @@ from gateway.carriers.core import Carrier
 from gateway.config import Settings as GatewaySettings
 from gateway.config import custom_endpoint
 from gateway.record import CallSummary
+from gateway.rig.line_spec import LineSpec
 from gateway.rig.peers.registry import new_peer, test_credentials
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, bundled_scenario, load_scenario
@@ -73,7 +74,8 @@ def demo_call() -> list[Utterance]:
 
 
 async def run_demo(*, speed: float = 1.0, scenario_path: Path | None = None,
-                   carrier: Carrier = Carrier.TWILIO) -> DemoReport:
+                   carrier: Carrier = Carrier.TWILIO, line: LineSpec | None = None
+                   ) -> DemoReport:
     # The simulator paces replies and the phone paces frames; both run at the same speed.
     scenario = replace(load_scenario(scenario_path or bundled_scenario("demo")), speed=speed)
     env, secret = test_credentials(carrier)
@@ -84,7 +86,7 @@ async def run_demo(*, speed: float = 1.0, scenario_path: Path | None = None,
             peer = new_peer(carrier, {"From": "+15550100", "To": "+15550199"})
             media, answer = call_urls(gateway, port, carrier)
             result = await place_call(media, demo_call(), speed=speed, peer=peer,
-                                      secret=secret, answer_url=answer)
+                                      secret=secret, answer_url=answer, line=line)
             await sim.wait_until(lambda: bool(sim.sessions) and
                                  sim.sessions[-1].closed is not None, timeout=10)
         session = sim.sessions[-1]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
@@ -30,6 +29,9 @@ import numpy as np
 
 from gateway.audio import AudioFormat, Codec, Resampler, decoder, encoder, pcm16_to_ulaw
 from gateway.carriers.twilio import FORMAT as ULAW_8K
+from gateway.rig.answer import fetch_answer, register
+from gateway.rig.line import PhoneLine
+from gateway.rig.line_spec import LineSpec
 from gateway.rig.links import Link, connect, is_tcp
 from gateway.rig.peers import (
     DialsDirect,
@@ -117,6 +119,9 @@ class CallResult:
     barge_in_ms: list[float] = field(default_factory=list)  # talk-over start -> reply silent
     unanswered: int = 0  # utterances after which no reply came within the wait
     said: bytearray = field(default_factory=bytearray)  # in said_fmt, one tick at a time
+    # What went on the wire, where a line (echo, noise) changed it; ``said`` stays clean
+    # (the reference for word error rates). Empty on a clean line: it is ``said`` there.
+    sent: bytearray = field(default_factory=bytearray)
     heard: bytearray = field(default_factory=bytearray)  # in heard_fmt
     said_fmt: AudioFormat = ULAW_8K
     heard_fmt: AudioFormat = ULAW_8K
@@ -137,6 +142,10 @@ class CallResult:
     def said_pcm(self) -> bytes:
         return decoder(self.said_fmt.codec)(bytes(self.said))
 
+    def sent_pcm(self) -> bytes:
+        """What the gateway received from the phone, as PCM16 (``said``'s on a clean line)."""
+        return decoder(self.said_fmt.codec)(bytes(self.sent or self.said))
+
     def heard_pcm(self, rate: int | None = None) -> bytes:
         """What the caller heard, as PCM16 (at ``rate``, default its own)."""
         pcm = decoder(self.heard_fmt.codec)(bytes(self.heard))
@@ -145,10 +154,11 @@ class CallResult:
         return pcm
 
     def write_wav(self, path: str | Path) -> None:
-        """Stereo: caller on the left, what the caller heard on the right, at the rate the
-        caller's audio went at."""
+        """Stereo: the caller's side on the left (as the line delivered it: with its echo
+        and noise, where there is a line), what the caller heard on the right, at the rate
+        the caller's audio went at."""
         rate = self.said_fmt.rate
-        left = np.frombuffer(self.said_pcm(), dtype="<i2")
+        left = np.frombuffer(self.sent_pcm(), dtype="<i2")
         right = np.frombuffer(self.heard_pcm(rate), dtype="<i2")
         n = min(len(left), len(right))
         write_wav(path, np.column_stack([left[:n], right[:n]]).astype("<i2").tobytes(),
@@ -248,8 +258,9 @@ class _PhoneCall:
     """One call's state: the script, the playback buffer, and what was measured."""
 
     def __init__(self, peer: PhonePeer, script: _Script,
-                 observer: CallObserver | None = None) -> None:
+                 observer: CallObserver | None = None, line: LineSpec | None = None) -> None:
         self.peer = peer
+        self.line = None if line is None else PhoneLine(line, peer.inbound, peer.outbound)
         self.observer = observer
         self.script = script
         out = peer.outbound
@@ -315,6 +326,9 @@ class _PhoneCall:
                 and was_playing:
             self.barge_started.append(self.tick)
         self.result.said += frame
+        if self.line is not None:
+            frame = self.line.send(frame)
+            self.result.sent += frame
         return frame
 
     def play(self) -> list[str]:
@@ -324,6 +338,8 @@ class _PhoneCall:
         got = min(self.playback.queued_bytes, self.play_bytes)
         played = self.playback.play(self.play_bytes)
         r.heard += played.audio
+        if self.line is not None:  # its echo: exactly what played, when (a clear cuts it)
+            self.line.hear(played.audio)
         if not played.had_audio and self.tick_audio_ms:  # the last tick's audio was the last
             r.quiet_at.append(self.audio_ends)
         self.tick_audio_ms = self.peer.outbound.ms(got)
@@ -349,25 +365,6 @@ class _PhoneCall:
 _GAP_TICKS: Final = 25  # 500 ms
 
 
-async def fetch_answer(session: aiohttp.ClientSession, peer: PhonePeer, answer_url: str,
-                       secret: str | None) -> tuple[str, str]:
-    """POST (or GET) the carrier's answer webhook. Returns the media URL as the document
-    gives it (what a carrier signs) and the same path on the webhook's host (where the rig
-    connects: it reaches the gateway directly, not through its public name)."""
-    request = peer.webhook(answer_url, secret)
-    async with session.request(request.method, request.url, headers=dict(request.headers),
-                               data=request.body or None) as resp:
-        document = await resp.text()
-        if resp.status != 200:
-            raise aiohttp.ClientResponseError(resp.request_info, resp.history,
-                                              status=resp.status, message=document[:200])
-    target = peer.stream_target(document)
-    given, here = urllib.parse.urlsplit(target.url), urllib.parse.urlsplit(answer_url)
-    scheme = "wss" if here.scheme == "https" else "ws"
-    return target.url, urllib.parse.urlunsplit((scheme, here.netloc, given.path, given.query,
-                                                ""))
-
-
 async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.0,
                      parameters: dict[str, str] | None = None, reply_wait_s: float = 8.0,
                      tail_ms: int = 800, max_s: float = 300.0,
@@ -375,7 +372,8 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                      result: CallResult | None = None,
                      observer: CallObserver | None = None,
                      peer: PhonePeer | None = None, answer_url: str | None = None,
-                     secret: str | None = None, signed_url: str | None = None) -> CallResult:
+                     secret: str | None = None, signed_url: str | None = None,
+                     line: LineSpec | None = None) -> CallResult:
     """Call a gateway, say ``utterances``, hang up when all is heard.
 
     ``url`` is the media socket's URL; with ``answer_url`` the phone first fetches the
@@ -389,11 +387,14 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
     Pass ``result`` to fill a caller-owned :class:`CallResult`: when the call fails or is
     cancelled (a load test's timeout), what was measured until then is still there.
     ``observer`` is told the time of every frame sent and every reply frame received.
+    ``line`` puts a simulated line (:mod:`gateway.rig.line`) between the caller and the
+    gateway: the echo of what the phone played, noise, a codec leg (``result.sent``).
     """
     if peer is None:
         peer = TwilioPeer(custom_parameters=parameters)
     call = _PhoneCall(peer, _Script(utterances, peer.inbound,
-                                    reply_wait_ticks=int(reply_wait_s / TICK_S)), observer)
+                                    reply_wait_ticks=int(reply_wait_s / TICK_S)), observer,
+                      line)
     if result is not None:
         result.said_fmt, result.heard_fmt = call.result.said_fmt, call.result.heard_fmt
         call.result = result
@@ -425,19 +426,6 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                 await cancel_and_wait(receiver)
             result.close_code = link.close_code
     return result
-
-
-async def register(session: aiohttp.ClientSession, peer: PhonePeer, url: str,
-                   secret: str | None) -> None:
-    """The webhook of a carrier whose answer is not a document (an AudioSocket call
-    registered from the dialplan): it must succeed, that is all."""
-    request = peer.webhook(url, secret)
-    async with session.request(request.method, request.url, headers=dict(request.headers),
-                               data=request.body or None) as resp:
-        text = await resp.text()
-        if resp.status >= 300:
-            raise aiohttp.ClientResponseError(resp.request_info, resp.history,
-                                              status=resp.status, message=text[:200])
 
 
 async def _talk(ws: Link, call: _PhoneCall, *, speed: float,

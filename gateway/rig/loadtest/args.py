@@ -34,6 +34,9 @@ def add_parser(sub: Any) -> None:
     audio.add_argument("--capture", type=Path, help="a captured call (.jsonl) to replay")
     p.add_argument("--barge-in-ms", type=int, metavar="D",
                    help="speak over the agent's reply D ms after it starts")
+    p.add_argument("--line", metavar="SPEC", help="every call over a simulated line: "
+                   "echo of what the phone played, background noise, a G.711 leg, e.g. "
+                   "echo=12dB@120ms,noise=babble@15dB,codec=ulaw (see gateway/rig/line_spec.py)")
     p.add_argument("--dtmf", default="", metavar="DIGITS", help="keypad digits to press with "
                    "the first utterance")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gateway.carriers.core import Carrier
 from gateway.rig.capture import load_capture
+from gateway.rig.line_spec import LineSpec
 from gateway.rig.peers.registry import new_peer
 from gateway.rig.phone import CallResult, Speech, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator.speech import speech_dir
@@ -34,7 +35,9 @@ class CallPlan:
 
     With ``answer_url`` each call first fetches the carrier's answer document there (signed
     with ``secret``), as the carrier would, and streams where it says; else it connects to
-    the media URL directly (a gateway that checks no signatures)."""
+    the media URL directly (a gateway that checks no signatures). With ``line``, every
+    call goes over that simulated line, call ``i`` with the spec's seed plus ``i`` (each its
+    own noise, the run reproducible)."""
 
     utterances: tuple[Utterance, ...]
     parameters: dict[str, str] = field(default_factory=dict)
@@ -42,6 +45,10 @@ class CallPlan:
     carrier: Carrier = Carrier.TWILIO
     answer_url: str | None = None
     secret: str | None = field(default=None, repr=False)
+    line: LineSpec | None = None
+
+    def line_for(self, index: int) -> LineSpec | None:
+        return None if self.line is None else replace(self.line, seed=self.line.seed + index)
 
     @property
     def barge_in(self) -> bool:
@@ -53,7 +60,8 @@ def build_plan(*, wav: Sequence[Path] | Path | None = None,
                barge_in_ms: int | None = None, dtmf: str = "",
                secret: str | None = None, start_ms: int = 300,
                parameters: Mapping[str, str] | None = None,
-               carrier: Carrier = Carrier.TWILIO, answer_url: str | None = None) -> CallPlan:
+               carrier: Carrier = Carrier.TWILIO, answer_url: str | None = None,
+               line: LineSpec | None = None) -> CallPlan:
     """``parameters`` go in every stream's start, over a capture's and the defaults."""
     params: dict[str, str] = {"From": "+15550100", "To": "+15550199"}
     if capture is not None:
@@ -82,7 +90,7 @@ def build_plan(*, wav: Sequence[Path] | Path | None = None,
         utterances.append(Utterance(load_utterance(speech_dir() / BARGE_IN_UTTERANCE),
                                     When.BARGE_IN, barge_in_ms))
     return CallPlan(tuple(utterances), params | dict(parameters or {}), source, carrier,
-                    answer_url, secret)
+                    answer_url, secret, line)
 
 
 @dataclass(slots=True)
@@ -135,7 +143,8 @@ async def run_call(index: int, url: str, plan: CallPlan, *, speed: float, timeou
             await place_call(url, list(plan.utterances), speed=speed,
                              reply_wait_s=reply_wait_s, result=result, observer=observer,
                              peer=new_peer(plan.carrier, plan.parameters),
-                             answer_url=plan.answer_url, secret=plan.secret)
+                             answer_url=plan.answer_url, secret=plan.secret,
+                             line=plan.line_for(index))
         record.error = classify_result(result)
     except Exception as exc:  # every failure is a figure of the test, not a crash
         record.error = classify_exception(exc)

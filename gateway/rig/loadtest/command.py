@@ -14,6 +14,7 @@ from typing import Any
 from gateway import eventloop
 from gateway.carriers.core import Carrier
 from gateway.errors import ConfigError
+from gateway.rig.line_spec import parse_line
 from gateway.rig.peers import parse_parameters
 from gateway.rig.peers.registry import carrier, env_secret, test_credentials
 
@@ -93,6 +94,7 @@ async def run(args: argparse.Namespace) -> int:
     _check(args)
     which = carrier(args.carrier)
     params = parse_parameters(args.param)  # before anything starts: a typo fails at once
+    line = None if args.line is None else parse_line(args.line)
     sim_trace = _sim_trace(args)
     gateway_trace = _gateway_trace(args, sim_trace)
     phone_trace = None if args.trace is None else PhoneTrace(args.trace)
@@ -120,7 +122,7 @@ async def run(args: argparse.Namespace) -> int:
         monitor = _monitor(pids, required=args.local or args.pid is not None)
         plan = build_plan(wav=args.wav, capture=args.capture, barge_in_ms=args.barge_in_ms,
                           dtmf=args.dtmf, secret=secret, parameters=params, carrier=which,
-                          answer_url=answer_url)
+                          answer_url=answer_url, line=line)
         # Neither --duration nor --count: one call per slot.
         count = args.count if args.count is not None or args.duration is not None \
             else args.calls
