@@ -8,6 +8,7 @@ import pytest
 
 from gateway.audio import AudioFormat, Codec, pcm16_to_ulaw, ulaw_to_pcm16
 from gateway.carriers.twilio import FORMAT as ULAW_8K
+from gateway.cli import main
 from gateway.errors import ConfigError
 from gateway.rig.line import LineModel, PhoneLine, active_level_dbov, level_dbov
 from gateway.rig.line_noise import recordings
@@ -202,3 +203,14 @@ def test_a_load_test_gives_each_call_its_own_seed() -> None:
     assert plan.line_for(0) == parse_line("noise=pink@10dB,seed=4")
     assert plan.line_for(3) == parse_line("noise=pink@10dB,seed=7")
     assert build_plan().line_for(3) is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["loadtest", "--local", "--line", "echo=12dB"],
+    ["call", "caller.wav", "--url", "http://127.0.0.1:9", "--line", "noise=fog@3dB"],
+    ["demo", "--line", "codec=g729"],
+])
+def test_every_command_refuses_a_bad_line_before_it_starts(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "line spec" in capsys.readouterr().err
