@@ -23,7 +23,9 @@ from gateway.rig.line_spec import (
 )
 from gateway.rig.loadtest.calls import build_plan
 from gateway.rig.peers import PlaybackBuffer
+from gateway.rig.simulator.scenario import ScenarioError, scenario_from_dict
 from gateway.rig.simulator.speech import caller_pcm16, fixtures
+from gateway.rig.simulator.vad import EnergyVad, SpeechStarted
 
 TICK_MS = 20
 
@@ -214,3 +216,40 @@ def test_every_command_refuses_a_bad_line_before_it_starts(
         argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert "line spec" in capsys.readouterr().err
+
+
+# -- what the simulated server's activity detection makes of the line ------------------------
+
+
+def _vad(pcm: bytes, margin: float | None) -> list[tuple[str, float]]:
+    vad = EnergyVad(noise_margin_db=margin)
+    return [(type(e).__name__, round(e.audio_s if isinstance(e, SpeechStarted)
+                                     else e.duration_s, 2))
+            for e in vad.feed(pcm, 8000) + vad.flush()]
+
+
+def test_steady_noise_is_speech_to_the_energy_detector_unless_it_tracks_the_floor() -> None:
+    said = bytes(2 * 8000 * 2) + caller_pcm16("caller_book_table")  # words from 2.04 s
+    [(_, start), (_, words)] = _vad(said, None)
+    for kind in ("white", "pink", "car"):
+        noisy = _run(LineModel(parse_line(f"noise={kind}@10dB"), 8000), said, b"",
+                     extra_ticks=100)
+        assert _vad(noisy, None)[0] == ("SpeechStarted", 0.0)  # the noise itself
+        [(_, s), (_, d)] = _vad(noisy, 10.0)
+        assert abs(s - start) <= 0.06 and abs(d - words) <= 0.1, kind
+
+
+def test_echo_over_noise_is_still_speech_with_the_floor_tracked() -> None:
+    """The echo is speech: a floor-tracking detector hears it as the caller, as it should."""
+    reply = _pcm(recordings(8000, "agent")[1])
+    echo = _run(LineModel(parse_line("echo=6dB@120ms,noise=pink@20dB"), 8000), b"", reply)
+    heard = _vad(echo, 10.0)
+    assert heard and heard[0][0] == "SpeechStarted" and heard[0][1] < 0.5
+
+
+def test_a_scenario_sets_the_noise_margin() -> None:
+    assert scenario_from_dict({"vad_noise_margin_db": 10}).vad_noise_margin_db == 10
+    assert scenario_from_dict({}).vad_noise_margin_db is None
+    for bad in (0, 50, "loud"):
+        with pytest.raises(ScenarioError):
+            scenario_from_dict({"vad_noise_margin_db": bad})

@@ -7,6 +7,8 @@ A scenario scripts what the simulated model says, turn by turn, and what goes wr
     response_delay_ms: 300   # end of caller speech -> start of the reply
     silence_ms: 500          # caller silence that ends a turn (default: setup's, else 500)
     vad_threshold: 400       # frame RMS (PCM16 units) above which audio counts as speech
+    vad_noise_margin_db: null  # if set, also this far above the tracked noise floor: steady
+                             # noise (a simulated line's) is then not speech; echo still is
     onset_ms: 60             # loud audio needed before it counts as speech (and barges in)
     chunk_ms: 80             # audio per reply message
     tool_timeout_ms: 10000   # wait for a toolResponse (wall clock, not scaled by speed)
@@ -115,6 +117,7 @@ class Scenario:
     response_delay_ms: int = 300
     silence_ms: int | None = None
     vad_threshold: float = 400.0
+    vad_noise_margin_db: float | None = None
     onset_ms: int = 60
     chunk_ms: int = 80
     tool_timeout_ms: int = 10000
@@ -138,6 +141,8 @@ class Scenario:
         if self.connection_lifetime_s is not None and not (
                 0 <= self.go_away_before_s < self.connection_lifetime_s):
             raise _fail("go_away_before_s", "must be >= 0 and below connection_lifetime_s")
+        if self.vad_noise_margin_db is not None and not 0 < self.vad_noise_margin_db <= 40:
+            raise _fail("vad_noise_margin_db", "must be above 0 and at most 40")
         if self.silence_ms is not None and self.silence_ms <= 0:
             raise _fail("silence_ms", "must be > 0")
         if not 10 <= self.chunk_ms <= 1000:
@@ -303,7 +308,7 @@ def scenario_from_dict(data: Any, *, base_dir: Path | None = None) -> Scenario:
         "speed": (int, float), "vad_threshold": (int, float), "response_delay_ms": int,
         "silence_ms": int, "onset_ms": int, "chunk_ms": int, "tool_timeout_ms": int,
         "connection_lifetime_s": (int, float), "go_away_before_s": (int, float),
-        "keep_audio_s": (int, float)}
+        "keep_audio_s": (int, float), "vad_noise_margin_db": (int, float)}
     for key, kinds in numeric.items():
         if data.get(key) is not None:
             kw[key] = _typed(data, key, kinds, "")

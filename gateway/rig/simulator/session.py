@@ -70,7 +70,8 @@ class LiveSession:
         self._closed = False
         self._conversation = Conversation()
         self._position = 0  # scenario turns used up; the next reply is turn position + 1
-        self._vad = EnergyVad(scenario.vad_threshold, scenario.onset_ms, 500)
+        self._vad = EnergyVad(scenario.vad_threshold, scenario.onset_ms, 500,
+                              scenario.vad_noise_margin_db)
         self._activity_from: float | None = None  # audio position of an open activityStart
         self._timers: list[_Timer] = []
         self._seq = 0

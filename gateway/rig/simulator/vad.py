@@ -4,6 +4,11 @@ Works on audio time (sample counts), never on wall-clock time, so a client that 
 faster than real time gets the same turn boundaries as one streaming at real time.
 Speech starts once frames louder than ``threshold`` (RMS, PCM16 units) have lasted
 ``onset_ms``; it ends after ``silence_ms`` of quieter audio.
+
+Energy is all it hears: the echo of the agent's own reply on the caller's line is speech to
+it, as it is to a real server-side detector. Steady background noise is too, unless it is
+given ``noise_margin_db``: then it tracks the noise floor (it falls at once to any quieter
+frame and rises 0.5 dB a second) and a frame counts as loud only this far above it as well.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from gateway.audio import rms
 
 FRAME_MS = 20
+_FLOOR_RISE = 10 ** (0.5 / 20 / 50)  # per frame: 0.5 dB a second
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +36,10 @@ VadEvent = SpeechStarted | SpeechEnded
 
 class EnergyVad:
     def __init__(self, threshold: float = 400.0, onset_ms: int = 60,
-                 silence_ms: int = 500) -> None:
+                 silence_ms: int = 500, noise_margin_db: float | None = None) -> None:
         self.threshold = threshold
+        self._margin = None if noise_margin_db is None else 10 ** (noise_margin_db / 20)
+        self._floor = float("inf")  # the noise floor's RMS, with a margin
         self.onset_s = onset_ms / 1000
         self.silence_s = silence_ms / 1000
         self.in_speech = False
@@ -63,7 +71,11 @@ class EnergyVad:
         # simulator's largest cost at hundreds of sessions.
         threshold = self.threshold
         for at in range(0, usable, frame_bytes):
-            loud = rms(data[at:at + frame_bytes]) > threshold
+            level = rms(data[at:at + frame_bytes])
+            loud = level > threshold
+            if self._margin is not None:
+                loud = loud and level > self._floor * self._margin
+                self._floor = min(float(level), self._floor * _FLOOR_RISE + 1.0)
             start = self._pos
             self._pos += frame_s
             if loud:
