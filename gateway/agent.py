@@ -336,6 +336,9 @@ class Agent:
     transfer_targets: Mapping[str, str] = field(default_factory=dict)
     record: bool = False  # save a stereo WAV of each call (needs VOICEGW_RECORDINGS_DIR)
     turn_taking: TurnTaking = field(default_factory=TurnTaking)
+    # Seconds without reply audio, once one is owed, before the gateway steps in (nudge,
+    # resume, apology; see gateway.stall); None: the gateway's setting; 0: never.
+    stall_timeout_s: float | None = None
     _by_name: Mapping[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -347,6 +350,8 @@ class Agent:
         if not isinstance(self.turn_taking, TurnTaking):
             raise ToolDefinitionError(f"agent {self.name!r}: turn_taking must be a "
                                       f"TurnTaking(...), not {type(self.turn_taking).__name__}")
+        if self.stall_timeout_s is not None and not self.stall_timeout_s >= 0:
+            raise ToolDefinitionError(f"agent {self.name!r}: stall_timeout_s must be >= 0")
         unknown = set(self.call_control) - set(BUILTINS)
         if unknown:
             raise ToolDefinitionError(f"agent {self.name!r}: unknown call_control "

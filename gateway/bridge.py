@@ -48,9 +48,11 @@ from gateway.playout import CallerPlayout
 from gateway.record import NOT_ENDED, CallStats, CallSummary, Transcript, notify
 from gateway.recording import Feed, WavRecorder
 from gateway.registry import DEFAULT_AGENT, UnknownAgentError
+from gateway.stall import StallTrigger
 from gateway.tokens import TokenVerdict
 from gateway.tools import ToolDispatcher
 from gateway.turns import LocalTurns
+from gateway.watchdog import StallWatchdog, times_for
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
 # A frame peaking above this counts as the caller speaking (-35 dBFS: above line noise,
@@ -119,6 +121,7 @@ class CallBridge:
         self._ms_per_byte = 0.0
         self.model: ModelEvents | None = None
         self.turns: LocalTurns | None = None  # the gateway's own turn-taking, if the agent's
+        self.watchdog: StallWatchdog | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -420,12 +423,21 @@ class CallBridge:
         self.control = CallController(self.services.call_control.get(self.carrier),
                                       event.control, self.log, can_transfer=caps.transfer)
         self.ctx = CallContext.for_call(agent, event, control=self.control)
+        updated = functools.partial(self._notify, "call_updated")
+        times = times_for(self.settings.stall, agent.stall_timeout_s)
+        if times.enabled:
+            self.watchdog = StallWatchdog(
+                times, keeper=self.keeper, playout=playout, apologise=self._apologise,
+                tools_running=lambda: bool(self.tools and self.tools.running),
+                stats=self.stats.stalls, log=self.log, updated=updated, t0=self._t0)
+            self._spawn(self.watchdog.run(), "stall-watchdog")
         self.tools = ToolDispatcher(agent, self.ctx, self._send_live, self._spawn,
-                                    log=self.log)
+                                    log=self.log, responded=self.watchdog.tool_responded
+                                    if self.watchdog else None)
         self.model = ModelEvents(playout, self.keeper, self.tools, transcript=self.transcript,
                                  stats=self.stats, log=self.log,
-                                 protocol_error=self._live_protocol_error,
-                                 updated=lambda: self._notify("call_updated"))
+                                 protocol_error=self._live_protocol_error, updated=updated,
+                                 watchdog=self.watchdog)
         self._spawn(self.control.run(playout), "call-control")
         self._spawn(self._model_pump(agent), "model-pump")
 
@@ -474,6 +486,8 @@ class CallBridge:
                 await self._first_session(agent)
             else:
                 self._notify("call_updated")  # a reconnect: its gap goes on the record
+            if self.watchdog is not None:
+                self.watchdog.session_opened()
             try:
                 await model.read(session)
             except LiveClosedError as exc:
@@ -492,6 +506,8 @@ class CallBridge:
         greeting = agent.greeting_prompt()
         if greeting:
             await self.keeper.send_text(live.text_message(greeting))
+            if self.watchdog is not None:
+                self.watchdog.asked(StallTrigger.PROMPTED)
 
     async def _fail_over(self, fault: LiveFault) -> NoReturn:
         """The Live API cannot serve the call: apologise, then hang up or transfer."""

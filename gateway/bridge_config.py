@@ -18,6 +18,7 @@ from gateway.live_keeper import DEFAULT_HELD_MS, DEFAULT_OVERLAP_S
 from gateway.playout import DEFAULT_LEAD_MS
 from gateway.record import CallObserver
 from gateway.registry import AgentRegistry
+from gateway.stall import StallTimes
 from gateway.timing_trace import GatewayTrace
 from gateway.tokens import StreamTokens
 from gateway.turns import DetectorFactory
@@ -56,6 +57,7 @@ class BridgeSettings:
     record_all: bool = False  # record every call, not only those of agents with record=True
     capture_dir: Path | None = None  # save each call's inbound stream here, as JSON lines
     pacing_lead_ms: float = DEFAULT_LEAD_MS  # a carrier without clear: audio held ahead
+    stall: StallTimes = field(default_factory=StallTimes)  # a model gone quiet (timeout 0: off)
 
 
 @dataclass(frozen=True, slots=True)

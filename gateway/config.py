@@ -15,6 +15,7 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
+from gateway.stall import DEFAULT_STEP_S, DEFAULT_TIMEOUT_S
 
 DEFAULT_MODEL: Final = "gemini-2.5-flash-native-audio-preview-12-2025"
 AI_STUDIO_HOST: Final = "generativelanguage.googleapis.com"
@@ -139,6 +140,11 @@ class Settings:
     recordings_dir: str = "recordings"
     record_all: bool = False
     capture_dir: str | None = None  # VOICEGW_CAPTURE_DIR: inbound streams as JSON lines
+    # A model gone quiet (gateway.stall): seconds without reply audio, once one is owed,
+    # before the nudge (VOICEGW_STALL_TIMEOUT_S; 0: off; an agent's own wins), and the wait
+    # after the nudge and after the resume (VOICEGW_STALL_STEP_S).
+    stall_timeout_s: float = DEFAULT_TIMEOUT_S
+    stall_step_s: float = DEFAULT_STEP_S
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -206,11 +212,14 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
         raise ConfigError("VOICEGW_SECRET must be at least 32 characters (it keys the "
                           "per-call stream tokens)")
     ttl = _number(env, "VOICEGW_STREAM_TOKEN_TTL_S", None, 120.0, minimum=5)
+    stall = _number(env, "VOICEGW_STALL_TIMEOUT_S", None, DEFAULT_TIMEOUT_S, minimum=0)
+    step = _number(env, "VOICEGW_STALL_STEP_S", None, DEFAULT_STEP_S, minimum=0.05)
     settings = Settings(endpoint=endpoint, host=host, port=port, public_url=public_url,
                         voice=voice, language=language, log_level=log_level,
                         stream_secret=Secret(secret) if secret else None,
                         stream_token_ttl_s=ttl,
-                        max_calls=int(calls), max_loop_lag_ms=lag, shutdown_grace_s=grace)
+                        max_calls=int(calls), max_loop_lag_ms=lag, shutdown_grace_s=grace,
+                        stall_timeout_s=stall, stall_step_s=step)
     record = (_env(env, "VOICEGW_RECORD") or "agents").lower()
     if record not in ("agents", "all"):
         raise ConfigError(f"VOICEGW_RECORD must be 'agents' or 'all', got {record!r}")

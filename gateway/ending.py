@@ -23,6 +23,7 @@ class EndKind(enum.Enum):
     REFUSED = "refused"  # the stream's token was missing, forged, expired or replayed
     START_TIMEOUT = "start_timeout"
     UNKNOWN_AGENT = "unknown_agent"
+    MODEL_STALLED = "model_stalled"  # the model stayed quiet through a nudge and a resume
     SHUTDOWN = "shutdown"
     INTERNAL_ERROR = "internal_error"
 

@@ -26,6 +26,8 @@ either invisible to the caller:
 The link's state is explicit (:class:`LinkState` and its table of legal moves): a ``goAway``
 swap is a planned move (``OPEN -> SWAPPING -> CONNECTING``), never the failure path a dropped
 connection takes (``OPEN -> DROPPED``, where the close is classified and retries counted).
+:meth:`LiveKeeper.restart` takes the same planned path at once, for a model that went quiet
+(:mod:`gateway.stall`): a new connection resumes with the newest handle and hears the replay.
 The keeper does no parsing and owns no task but the swap it schedules on the call's group.
 """
 
@@ -90,6 +92,7 @@ class KeeperStats:
     sessions: int = 0  # opened
     reconnects: int = 0  # opened after the first: swaps and recoveries
     swaps: int = 0  # reconnects asked for by a goAway
+    restarts: int = 0  # reconnects the gateway chose: the model had gone quiet
     drops: int = 0  # sessions lost without being asked to go
     frames_forwarded: int = 0  # caller frames that reached a session (each once)
     frames_replayed: int = 0  # caller frames sent again to a new session
@@ -336,9 +339,20 @@ class LiveKeeper:
         budget = max(0.0, (time_left_s or 0.0) - min(5.0, (time_left_s or 0.0) / 2))
         self._swap_task = self._spawn(self._swap_when_idle(budget, turn_done))
 
-    async def _swap_when_idle(self, budget_s: float, turn_done: asyncio.Event) -> None:
+    def restart(self) -> bool:
+        """Swap to a new session now, resuming with the newest handle (the model went quiet);
+        False if no session is open or a swap is already under way."""
+        if self.state is not LinkState.OPEN or (self._swap_task is not None
+                                                and not self._swap_task.done()):
+            return False
+        self.stats.restarts += 1
+        self._swap_task = self._spawn(self._swap_when_idle(0.0, None, "restarting"))
+        return True
+
+    async def _swap_when_idle(self, budget_s: float, turn_done: asyncio.Event | None,
+                              reason: str = "going away") -> None:
         session = self.session
-        if budget_s > 0:
+        if budget_s > 0 and turn_done is not None:
             try:
                 async with asyncio.timeout(budget_s):
                     await turn_done.wait()
@@ -347,12 +361,13 @@ class LiveKeeper:
         if session is None or self.session is not session or self.state is not LinkState.OPEN:
             return  # already gone (dropped, or the call ended)
         self._move(LinkState.SWAPPING)
-        self.stats.swaps += 1
+        if turn_done is not None:  # a goAway's (restart() counted its own)
+            self.stats.swaps += 1
         self.session = None
         self._gone_at = time.monotonic()
         # The service allows one connection per handle: close the old one first.
         try:
-            await session.close(1000, "going away")
+            await session.close(1000, reason)
         except Exception as exc:  # already closing; the pump still sees the end
             self.log.debug("live_close_failed", error=repr(exc))
 

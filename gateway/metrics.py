@@ -30,6 +30,7 @@ from prometheus_client.metrics_core import (
 
 from gateway.ending import EndKind
 from gateway.record import CallStats, CallSummary
+from gateway.stall import StallOutcome
 from gateway.stats import Histogram, edge_index, edge_seconds
 from gateway.tools import ToolStats
 
@@ -55,6 +56,10 @@ def _tools(s: CallSummary) -> ToolStats:
 _NO_TOOLS: Final = ToolStats()
 
 
+def _stalls(outcome: StallOutcome) -> Read:
+    return lambda s: s.stats.stalls.counts[outcome]
+
+
 @dataclass(frozen=True, slots=True)
 class _CounterSpec:
     name: str  # without `_total`, which the exposition adds
@@ -77,10 +82,16 @@ COUNTERS: Final = (
         ("caller_no_session", lambda s: s.stats.live.frames_lost),
     )),
     _CounterSpec("live_reconnects", "Live sessions replaced mid-call: swap after a goAway, "
-                 "drop when the connection was lost.", "kind", (
+                 "drop when the connection was lost, restart when the model had gone quiet.",
+                 "kind", (
                      ("swap", lambda s: s.stats.live.swaps),
                      ("drop", lambda s: s.stats.live.drops),
+                     ("restart", lambda s: s.stats.live.restarts),
                  )),
+    _CounterSpec("stalls", "Times the model went quiet when a reply was owed, by how each "
+                 "ended: nudged (a text input), resumed (a new session), apologised (the call "
+                 "ended), abandoned (the caller hung up first).", "outcome",
+                 tuple((o.value, _stalls(o)) for o in StallOutcome)),
     # A timeout is also counted as an error in ToolStats; here each call has one outcome.
     _CounterSpec("tool_calls", "Finished tool calls by outcome.", "outcome", (
         ("ok", lambda s: _tools(s).run_time.count - _tools(s).errors - _tools(s).cancelled),

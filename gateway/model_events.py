@@ -3,6 +3,7 @@ part of the call it concerns (the playout, the Live keeper, the tools, the trans
 call's figures). The bridge builds one when the call starts, with everything it needs, and
 hands it each session to read; it also tells it when the caller spoke, which is how the
 response latency of each turn is measured (end of the caller's speech to the first reply).
+The call's stall watchdog (:mod:`gateway.watchdog`), if it has one, is told the same.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from gateway.errors import LiveProtocolError
 from gateway.live_keeper import LiveKeeper, LiveLink
 from gateway.playout import CallerPlayout
 from gateway.record import CallStats, Transcript
+from gateway.stall import StallTrigger
 from gateway.tools import ToolDispatcher
+from gateway.watchdog import StallWatchdog
 
 
 class ModelEvents:
@@ -26,7 +29,7 @@ class ModelEvents:
     def __init__(self, playout: CallerPlayout, keeper: LiveKeeper, tools: ToolDispatcher, *,
                  transcript: Transcript, stats: CallStats, log: Any,
                  protocol_error: Callable[[Exception], None],
-                 updated: Callable[[], None]) -> None:
+                 updated: Callable[[], None], watchdog: StallWatchdog | None = None) -> None:
         self.playout = playout
         self.keeper = keeper
         self.tools = tools
@@ -35,10 +38,13 @@ class ModelEvents:
         self.log = log
         self._protocol_error = protocol_error
         self._updated = updated
+        self.watchdog = watchdog
         self._last_speech: float | None = None  # when the caller last spoke, unanswered
 
     def caller_spoke(self, at: float) -> None:
         self._last_speech = at
+        if self.watchdog is not None:
+            self.watchdog.caller_spoke(at)
 
     async def read(self, session: LiveLink) -> None:
         """Route every message of ``session`` until it closes (raises LiveClosedError if it
@@ -59,23 +65,31 @@ class ModelEvents:
         self.stats.turn_latency_ms.append(round(seconds * 1000, 1))
 
     def dispatch(self, event: live.LiveEvent, received: float) -> None:
-        playout, keeper, tools = self.playout, self.keeper, self.tools
+        playout, keeper, tools, watchdog = self.playout, self.keeper, self.tools, self.watchdog
         match event:
             case live.ModelAudio():
                 if playout.turn_sent_ms == 0 and self._last_speech is not None:
                     self._response_latency(received - self._last_speech)
                 playout.audio(event, received)
+                if watchdog is not None:
+                    watchdog.model_answered(received)
             case live.Interrupted():
                 playout.interrupted(received)
+                if watchdog is not None:
+                    watchdog.asked(StallTrigger.INTERRUPTED, received)
                 self._updated()
             case live.TurnComplete():
                 playout.turn_complete(event, received)
                 self._updated()
             case live.InputTranscript():
                 self.transcript.add("caller", event.text)
+                if watchdog is not None:
+                    watchdog.heard_caller(received)
             case live.OutputTranscript():
                 self.transcript.add("agent", event.text)
             case live.ToolCall():
+                if watchdog is not None:
+                    watchdog.model_answered(received)
                 playout.open_turn()
                 tools.handle_tool_call(event, received)
             case live.ToolCallCancellation():

@@ -88,6 +88,7 @@ class CallerPlayout:
         self.turn_open = False  # the model is mid-turn (audio or a tool call, no turnComplete)
         self.turn_done = asyncio.Event()
         self.turn_done.set()
+        self._end_mark: str | None = None  # the last turn's end mark, until it has played
         self._mark_waiters: dict[str, asyncio.Event] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}  # own marks not yet played
         self._settled: set[str] = set()  # waited-on marks a clear settled before their echo
@@ -170,7 +171,8 @@ class CallerPlayout:
         for chunk in self._chunker.flush():
             self._send_audio(chunk, received)
         if self.turn_sent_ms:
-            self.queue_mark(f"{self.turn}:end", turn_end=True)
+            self._end_mark = f"{self.turn}:end"
+            self.queue_mark(self._end_mark, turn_end=True)
         self.next_turn()
         if event.reason:
             self.log.info("turn_complete", reason=event.reason)
@@ -181,6 +183,13 @@ class CallerPlayout:
             for chunk in self._chunker.flush():
                 self._send_audio(chunk, time.perf_counter())
             self.next_turn()
+
+    @property
+    def audible(self) -> bool:
+        """Whether the caller may still be hearing the agent: a turn is open, or the last
+        one's end has not been confirmed played (by the carrier's mark or, without marks,
+        the gateway's clock)."""
+        return self.turn_open or self._end_mark is not None
 
     def open_turn(self) -> None:
         if not self.turn_open:
@@ -218,6 +227,8 @@ class CallerPlayout:
         """Everything sent before mark ``event.name`` has played (the carrier said so, or,
         for a carrier without marks, the gateway's clock)."""
         self._timers.pop(event.name, None)
+        if event.name == self._end_mark:
+            self._end_mark = None
         waiter = self._mark_waiters.pop(event.name, None)
         if waiter is not None:
             waiter.set()
@@ -238,6 +249,7 @@ class CallerPlayout:
         """Audio past ``cut`` will never play: marks still waiting are settled now, and a
         carrier that echoes them on a clear (as Twilio does) finds them settled already."""
         self._played_by = None
+        self._end_mark = None
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

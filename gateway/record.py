@@ -13,6 +13,7 @@ from typing import Any, Final, Protocol
 
 from gateway.ending import EndKind, EndReason
 from gateway.live_keeper import KeeperStats
+from gateway.stall import StallStats
 from gateway.stats import Histogram
 
 TRANSCRIPT_LINES: Final = 500
@@ -42,6 +43,7 @@ class CallStats:
     # End of the caller's speech (gateway's energy detector) -> first reply audio, per turn.
     response_latency: Histogram = field(default_factory=Histogram)
     turn_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRANSCRIPT_LINES))
+    stalls: StallStats = field(default_factory=StallStats)  # the model went quiet: how it ended
 
     @property
     def frames_forwarded(self) -> int:

@@ -53,6 +53,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.overload import LoopLag
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, discover_agents
+from gateway.stall import StallTimes
 from gateway.store import CallRecorder, store_from_env
 from gateway.tasks import cancel_and_wait
 from gateway.tokens import StreamTokens
@@ -162,6 +163,7 @@ class Gateway:
             recordings_dir=Path(s.recordings_dir), record_all=s.record_all,
             capture_dir=Path(s.capture_dir) if s.capture_dir else None,
             max_queued_media=s.outbound_queue_items,
+            stall=StallTimes(timeout_s=s.stall_timeout_s, step_s=s.stall_step_s),
         )
 
     # -- webhooks ------------------------------------------------------------------------

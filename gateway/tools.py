@@ -68,18 +68,21 @@ class ToolDispatcher:
 
     ``send`` writes one text message to the Live session; ``spawn`` starts a task in the
     call's task group, so tools end with the call at the latest. :meth:`aclose` cancels what
-    is still running.
+    is still running. ``responded`` is told after each answer is sent whether the model was
+    waiting for it (False for a ``NON_BLOCKING`` function's).
     """
 
     def __init__(self, agent: Agent, ctx: CallContext, send: Send, spawn: Spawn, *,
                  log: Any = None, max_records: int = MAX_RECORDS,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 responded: Callable[[bool], None] | None = None) -> None:
         self.agent = agent
         self.ctx = ctx
         self._send = send
         self._spawn = spawn
         self.log = log if log is not None else structlog.get_logger("gateway.tools")
         self._clock = clock
+        self._responded = responded  # told after each answer sent: blocking or not
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._records: deque[ToolRecord] = deque(maxlen=max_records)
@@ -207,6 +210,8 @@ class ToolDispatcher:
                              error=repr(exc))
             return
         self.stats.reply_delay.observe(self._clock() - returned)
+        if self._responded is not None:
+            self._responded(scheduling is None)
 
 
 # Apart from TimeoutError: only our own deadline is a timeout; a tool's own is a failure.

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.record import CallSummary, TranscriptLine
+from gateway.stall import StallRecord
 from gateway.tools import ToolRecord
 
 
@@ -60,6 +61,7 @@ class CallRecord:
     longest_reply_gap_ms: float | None = None  # schema 2; None in records written before
     carrier: str = "twilio"  # schema 3; every earlier call was Twilio's
     end_kind: str | None = None  # schema 3: gateway.ending.EndKind's value, once ended
+    stalls: tuple[StallRecord, ...] = ()  # schema 4: the model went quiet, and how it ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,4 +118,5 @@ def record_of(summary: CallSummary, *, ended: bool, now: float) -> CallRecord | 
         updated_at=utc(now),
         turns=tuple(summary.transcript),
         tool_calls=tuple(ToolRow.of(t) for t in summary.tool_calls),
+        stalls=tuple(stats.stalls.records),
     )

@@ -71,6 +71,9 @@ def show_text(r: CallRecord, *, full_numbers: bool = False) -> str:
            f"total {r.tokens_total}",
            "  response latency per turn (ms): "
            + (", ".join(f"{ms:.0f}" for ms in r.response_latency_ms) or "-"),
+           "  model stalls: "
+           + (", ".join(f"{s.at_s:.1f}s {s.outcome.value} after {s.quiet_ms:.0f} ms "
+                        f"({s.trigger.value})" for s in r.stalls) or "-"),
            "", "transcript:"]
     out += [f"  {t.at:7.2f}s  {t.role:<6} {t.text}"
             + (f"  [interrupted; heard: {t.heard!r}]" if t.interrupted and t.heard is not None
@@ -106,6 +109,8 @@ def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
         "tokens": {"prompt": r.tokens_prompt, "response": r.tokens_response,
                    "total": r.tokens_total},
         "response_latency_ms": list(r.response_latency_ms),
+        "stalls": [{"at_s": s.at_s, "trigger": s.trigger.value, "outcome": s.outcome.value,
+                    "quiet_ms": s.quiet_ms} for s in r.stalls],
         "updated_at": r.updated_at.isoformat(),
         "turns": [{"at_s": t.at, "role": t.role, "text": t.text,
                    "interrupted": t.interrupted, "heard": t.heard} for t in r.turns],

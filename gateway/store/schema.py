@@ -103,6 +103,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "ALTER TABLE calls ADD COLUMN end_kind TEXT",  # gateway.ending.EndKind's value
         "CREATE INDEX calls_carrier_started_at ON calls (carrier, started_at)",
     )),
+    Migration(4, "each time the model went quiet, and how it ended", (
+        # A JSON list of {at_s, trigger, outcome, quiet_ms} (gateway.stall.StallRecord);
+        # NULL in records written before.
+        "ALTER TABLE calls ADD COLUMN stalls {json}",
+    )),
 )
 
 LATEST: Final = MIGRATIONS[-1].version

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from gateway.record import TranscriptLine
+from gateway.stall import StallOutcome, StallRecord, StallTrigger
 from gateway.store.model import CallListing, CallRecord, ToolRow
 from gateway.store.schema import Dialect
 
@@ -20,7 +21,7 @@ CALL_COLUMNS: Final = (
     "end_reason", "duration_s", "frames_in", "frames_out", "frames_dropped", "longest_gap_ms",
     "interruptions", "live_reconnects", "reconnect_gaps", "tokens_prompt", "tokens_response",
     "tokens_total", "response_latency_ms", "updated_at", "longest_reply_gap_ms", "carrier",
-    "end_kind",
+    "end_kind", "stalls",
 )
 _JSON: Final = frozenset({"reconnect_gaps", "response_latency_ms"})
 _TIMES: Final = frozenset({"started_at", "ended_at", "updated_at"})
@@ -99,6 +100,10 @@ def call_params(record: CallRecord, dialect: Dialect) -> list[Any]:
             value = dumps(list(value) if isinstance(value, tuple) else dict(value))
         elif column in _TIMES:
             value = _time_param(value, dialect)
+        elif column == "stalls":
+            value = dumps([{"at_s": s.at_s, "trigger": s.trigger.value,
+                            "outcome": s.outcome.value, "quiet_ms": s.quiet_ms}
+                           for s in value])
         out.append(value)
     return out
 
@@ -124,6 +129,8 @@ def record_from_rows(row: Row, turns: Sequence[Row], tools: Sequence[Row]) -> Ca
                 value = tuple(float(v) for v in value)
         elif column in _TIMES:
             value = _time_value(value)
+        elif column == "stalls":
+            value = _stalls(_json_value(value))
         values[column] = value
     return CallRecord(
         **values,
@@ -132,6 +139,13 @@ def record_from_rows(row: Row, turns: Sequence[Row], tools: Sequence[Row]) -> Ca
         tool_calls=tuple(ToolRow(t["id"], t["name"], _json_value(t["args"]),
                                  _json_value(t["result"]), t["error"], float(t["latency_ms"]),
                                  t["outcome"]) for t in tools))
+
+
+def _stalls(value: Any) -> tuple[StallRecord, ...]:
+    # NULL: a record written before schema 4.
+    return tuple(StallRecord(float(s["at_s"]), StallTrigger(s["trigger"]),
+                             StallOutcome(s["outcome"]), float(s["quiet_ms"]))
+                 for s in value or ())
 
 
 def listing_from_row(row: Row) -> CallListing:

@@ -44,6 +44,8 @@ class SessionRecord:
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
     tool_timeouts: int = 0
     handles: list[str] = field(default_factory=list)  # resumption handles issued
+    stalled_turns: list[int] = field(default_factory=list)  # turns the model went quiet on
+    nudged: int = 0  # text inputs that woke a stalled turn (scenario ``stall: nudge``)
     closed: tuple[int, str] | None = None
     sent: list[str] = field(default_factory=list)
 
@@ -53,6 +55,7 @@ class Conversation:
 
     def __init__(self) -> None:
         self.fired: set[int] = set()
+        self.stalled: set[int] = set()  # turns that went quiet once (scenario ``stall``)
 
 
 class HandleStore:

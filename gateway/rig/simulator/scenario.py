@@ -25,6 +25,7 @@ A scenario scripts what the simulated model says, turn by turn, and what goes wr
         tool_calls: [{name: lookup, args: {day: mon}, id: call-1}]
         cancel: true    # on barge-in, toolCallCancellation for the turn's unanswered
                         # calls (or a list of ids: exactly those)
+        stall: nudge    # | session: the model goes quiet on this turn (see below)
     injections:              # one trigger key + one action key each
       - after_setup: true    # | after_resume: true | after_turn: N | during_turn: N
         offset_ms: 0         # with during_turn: reply-audio time into that turn
@@ -40,10 +41,23 @@ waits for the answers to its tool calls, except calls to functions the setup dec
 and ``description`` are accepted and ignored. Injections fire once per conversation, also
 across resumed connections. Without a scenario (or without ``turns``) the simulator acts as a
 generic assistant answering with the bundled agent replies in order.
+
+A turn with ``stall`` models a model that goes quiet: once the caller's turn has ended (and
+its ``inputTranscription`` has gone, which the service's transcriber sends whatever the model
+does), the session sends nothing at all for that turn (no audio, no ``turnComplete``, no
+handle) and it stays that way while the caller talks on. With ``stall: nudge`` a text input
+(``realtimeInput.text``, or ``clientContent`` with ``turnComplete``) unsticks it: the reply
+then starts after ``response_delay_ms``, as for any text turn. With ``stall: session`` a text
+input is read and does nothing; only a new connection resuming the conversation (with a
+handle issued before the stall) gets the reply, once the caller's replayed audio ends its
+turn there. A turn stalls once per conversation, so the connection that resumes it answers
+normally; a fresh (unresumed) session is a new conversation and stalls again when it reaches
+that turn.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -87,6 +101,13 @@ class Reply:
     text: str
 
 
+class StallUntil(enum.Enum):
+    """What ends a turn's stall (see the module's docstring)."""
+
+    NUDGE = "nudge"  # a text input
+    SESSION = "session"  # only a resumed connection
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     caller_text: str | None = None
@@ -94,6 +115,7 @@ class Turn:
     reply_text: str | None = None
     tool_calls: tuple[ToolCallSpec, ...] = ()
     cancel: bool | tuple[str, ...] = False  # toolCallCancellation ids on barge-in
+    stall: StallUntil | None = None  # the model goes quiet on this turn until ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +238,8 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
 def _turn(data: Any, where: str) -> Turn:
     if not isinstance(data, Mapping):
         raise _fail(where, f"expected a mapping, got {data!r}")
-    _unknown(data, {"caller_text", "reply", "reply_text", "tool_calls", "cancel"}, f"{where}.")
+    _unknown(data, {"caller_text", "reply", "reply_text", "tool_calls", "cancel", "stall"},
+             f"{where}.")
     calls: list[ToolCallSpec] = []
     raw_calls = _typed(data, "tool_calls", list, f"{where}.") or []
     for j, c in enumerate(raw_calls):
@@ -235,10 +258,16 @@ def _turn(data: Any, where: str) -> Turn:
         cancel = tuple(str(x) for x in cancel)
     elif not isinstance(cancel, bool):
         raise _fail(f"{where}.cancel", f"expected true/false or a list of ids, got {cancel!r}")
+    stall = _typed(data, "stall", str, f"{where}.")
+    try:
+        until = None if stall is None else StallUntil(stall)
+    except ValueError:
+        raise _fail(f"{where}.stall", f"expected one of "
+                    f"{', '.join(u.value for u in StallUntil)}, got {stall!r}") from None
     return Turn(caller_text=_typed(data, "caller_text", str, f"{where}."),
                 reply=_typed(data, "reply", str, f"{where}."),
                 reply_text=_typed(data, "reply_text", str, f"{where}."),
-                tool_calls=tuple(calls), cancel=cancel)
+                tool_calls=tuple(calls), cancel=cancel, stall=until)
 
 
 def _injection(data: Any, where: str) -> Injection:

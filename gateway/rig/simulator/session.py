@@ -13,6 +13,9 @@ time / ``speed`` interleaved with ``outputTranscription`` -> ``generationComplet
 ``turnComplete`` once the audio would have finished playing -> ``sessionResumptionUpdate``
 (when asked for) -> ``usageMetadata``. Caller speech starting before ``turnComplete`` cuts
 the reply short: ``interrupted`` then ``turnComplete``, and that speech is the next turn.
+A turn whose scenario says ``stall`` stops after its ``inputTranscription`` (phase
+``STALLED``) until a text input or a resumed connection moves it on (see
+:mod:`gateway.rig.simulator.scenario`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from gateway.rig.simulator import protocol as p
 from gateway.rig.simulator import speech
 from gateway.rig.simulator.protocol import Action, Close, Drop, Send
 from gateway.rig.simulator.record import Conversation, HandleStore, SessionRecord
-from gateway.rig.simulator.scenario import Injection, Reply, Scenario, Turn
+from gateway.rig.simulator.scenario import Injection, Reply, Scenario, StallUntil, Turn
 from gateway.rig.simulator.vad import EnergyVad, SpeechEnded, SpeechStarted, VadEvent
 
 INVALID_ARGUMENT: Final = "Request contains an invalid argument."
@@ -52,6 +55,7 @@ class Phase(Enum):
     PENDING = "pending"  # caller done, reply starts after response_delay_ms
     TOOL_WAIT = "tool_wait"  # toolCall sent, waiting for toolResponse
     STREAMING = "streaming"  # reply audio going out (until its turnComplete)
+    STALLED = "stalled"  # the model went quiet on this turn (scenario ``stall``)
 
 
 class LiveSession:
@@ -268,6 +272,8 @@ class LiveSession:
             return []
         self.record.speech_segments.append(ev.duration_s)
         self._caller_s += ev.duration_s
+        if self.phase is Phase.STALLED:
+            return []  # "hello?" into the silence does not wake a stalled model
         if self.phase in (Phase.TOOL_WAIT, Phase.STREAMING):
             self._queued = True
             return []
@@ -275,6 +281,10 @@ class LiveSession:
 
     def _on_text_turn(self, now: float) -> list[Action]:
         out: list[Action] = []
+        if self.phase is Phase.STALLED:
+            if self._spec is None or self._spec.stall is not StallUntil.NUDGE:
+                return out  # read, and nothing more: only a new session gets this turn
+            self.record.nudged += 1
         if self.phase in (Phase.TOOL_WAIT, Phase.STREAMING):
             out += self._interrupt(now)
         if not self._closed:
@@ -318,10 +328,17 @@ class LiveSession:
             text = (self._spec.caller_text if self._spec and self._spec.caller_text
                     else f"(caller speech {self._prompt_s:.1f} s)")
             out += self._send("inputTranscription", p.input_transcription(text))
+        turn_no = self._position + 1
+        if self._spec is not None and self._spec.stall is not None \
+                and turn_no not in self._conversation.stalled:
+            # Once per conversation: the connection that resumes it answers.
+            self._conversation.stalled.add(turn_no)
+            self.record.stalled_turns.append(turn_no)
+            self.phase = Phase.STALLED
+            return out
         calls = self._spec.tool_calls if self._spec else ()
         if not calls:
             return out + self._begin_stream(t)
-        turn_no = self._position + 1
         self._call_ids = [c.id or f"sim-call-{turn_no}-{i + 1}" for i, c in enumerate(calls)]
         # The model talks on while NON_BLOCKING functions run; it waits only for the others.
         self._waiting = {cid: c.name for cid, c in zip(self._call_ids, calls, strict=True)
