@@ -102,7 +102,8 @@ async def test_a_stall_is_recovered_by_a_nudge() -> None:
     assert record.quiet_ms >= TIMEOUT_S * 1000
     assert stalls.counts[StallOutcome.NUDGED] == stalls.total == 1
     assert out.summary.stats.live.restarts == 0
-    assert record_of(out.summary, ended=True, now=time.time()).stalls == (record,)  # type: ignore[union-attr]
+    stored = record_of(out.summary, ended=True, now=time.time())  # what the store keeps
+    assert stored is not None and stored.stalls == (record,)
     assert out.stalls("nudged") == 1
     assert out.stalls("resumed") == out.stalls("apologised") == out.stalls("abandoned") == 0
 
