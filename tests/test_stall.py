@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import GatewayError
+from gateway.agent import Agent, ToolDefinitionError
+from gateway.config import load_settings
+from gateway.errors import ConfigError, GatewayError
 from gateway.stall import (
     StallOutcome,
     StallRecord,
@@ -162,3 +164,18 @@ async def test_stalls_are_stored_and_read_back(tmp_path: Path) -> None:
     finally:
         await store.aclose()
     assert got is not None and got.stalls == stalls
+
+
+def test_the_gateway_s_setting_comes_from_the_environment_and_agents_are_checked() -> None:
+    env = {"GEMINI_API_KEY": "k" * 39}
+    default = load_settings(env=env)
+    assert (default.stall_timeout_s, default.stall_step_s) == (2.0, 1.0)
+    tuned = load_settings(env={**env, "VOICEGW_STALL_TIMEOUT_S": "3.5",
+                               "VOICEGW_STALL_STEP_S": "0.8"})
+    assert (tuned.stall_timeout_s, tuned.stall_step_s) == (3.5, 0.8)
+    assert load_settings(env={**env, "VOICEGW_STALL_TIMEOUT_S": "0"}).stall_timeout_s == 0
+    with pytest.raises(ConfigError, match="VOICEGW_STALL_TIMEOUT_S"):
+        load_settings(env={**env, "VOICEGW_STALL_TIMEOUT_S": "-1"})
+    with pytest.raises(ToolDefinitionError, match="stall_timeout_s"):
+        Agent(name="a", instructions="x", stall_timeout_s=-1.0)
+    assert Agent(name="a", instructions="x", stall_timeout_s=0.0).stall_timeout_s == 0.0
