@@ -4,7 +4,9 @@ session and goes on normally (the third turn is answered as usual), or ends with
 when nothing answers. Each stall is on the call's record and in ``voicegw_stalls_total``.
 
 The watchdog runs on the wall clock and the call at ``SPEED`` times real time, so its
-settings are scaled to match: 2 s of simulated time before the nudge, 1 s for each later step.
+settings are scaled to match: 2 s of simulated time before the nudge and for each later step
+(the gateway's default step is 1 s; 2 s leaves a loaded test machine room to answer a nudge
+before the resume).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from gateway.watchdog import NUDGE_TEXT
 
 SPEED = 4.0
 TIMEOUT_S = 2.0 / SPEED
-STEP_S = 1.0 / SPEED
+STEP_S = 2.0 / SPEED
 APOLOGY_MS = len(load_prompt().pcm) / 2 / 8  # played on a line of 8 kHz
 
 
