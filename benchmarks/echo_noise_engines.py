@@ -35,7 +35,7 @@ class WebRtcApm:
     """WebRTC's audio processing module (AEC3, NS) through the ``livekit`` package."""
 
     def __init__(self, rate: int, *, aec: bool, ns: bool, hpf: bool = False) -> None:
-        from livekit import rtc
+        from livekit import rtc  # noqa: PLC0415 (optional: pip install '.[echo-bench]')
 
         self._rtc = rtc
         self.rate, self.aec = rate, aec
@@ -67,7 +67,7 @@ class SpeexAec:
 
     def __init__(self, rate: int, *, tail_ms: int = 300, preprocess: bool = True,
                  frame_ms: int = 20, name: str | None = None) -> None:
-        import pyaec
+        import pyaec  # noqa: PLC0415
 
         self._lib = pyaec.lib
         self.n = rate * frame_ms // 1000
@@ -92,7 +92,7 @@ class NoiseGain:
     """WebRTC's noise suppression as the ``webrtc_noise_gain`` package builds it (16 kHz)."""
 
     def __init__(self, rate: int, level: int = 2) -> None:
-        import webrtc_noise_gain
+        import webrtc_noise_gain  # noqa: PLC0415
 
         self.proc = webrtc_noise_gain.AudioProcessor(0, level)
         self.up, self.down = Resampler(rate, 16000), Resampler(16000, rate)
@@ -116,7 +116,8 @@ class RnNoise:
 
     def __init__(self, rate: int) -> None:
         spec = importlib.util.find_spec("pyrnnoise")
-        assert spec is not None and spec.submodule_search_locations
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("pyrnnoise is not installed: pip install '.[echo-bench]'")
         lib = ctypes.CDLL(str(Path(spec.submodule_search_locations[0]) / "librnnoise.so"))
         lib.rnnoise_create.restype = ctypes.c_void_p
         lib.rnnoise_create.argtypes = [ctypes.c_void_p]

@@ -32,8 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-from echo_noise_engines import (I16, Engine, NoiseGain, Passthrough, RnNoise, SpeexAec,
-                                WebRtcApm)
+from echo_noise_engines import I16, Engine, NoiseGain, Passthrough, RnNoise, SpeexAec, WebRtcApm
 from pesq import pesq
 from pocketsphinx import Decoder
 

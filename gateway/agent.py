@@ -332,6 +332,10 @@ class Agent:
     transfer_to: str | None = None
     transfer_targets: Mapping[str, str] = field(default_factory=dict)
     record: bool = False  # save a stereo WAV of each call (needs VOICEGW_RECORDINGS_DIR)
+    # Cleaning of the caller's audio; None: the gateway's setting (VOICEGW_ECHO_CANCELLATION,
+    # VOICEGW_NOISE_SUPPRESSION).
+    echo_cancellation: bool | None = None
+    noise_suppression: bool | None = None
     _by_name: Mapping[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from gateway import live
 from gateway.callctl import CallControlApi
+from gateway.caller_processing import LineProcessing, ProcessingFactory
 from gateway.carriers.core import Carrier, Outgoing
 from gateway.faults import LIVE_RETRY, RetryPolicy
 from gateway.live_keeper import DEFAULT_HELD_MS, DEFAULT_OVERLAP_S
@@ -54,6 +55,8 @@ class BridgeSettings:
     record_all: bool = False  # record every call, not only those of agents with record=True
     capture_dir: Path | None = None  # save each call's inbound stream here, as JSON lines
     pacing_lead_ms: float = DEFAULT_LEAD_MS  # a carrier without clear: audio held ahead
+    # The gateway's default cleaning of callers' audio; an agent may choose otherwise.
+    line_processing: LineProcessing = field(default_factory=LineProcessing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +79,5 @@ class CallServices:
     trace: GatewayTrace | None = None  # `voicegw serve --trace`: write times, for measuring
     # With tokens, a stream must carry the one its answer document minted (signed carriers).
     tokens: Mapping[Carrier, StreamTokens] = field(default_factory=dict)
+    # Echo cancellation and noise suppression (the server plugs the libraries in); None: none.
+    processing: ProcessingFactory | None = None
