@@ -37,8 +37,10 @@ from pesq import pesq
 from pocketsphinx import Decoder
 
 from gateway.audio import Resampler
+from gateway.caller_processing import LineProcessing
 from gateway.rig.simulator import speech
 from gateway.rig.simulator.vad import EnergyVad, SpeechStarted
+from gateway.voice_dsp import build_processing
 
 RATE = 8000
 FRAME = RATE // 50  # 20 ms
@@ -289,10 +291,41 @@ def delay_table() -> None:
         print(f"{name:24} {added_delay_ms(make):6.1f}")
 
 
+def gateway_table() -> None:
+    """The product's own path (:mod:`gateway.voice_dsp` behind
+    :class:`gateway.caller_processing.LineCleaner`): bytes in and out, the reference handed
+    over by play-out time, as a call runs it."""
+    far = far_end()
+    echo = echo_path(far, 12, 120)
+    mic = to_i16(echo + floor(len(far)))
+    active = active_mask(far) & (np.arange(len(far)) >= 3 * RATE)
+    print("\nGATEWAY PATH (8 kHz, 12 dB / 120 ms echo; µs per 20 ms frame, reference included;"
+          " ERLE as above, the divergence guard included)")
+    for label, choice, playing in (
+            ("echo cancellation, agent talking", LineProcessing(True, False), True),
+            ("echo cancellation, agent silent", LineProcessing(True, False), False),
+            ("noise suppression", LineProcessing(False, True), False),
+            ("both, agent talking", LineProcessing(True, True), True)):
+        cleaner = build_processing(choice, RATE, RATE)
+        assert cleaner is not None
+        frames = len(mic) // FRAME
+        out = []
+        start = time.perf_counter()
+        for k in range(frames):
+            at = 1000.0 + k * 0.02
+            if playing:
+                cleaner.far_end(far[k * FRAME:(k + 1) * FRAME].tobytes(), at)
+            out.append(cleaner.near_end(mic[k * FRAME:(k + 1) * FRAME].tobytes(), at + 0.02))
+        cpu = (time.perf_counter() - start) / frames * 1e6
+        erle = erle_db(echo, _i16(b"".join(out)), active) if playing else float("nan")
+        print(f"{label:34} {cpu:7.1f} µs  ERLE {erle:5.1f} dB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one grid point, one SNR")
     args = parser.parse_args()
+    gateway_table()
     asr = Asr()
     delay_table()
     if args.quick:

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from gateway.audio import Resampler
+from gateway.audio import Resampler, rms
 
 FRAME_MS: Final = 20  # what the stages take, and what carriers send
 # A reference not yet due (the model's reply arrives faster than it plays) is kept up to
@@ -34,6 +34,13 @@ MAX_AHEAD_S: Final = 60.0
 # Reference due but not yet matched by caller audio (caller frames arriving late, in bursts)
 # beyond this is stale: the oldest is dropped, so the two stay in step.
 MAX_DUE_S: Final = 0.5
+# An echo canceller only takes away: a frame it makes louder passes unprocessed (a filter
+# still converging, or one that learnt the caller's own speech as echo, would otherwise play
+# the agent's voice, inverted, into the model's ear). Made louder by far (twice the input
+# plus DIVERGED_RMS, loud enough for an activity detector) in RESET_AFTER frames in a row
+# (0.5 s): the filter has diverged, and the canceller starts afresh.
+DIVERGED_RMS: Final = 300
+RESET_AFTER: Final = 25
 
 
 class CallerProcessing(Protocol):
@@ -60,6 +67,9 @@ class EchoStage(Protocol):
     tail_s: float  # the longest echo delay it models
 
     def process(self, near: bytes, far: bytes) -> bytes: ...
+
+    def reset(self) -> None:
+        """Forget what it has learnt (a diverged filter)."""
 
 
 class NoiseStage(Protocol):
@@ -170,6 +180,9 @@ class LineCleaner:
         self._to_line = Resampler(reference_rate, rate) if reference_rate != rate else None
         self._held = b""
         self.frames = 0  # frames run through the echo stage
+        self.louder = 0  # of which came out louder than they went in, and passed unprocessed
+        self.resets = 0
+        self._louder_run = 0
 
     def far_end(self, pcm: bytes, played_at: float) -> None:
         if self.echo is None:
@@ -204,6 +217,22 @@ class LineCleaner:
             far = self.reference.take(len(near), received)
             # Skipped once the canceller's whole tail holds silence: nothing to cancel.
             if far is not None or self.reference.silent_s <= echo.tail_s + 0.1:
-                near = echo.process(near, far or bytes(len(near)))
-                self.frames += 1
+                near = self._cancel(echo, near, far or bytes(len(near)))
         return near if self.noise is None else self.noise.process(near)
+
+    def _cancel(self, echo: EchoStage, near: bytes, far: bytes) -> bytes:
+        self.frames += 1
+        cleaned = echo.process(near, far)
+        before, after = rms(near), rms(cleaned)
+        if after > 2 * before + DIVERGED_RMS:
+            self._louder_run += 1
+            if self._louder_run >= RESET_AFTER:
+                echo.reset()
+                self.resets += 1
+                self._louder_run = 0
+        else:
+            self._louder_run = 0
+        if after <= before:
+            return cleaned
+        self.louder += 1
+        return near

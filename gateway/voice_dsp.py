@@ -38,14 +38,23 @@ class SpeexEcho:
         self.frame_bytes = 2 * n
         self.tail_s = tail_ms / 1000
         self._lib = lib
-        self._state = lib.AecNew(n, rate * tail_ms // 1000, rate, False)
-        if not self._state:
-            raise RuntimeError("the echo canceller could not be created")
-        weakref.finalize(self, lib.AecDestroy, self._state)
-        self._n = n
+        self._n, self._taps, self._rate = n, rate * tail_ms // 1000, rate
+        self._state: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self.reset()
         self._near = (ctypes.c_int16 * n)()
         self._far = (ctypes.c_int16 * n)()
         self._out = (ctypes.c_int16 * n)()
+
+    def reset(self) -> None:
+        """A new canceller: the library offers no reset of its own."""
+        if self._finalizer is not None:
+            self._finalizer()  # frees the old state now
+        state = self._lib.AecNew(self._n, self._taps, self._rate, False)
+        if not state:
+            raise RuntimeError("the echo canceller could not be created")
+        self._state = state
+        self._finalizer = weakref.finalize(self, self._lib.AecDestroy, state)
 
     def process(self, near: bytes, far: bytes) -> bytes:
         ctypes.memmove(self._near, near, self.frame_bytes)

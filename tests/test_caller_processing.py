@@ -170,3 +170,40 @@ def test_noise_suppression_lowers_noise_and_keeps_its_frames() -> None:
     assert len(out) == len(noise)
     tail = out[RATE:].astype(np.float64)  # after a second to learn the noise
     assert np.sqrt(np.mean(tail ** 2)) < 1500 / 3
+
+
+def test_a_canceller_never_plays_the_agent_into_a_silent_line() -> None:
+    """The caller talks while the agent does, over a line with no echo at all: a filter
+    that learns from that must not put the agent's voice, inverted, into the silence after."""
+    far = agent_speech()
+    caller = np.frombuffer(speech.caller_pcm16("caller_book_table"), np.int16)
+    mic = np.zeros(len(far), np.int16)
+    mic[RATE:RATE + len(caller)] = caller
+    cleaner = LineCleaner(RATE, RATE, SpeexEcho(RATE), None)
+    out = call(cleaner, far, mic)
+    after = RATE + len(caller) + RATE // 10
+    assert not out[after:].any()  # silence in, silence out, while the agent still talks
+    assert cleaner.frames == len(out) // FRAME
+
+
+def test_a_diverged_canceller_is_bypassed_then_started_afresh() -> None:
+    class Diverged:
+        frame_bytes = 2 * FRAME
+        tail_s = 0.3
+        resets = 0
+
+        def process(self, near: bytes, far: bytes) -> bytes:
+            return far  # the reference itself, as if it were all echo: louder than the line
+
+        def reset(self) -> None:
+            self.resets += 1
+
+    stage = Diverged()
+    cleaner = LineCleaner(RATE, RATE, stage, None)
+    far = (np.ones(FRAME, np.int16) * 3000).tobytes()
+    quiet = (np.ones(FRAME, np.int16) * 10).tobytes()
+    for k in range(30):
+        cleaner.far_end(far, k * 0.02)
+        assert cleaner.near_end(quiet, k * 0.02 + 0.02) == quiet
+    assert stage.resets == 1  # after 25 frames (0.5 s) in a row
+    assert cleaner.louder == 30
