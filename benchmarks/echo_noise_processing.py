@@ -179,7 +179,8 @@ AEC: dict[str, Callable[[], Engine]] = {
 }
 
 
-def echo_table(asr: Asr, losses: Sequence[float], delays: Sequence[float]) -> None:
+def echo_table(asr: Asr, losses: Sequence[float], delays: Sequence[float],
+               aec: dict[str, Callable[[], Engine]]) -> None:
     far = far_end()
     callers = [(speech_line(f.name), f.text) for f in speech.fixtures("caller")]
     starts = [5 * RATE + k * 4 * RATE for k in range(len(callers))]
@@ -197,7 +198,7 @@ def echo_table(asr: Asr, losses: Sequence[float], delays: Sequence[float]) -> No
             echo = echo_path(far, loss, delay)
             mic = echo + floor(len(far))
             dt = to_i16(mic + clean_near)
-            for name, make in AEC.items():
+            for name, make in aec.items():
                 out, cpu = run(make(), to_i16(mic), far)
                 erle = erle_db(echo, out, active)
                 conv = convergence_s(echo, out, first)
@@ -248,7 +249,7 @@ def at_snr(clean: I16, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return noise * np.sqrt(p_sig / p_noise / 10 ** (snr_db / 10))
 
 
-def noise_table(asr: Asr, snrs: Sequence[float]) -> None:
+def noise_table(asr: Asr, snrs: Sequence[float], ns: dict[str, Callable[[], Engine]]) -> None:
     # Each caller line twice, once in each kind of noise (the agent's synthetic lines are
     # beyond pocketsphinx even when clean).
     lines = [(speech_line(f.name), f.text) for f in speech.fixtures("caller")] * 2
@@ -258,7 +259,7 @@ def noise_table(asr: Asr, snrs: Sequence[float]) -> None:
           f"{sum(len(norm(t)) for _, t in lines)})")
     print(f"{'suppressor':24} " + " ".join(f"{f'WER% {s:.0f}dB':>10}" for s in snrs)
           + f" {'VAD starts':>10} {'loud %':>7} {'µs/20ms':>7}")
-    for name, make in NS.items():
+    for name, make in ns.items():
         wers = []
         for snr in snrs:
             noisy = []
@@ -285,9 +286,9 @@ def noise_table(asr: Asr, snrs: Sequence[float]) -> None:
               + f" {starts:10d} {100 * loud / frames:7.1f} {cpu:7.0f}")
 
 
-def delay_table() -> None:
+def delay_table(candidates: dict[str, Callable[[], Engine]]) -> None:
     print("\nADDED DELAY (clean speech, no reference; cross-correlation peak, ms)")
-    for name, make in {**AEC, **NS}.items():
+    for name, make in candidates.items():
         print(f"{name:24} {added_delay_ms(make):6.1f}")
 
 
@@ -321,19 +322,34 @@ def gateway_table() -> None:
         print(f"{label:34} {cpu:7.1f} µs  ERLE {erle:5.1f} dB")
 
 
+def installed(candidates: dict[str, Callable[[], Engine]]) -> dict[str, Callable[[], Engine]]:
+    """The candidates whose library is installed (``pip install '.[echo-bench]'`` brings the
+    ones the gateway does not use)."""
+    kept = {}
+    for name, make in candidates.items():
+        try:
+            make()
+        except ImportError as exc:
+            print(f"({name}: not installed: {exc})")
+        else:
+            kept[name] = make
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one grid point, one SNR")
     args = parser.parse_args()
+    aec, ns = installed(AEC), installed(NS)
     gateway_table()
     asr = Asr()
-    delay_table()
+    delay_table({**aec, **ns})
     if args.quick:
-        echo_table(asr, (12,), (120,))
-        noise_table(asr, (10,))
+        echo_table(asr, (12,), (120,), aec)
+        noise_table(asr, (10,), ns)
     else:
-        echo_table(asr, (6, 12, 20), (40, 120, 250))
-        noise_table(asr, (5, 10, 20))
+        echo_table(asr, (6, 12, 20), (40, 120, 250), aec)
+        noise_table(asr, (5, 10, 20), ns)
 
 
 if __name__ == "__main__":
