@@ -148,8 +148,8 @@ class ReferenceLine:
     def idle(self, size: int, now: float, tail_s: float) -> bool:
         """Nothing has played for longer than ``tail_s``: the ``size`` bytes of caller audio
         received at ``now`` hold no echo (and are counted as silence)."""
-        self._arrive(now)
-        if self._due or self.silent_s <= tail_s + 0.1:
+        if self._due or self.silent_s <= tail_s + 0.1 \
+                or (self._ahead and self._ahead[0][0] <= now):
             return False
         self.silent_s += size / 2 / self.rate
         return True
@@ -208,7 +208,10 @@ class LineCleaner:
         size = stage.frame_bytes
         usable = len(data) - len(data) % size
         self._held = data[usable:]
-        return b"".join(self._frame(data[i:i + size], received)
+        # A message of several frames (100 ms from some carriers) arrives when its last one
+        # ends: each earlier frame was spoken that much earlier.
+        per_byte = 1 / (2 * self.rate)
+        return b"".join(self._frame(data[i:i + size], received - (usable - i - size) * per_byte)
                         for i in range(0, usable, size))
 
     def _frame(self, near: bytes, received: float) -> bytes:

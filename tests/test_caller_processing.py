@@ -207,3 +207,29 @@ def test_a_diverged_canceller_is_bypassed_then_started_afresh() -> None:
         assert cleaner.near_end(quiet, k * 0.02 + 0.02) == quiet
     assert stage.resets == 1  # after 25 frames (0.5 s) in a row
     assert cleaner.louder == 30
+
+
+def test_each_frame_of_a_long_message_meets_the_reference_of_its_own_moment() -> None:
+    class Recording:
+        frame_bytes = 2 * FRAME
+        tail_s = 0.3
+
+        def __init__(self) -> None:
+            self.met: list[int] = []  # the caller frames that met the reply
+
+        def process(self, near: bytes, far: bytes) -> bytes:
+            if far == played:
+                self.met.append(near[0])
+            return near
+
+        def reset(self) -> None:
+            pass
+
+    stage = Recording()
+    cleaner = LineCleaner(RATE, RATE, stage, None)
+    played = (np.ones(FRAME, np.int16) * 1000).tobytes()
+    cleaner.far_end(played, 1.07)  # 20 ms of reply plays from t=1.07
+    message = b"".join(bytes([k]) * 2 * FRAME for k in range(5))  # 100 ms: frames 0-4
+    cleaner.near_end(message, 1.1)  # arriving at 1.1, when its last frame ends
+    # Its frames end at 1.02, 1.04, 1.06, 1.08 and 1.1: the reply is due from the fourth.
+    assert stage.met == [3]
