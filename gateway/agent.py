@@ -339,6 +339,10 @@ class Agent:
     # Seconds without reply audio, once one is owed, before the gateway steps in (nudge,
     # resume, apology; see gateway.stall); None: the gateway's setting; 0: never.
     stall_timeout_s: float | None = None
+    # Cleaning of the caller's audio; None: the gateway's setting (VOICEGW_ECHO_CANCELLATION,
+    # VOICEGW_NOISE_SUPPRESSION).
+    echo_cancellation: bool | None = None
+    noise_suppression: bool | None = None
     _by_name: Mapping[str, Tool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,7 @@ from gateway.agent import Agent, CallContext
 from gateway.audio import Resampler, decoder, peak
 from gateway.bridge_config import BridgeSettings, CallerSocket, CallServices
 from gateway.callctl import CallController
+from gateway.caller_processing import CallerProcessing
 from gateway.capture import CaptureWriter
 from gateway.carriers import core
 from gateway.carriers.core import CarrierProtocolError, CarrierStream, Started
@@ -117,6 +118,7 @@ class CallBridge:
         self.tools: ToolDispatcher | None = None
         self.recorder: WavRecorder | None = None
         self._decode: Callable[[bytes], bytes] = bytes
+        self._clean: CallerProcessing | None = None  # echo cancellation, noise suppression
         self._to_live: Resampler | None = None
         self._ms_per_byte = 0.0
         self.model: ModelEvents | None = None
@@ -335,6 +337,8 @@ class CallBridge:
         pcm = self._decode(payload)
         if self.recorder is not None:
             self.recorder.audio.caller(pcm, received)
+        if self._clean is not None:
+            pcm = self._clean.near_end(pcm, received)
         if peak(pcm) >= SPEECH_PEAK and self.model is not None:
             self.model.caller_spoke(received)
         # Every frame goes through the resampler, forwarded now or not, so its state stays
@@ -410,6 +414,10 @@ class CallBridge:
         self._decode = decoder(inbound.codec)
         self._to_live = Resampler(inbound.rate, live.INPUT_RATE)
         self._ms_per_byte = 1000 / inbound.bytes_per_second
+        if (build := self.services.processing) is not None:
+            choice = self.settings.line_processing.for_agent(agent.echo_cancellation,
+                                                             agent.noise_suppression)
+            playout.reference = self._clean = build(choice, inbound.rate, event.outbound.rate)
         # A replay runs the carrier's bytes through a path of its own: a fresh resampler.
         replay = functools.partial(Feed, inbound, live.INPUT_RATE)
         self.keeper = LiveKeeper(

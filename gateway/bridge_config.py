@@ -12,6 +12,7 @@ from typing import Protocol
 
 from gateway import live
 from gateway.callctl import CallControlApi
+from gateway.caller_processing import LineProcessing, ProcessingFactory
 from gateway.carriers.core import Carrier, Outgoing
 from gateway.faults import LIVE_RETRY, RetryPolicy
 from gateway.live_keeper import DEFAULT_HELD_MS, DEFAULT_OVERLAP_S
@@ -58,6 +59,8 @@ class BridgeSettings:
     capture_dir: Path | None = None  # save each call's inbound stream here, as JSON lines
     pacing_lead_ms: float = DEFAULT_LEAD_MS  # a carrier without clear: audio held ahead
     stall: StallTimes = field(default_factory=StallTimes)  # a model gone quiet (timeout 0: off)
+    # The gateway's default cleaning of callers' audio; an agent may choose otherwise.
+    line_processing: LineProcessing = field(default_factory=LineProcessing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +85,5 @@ class CallServices:
     tokens: Mapping[Carrier, StreamTokens] = field(default_factory=dict)
     # The voice activity detector of agents with local turn-taking (one per call).
     detectors: DetectorFactory = make_detector
+    # Echo cancellation and noise suppression (the server plugs the libraries in); None: none.
+    processing: ProcessingFactory | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
+from gateway.caller_processing import LineProcessing
 from gateway.errors import ConfigError
 from gateway.stall import DEFAULT_STEP_S, DEFAULT_TIMEOUT_S
 
@@ -145,6 +146,9 @@ class Settings:
     # after the nudge and after the resume (VOICEGW_STALL_STEP_S).
     stall_timeout_s: float = DEFAULT_TIMEOUT_S
     stall_step_s: float = DEFAULT_STEP_S
+    # VOICEGW_ECHO_CANCELLATION (on by default), VOICEGW_NOISE_SUPPRESSION (off): each agent
+    # may choose otherwise.
+    line_processing: LineProcessing = field(default_factory=LineProcessing)
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -226,9 +230,31 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
     settings = replace(settings, fallback_number=_env(env, "VOICEGW_FALLBACK_NUMBER"),
                        recordings_dir=_env(env, "VOICEGW_RECORDINGS_DIR") or "recordings",
                        record_all=record == "all",
-                       capture_dir=_env(env, "VOICEGW_CAPTURE_DIR"))
+                       capture_dir=_env(env, "VOICEGW_CAPTURE_DIR"),
+                       line_processing=line_processing(env))
     instruction = _env(env, "VOICEGW_INSTRUCTIONS")
     return replace(settings, system_instruction=instruction) if instruction else settings
+
+
+_ON: Final = frozenset({"1", "on", "true", "yes"})
+_OFF: Final = frozenset({"0", "off", "false", "no"})
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = (_env(env, name) or "").lower()
+    if not text:
+        return default
+    if text not in _ON | _OFF:
+        raise ConfigError(f"{name} must be on or off, got {text[:20]!r}")
+    return text in _ON
+
+
+def line_processing(env: Mapping[str, str]) -> LineProcessing:
+    """The gateway's default cleaning of callers' audio, from the environment."""
+    default = LineProcessing()
+    return LineProcessing(
+        _switch(env, "VOICEGW_ECHO_CANCELLATION", default.echo_cancellation),
+        _switch(env, "VOICEGW_NOISE_SUPPRESSION", default.noise_suppression))
 
 
 def is_loopback(host: str) -> bool:

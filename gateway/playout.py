@@ -34,7 +34,8 @@ import time
 from typing import Any, Final, Protocol
 
 from gateway import live
-from gateway.audio import AudioFormat, Resampler, encoder
+from gateway.audio import AudioFormat, Resampler, decoder, encoder
+from gateway.caller_processing import CallerProcessing
 from gateway.carriers.core import CarrierStream, Chunker, Outgoing, Played
 from gateway.ending import CallEnding, EndKind
 from gateway.errors import AudioFormatError
@@ -99,6 +100,9 @@ class CallerPlayout:
         self.paused = False  # the carrier asked for no more audio for now (flow control)
         self._wake = asyncio.Event()  # a writer holding audio while paused: look again
         self._holding = False  # the writer holds an audio item until the carrier resumes
+        # The echo canceller's reference: each chunk as the caller hears it, when it plays.
+        self.reference: CallerProcessing | None = None
+        self._decode = decoder(fmt.codec)
 
     # -- model -> caller -----------------------------------------------------------------
 
@@ -259,6 +263,8 @@ class CallerPlayout:
         self._mark_waiters.clear()
         if self.recording is not None:
             self.recording.clear(cut)
+        if self.reference is not None:
+            self.reference.cut(cut)
         if self.timings is not None:
             self.timings.clear(at)
 
@@ -358,7 +364,9 @@ class CallerPlayout:
             seconds = self.fmt.ms(len(item.audio)) / 1000
             self.stats.media_out += 1
             self.stats.reply_latency.observe(done - item.since)
-            self._played(done, seconds)
+            starts = self._played(done, seconds)
+            if self.reference is not None:
+                self.reference.far_end(self._decode(item.audio), starts)
             if self.pacer is not None:
                 self.pacer.released(done, seconds)
             if self.recording is not None and self._feed is not None:
@@ -382,12 +390,15 @@ class CallerPlayout:
         loop = asyncio.get_running_loop()
         self._timers[name] = loop.call_later(delay, self.played, Played(name))
 
-    def _played(self, now: float, seconds: float) -> None:
-        """A carrier plays what it gets back to back; a chunk arriving late leaves a gap."""
+    def _played(self, now: float, seconds: float) -> float:
+        """A carrier plays what it gets back to back; a chunk arriving late leaves a gap.
+        When this chunk starts playing."""
         if self._played_by is not None and now > self._played_by:
             gap_ms = (now - self._played_by) * 1000
             self.stats.reply_gap_max_ms = max(self.stats.reply_gap_max_ms, round(gap_ms, 1))
-        self._played_by = max(self._played_by or now, now) + seconds
+        starts = max(self._played_by or now, now)
+        self._played_by = starts + seconds
+        return starts
 
 
 class Pacer:

@@ -57,6 +57,7 @@ from gateway.stall import StallTimes
 from gateway.store import CallRecorder, store_from_env
 from gateway.tasks import cancel_and_wait
 from gateway.tokens import StreamTokens
+from gateway.voice_dsp import build_processing
 from gateway.wav import read_wav
 
 FINISHED_KEPT: Final = 200
@@ -99,7 +100,9 @@ class Gateway:
         self.services = dataclasses.replace(
             self.services, observers=(*self.services.observers, self.metrics), tokens=tokens,
             call_control={**{c: s.call_control for c, s in self.carriers.items()
-                             if s.call_control is not None}, **self.services.call_control})
+                             if s.call_control is not None}, **self.services.call_control},
+            # Echo cancellation, noise suppression: which of them a call gets is a setting.
+            processing=self.services.processing or build_processing)
         # Media handlers past admission whose bridge is not registered yet (upgrading).
         self.opening: set[asyncio.Task[object]] = set()
         self.call_done = asyncio.Event()
@@ -164,6 +167,7 @@ class Gateway:
             capture_dir=Path(s.capture_dir) if s.capture_dir else None,
             max_queued_media=s.outbound_queue_items,
             stall=StallTimes(timeout_s=s.stall_timeout_s, step_s=s.stall_step_s),
+            line_processing=s.line_processing,
         )
 
     # -- webhooks ------------------------------------------------------------------------

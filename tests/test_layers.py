@@ -14,7 +14,10 @@ IO = ("aiohttp", "websockets", "asyncpg", "sqlite3", "socket", "asyncio", "subpr
       "urllib.request", "ssl")
 # Pure cores: bytes and text in, typed events and bytes out.
 PURE = ["audio.py", "live.py", "faults.py", "errors.py", "tokens.py", "ending.py",
-        "jsonio.py", "turns.py", "stall.py", "carriers"]
+        "jsonio.py", "turns.py", "stall.py", "carriers", "caller_processing.py"]
+# Signal-processing libraries: each behind a protocol, imported by its adapter module only.
+DSP = ("pyaec", "webrtc_noise_gain", "livekit", "pyrnnoise")
+DSP_ADAPTERS = {"voice_dsp.py"}
 # One call: asyncio, but no concrete socket, HTTP or database library.
 PER_CALL = ["bridge.py", "playout.py", "live_keeper.py", "tools.py", "callctl.py",
             "outbound.py", "recording.py", "model_events.py", "turns.py", "watchdog.py"]
@@ -77,6 +80,16 @@ def test_detector_libraries_are_imported_by_their_adapter_only() -> None:
         for library, adapter in ADAPTED.items():
             if path.name != adapter:
                 assert not _hits(_imports(path), (library,)), (path, library)
+
+
+def test_signal_processing_libraries_are_imported_by_their_adapter_only() -> None:
+    product = [p for p in GATEWAY.rglob("*.py") if "rig" not in p.relative_to(GATEWAY).parts]
+    offenders = {str(p.relative_to(ROOT)): _hits(_imports(p), DSP) for p in product
+                 if p.name not in DSP_ADAPTERS}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert _hits(_imports(GATEWAY / "voice_dsp.py"), DSP)  # the adapter is where they live
+    for name in PER_CALL:  # the call reaches the adapter through a factory, not an import
+        assert "gateway.voice_dsp" not in _imports(GATEWAY / name)
 
 
 def test_no_provider_is_named_above_the_carrier_layer() -> None:

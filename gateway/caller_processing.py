@@ -1,0 +1,241 @@
+"""Cleaning the caller's audio before the model hears it: echo cancellation and noise
+suppression, behind small protocols so the call never imports a DSP library.
+
+Why the gateway: it knows exactly what the caller was played, and when. The playout hands each
+reply chunk to :meth:`CallerProcessing.far_end` with the time the carrier starts playing it
+(the playout's own clock of back-to-back play-out), and a barge-in's clear cuts what had not
+played yet (:meth:`CallerProcessing.cut`). The bridge runs each caller frame through
+:meth:`CallerProcessing.near_end` between decoding and resampling for the Live API.
+
+Processing runs at the line's rate (8 kHz on most phone lines), not at the Live API's 16 kHz:
+the reference is then exactly the audio the caller was played (no resampling of it, no
+resampler delay on the caller path, half the samples to filter on an 8 kHz line), and an
+8 kHz line holds nothing above 4 kHz to clean anyway.
+
+The echo canceller is bypassed while nothing has been played for longer than its tail (most
+of the caller's speech, when the agent is silent): the caller's audio then passes untouched,
+bit for bit, and costs nothing. Its adapted filter is kept, so the next reply starts
+converged. The library is plugged in by the server (:mod:`gateway.voice_dsp`) through
+:class:`ProcessingFactory`; pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from gateway.audio import Resampler, rms
+
+FRAME_MS: Final = 20  # what the stages take, and what carriers send
+# A reference not yet due (the model's reply arrives faster than it plays) is kept up to
+# this long; a reply longer than that ahead of its play-out is not a phone call.
+MAX_AHEAD_S: Final = 60.0
+# Reference due but not yet matched by caller audio (caller frames arriving late, in bursts)
+# beyond this is stale: the oldest is dropped, so the two stay in step.
+MAX_DUE_S: Final = 0.5
+# An echo canceller only takes away: a frame it makes louder passes unprocessed (a filter
+# still converging, or one that learnt the caller's own speech as echo, would otherwise play
+# the agent's voice, inverted, into the model's ear). Made louder by far (twice the input
+# plus DIVERGED_RMS, loud enough for an activity detector) in RESET_AFTER frames in a row
+# (0.5 s): the filter has diverged, and the canceller starts afresh.
+DIVERGED_RMS: Final = 300
+RESET_AFTER: Final = 25
+
+
+class CallerProcessing(Protocol):
+    """Caller frames in, cleaned frames out; the far end (what the caller was played) kept
+    as the echo canceller's reference. PCM16 little-endian mono throughout."""
+
+    def near_end(self, pcm: bytes, received: float) -> bytes:
+        """One caller frame at the line's rate, received at ``received`` (perf_counter);
+        the cleaned audio (the same length over time; a frame may be held back)."""
+
+    def far_end(self, pcm: bytes, played_at: float) -> None:
+        """Reply audio the gateway sent, at the carrier's outbound rate, starting to play at
+        ``played_at`` (perf_counter)."""
+
+    def cut(self, at: float) -> None:
+        """A clear: reference that would have played from ``at`` on never plays."""
+
+
+class EchoStage(Protocol):
+    """One library's echo canceller: one frame of caller audio and the reference that
+    played with it (both ``frame_bytes`` long) in, the caller's audio less the echo out."""
+
+    frame_bytes: int
+    tail_s: float  # the longest echo delay it models
+
+    def process(self, near: bytes, far: bytes) -> bytes: ...
+
+    def reset(self) -> None:
+        """Forget what it has learnt (a diverged filter)."""
+
+
+class NoiseStage(Protocol):
+    frame_bytes: int
+
+    def process(self, near: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LineProcessing:
+    """Which cleaning a call gets."""
+
+    echo_cancellation: bool = True
+    noise_suppression: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.echo_cancellation or self.noise_suppression
+
+    def for_agent(self, echo: bool | None, noise: bool | None) -> LineProcessing:
+        """The agent's own choice where it made one (None: the gateway's default)."""
+        return LineProcessing(self.echo_cancellation if echo is None else echo,
+                              self.noise_suppression if noise is None else noise)
+
+
+class ProcessingFactory(Protocol):
+    """Builds a call's processing (the server plugs the library's adapter in)."""
+
+    def __call__(self, choice: LineProcessing, rate: int,
+                 reference_rate: int) -> CallerProcessing | None: ...
+
+
+class ReferenceLine:
+    """The far end, in step with the caller's audio.
+
+    Chunks wait in play-out order until the caller audio received reaches their play-out
+    time; then they are due and are consumed sample for sample with the caller's audio. The
+    echo of a chunk arrives one network round trip and the echo path later, which is the delay
+    the canceller's tail models.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._ahead: deque[tuple[float, bytes]] = deque()
+        self._ahead_bytes = 0
+        self._due = bytearray()
+        self._max_ahead = int(MAX_AHEAD_S * rate) * 2
+        self._max_due = int(MAX_DUE_S * rate) * 2
+        self.silent_s = float("inf")  # how long the reference taken has been silence
+
+    def add(self, pcm: bytes, at: float) -> None:
+        self._ahead.append((at, pcm))
+        self._ahead_bytes += len(pcm)
+        while self._ahead_bytes > self._max_ahead:
+            self._ahead_bytes -= len(self._ahead.popleft()[1])
+
+    def _arrive(self, now: float) -> None:
+        ahead = self._ahead
+        while ahead and ahead[0][0] <= now:
+            pcm = ahead.popleft()[1]
+            self._ahead_bytes -= len(pcm)
+            self._due += pcm
+        if len(self._due) > self._max_due:
+            del self._due[:len(self._due) - self._max_due]
+
+    def cut(self, at: float) -> None:
+        self._due.clear()
+        kept: deque[tuple[float, bytes]] = deque()
+        for start, pcm in self._ahead:
+            if start < at:
+                keep = min(len(pcm), 2 * int((at - start) * self.rate))
+                kept.append((start, pcm[:keep]))
+        self._ahead = kept
+        self._ahead_bytes = sum(len(p) for _, p in kept)
+
+    def idle(self, size: int, now: float, tail_s: float) -> bool:
+        """Nothing has played for longer than ``tail_s``: the ``size`` bytes of caller audio
+        received at ``now`` hold no echo (and are counted as silence)."""
+        if self._due or self.silent_s <= tail_s + 0.1 \
+                or (self._ahead and self._ahead[0][0] <= now):
+            return False
+        self.silent_s += size / 2 / self.rate
+        return True
+
+    def take(self, size: int, now: float) -> bytes | None:
+        """``size`` bytes of reference for caller audio received at ``now``; None where none
+        has played."""
+        self._arrive(now)
+        if not self._due:
+            self.silent_s += size / 2 / self.rate
+            return None
+        self.silent_s = 0.0
+        out = bytes(self._due[:size])
+        del self._due[:size]
+        return out + bytes(size - len(out))
+
+
+class LineCleaner:
+    """:class:`CallerProcessing` from an echo stage and/or a noise stage."""
+
+    def __init__(self, rate: int, reference_rate: int, echo: EchoStage | None,
+                 noise: NoiseStage | None) -> None:
+        if echo is not None and noise is not None and echo.frame_bytes != noise.frame_bytes:
+            raise ValueError("the echo and noise stages must take the same frames")
+        self.rate = rate
+        self.echo, self.noise = echo, noise
+        self.reference = ReferenceLine(rate)
+        self._to_line = Resampler(reference_rate, rate) if reference_rate != rate else None
+        self._held = b""
+        self.frames = 0  # frames run through the echo stage
+        self.louder = 0  # of which came out louder than they went in, and passed unprocessed
+        self.resets = 0
+        self._louder_run = 0
+
+    def far_end(self, pcm: bytes, played_at: float) -> None:
+        if self.echo is None:
+            return
+        if self._to_line is not None:
+            pcm = self._to_line.process(pcm)
+        self.reference.add(pcm, played_at)
+
+    def cut(self, at: float) -> None:
+        self.reference.cut(at)
+        if self._to_line is not None:
+            self._to_line.reset()
+
+    def near_end(self, pcm: bytes, received: float) -> bytes:
+        stage = self.echo or self.noise
+        if stage is None:
+            return pcm
+        if self.noise is None and self.echo is not None \
+                and self.reference.idle(len(pcm), received, self.echo.tail_s):
+            out, self._held = self._held + pcm, b""  # untouched, nothing held back
+            return out
+        data = self._held + pcm
+        size = stage.frame_bytes
+        usable = len(data) - len(data) % size
+        self._held = data[usable:]
+        # A message of several frames (100 ms from some carriers) arrives when its last one
+        # ends: each earlier frame was spoken that much earlier.
+        per_byte = 1 / (2 * self.rate)
+        return b"".join(self._frame(data[i:i + size], received - (usable - i - size) * per_byte)
+                        for i in range(0, usable, size))
+
+    def _frame(self, near: bytes, received: float) -> bytes:
+        echo = self.echo
+        if echo is not None:
+            far = self.reference.take(len(near), received)
+            # Skipped once the canceller's whole tail holds silence: nothing to cancel.
+            if far is not None or self.reference.silent_s <= echo.tail_s + 0.1:
+                near = self._cancel(echo, near, far or bytes(len(near)))
+        return near if self.noise is None else self.noise.process(near)
+
+    def _cancel(self, echo: EchoStage, near: bytes, far: bytes) -> bytes:
+        self.frames += 1
+        cleaned = echo.process(near, far)
+        before, after = rms(near), rms(cleaned)
+        if after > 2 * before + DIVERGED_RMS:
+            self._louder_run += 1
+            if self._louder_run >= RESET_AFTER:
+                echo.reset()
+                self.resets += 1
+                self._louder_run = 0
+        else:
+            self._louder_run = 0
+        if after <= before:
+            return cleaned
+        self.louder += 1
+        return near
