@@ -28,11 +28,11 @@ import argparse
 import asyncio
 import dataclasses
 import itertools
-import re
 import time
 from dataclasses import dataclass
 
 import numpy as np
+from echo_noise_processing import edits, norm
 from pocketsphinx import Decoder
 
 from gateway.caller_processing import LineProcessing
@@ -80,15 +80,9 @@ class Figures:
 
 
 def wer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edits, words) of the word-level Levenshtein distance."""
-    ref = re.findall(r"[a-z']+", reference.lower())
-    hyp = re.findall(r"[a-z']+", hypothesis.lower())
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1], len(ref)
+    """(word edits, reference words), scored as the echo and noise benchmark scores them."""
+    ref = norm(reference)
+    return edits(ref, norm(hypothesis)), len(ref)
 
 
 def transcribe(pcm16k: bytes) -> str:
