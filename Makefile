@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench fixtures clean
+.PHONY: demo test lint typecheck bench fixtures clean console screenshots
 
 # setup.py and the C kernel too: an edited kernel must be rebuilt, not run stale.
 $(VENV)/.installed: pyproject.toml setup.py gateway/_fir.c
@@ -36,6 +36,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/live_reconnect.py
 	$(BIN)/python benchmarks/call_records.py
 	$(BIN)/python benchmarks/metrics_cost.py
+
+# Rebuilds the web console (console/src -> gateway/console/static, committed so a Python-only
+# install has it); needs Node 20.19+ and npm.
+console:
+	cd console && npm ci --no-audit --no-fund && npm run build
 
 # Regenerates the committed speech fixtures; needs Debian's flite, espeak-ng and sox.
 fixtures:

@@ -1,0 +1,121 @@
+// One call's record: facts, the stereo recording as a waveform to play and seek, the
+// transcript aligned to it (click a line to hear it), tool calls, and plots of response
+// latency per turn and of how fast each barge-in silenced the reply.
+import { ApiError, getJSON } from '../api.js';
+import { fmtClock, fmtDuration, fmtMs, fmtWhen, h, humanKind } from '../dom.js';
+import { lineContent, toolItem } from '../ui/conversation.js';
+import { barChart } from '../ui/plot.js';
+import { bargeIns, parseWav } from '../ui/wav.js';
+import { Waveform } from '../ui/waveform.js';
+
+function facts(r) {
+  const item = (k, v) => [h('dt', {}, k), h('dd', {}, v ?? '–')];
+  return h('dl', { class: 'facts' },
+    ...item('Carrier', r.carrier), ...item('Agent', r.agent),
+    ...item('Caller', r.caller), ...item('Dialled', r.dialled),
+    ...item('Started', fmtWhen(r.started_at)),
+    ...item('Duration', fmtDuration(r.duration_s)),
+    ...item('Ended', r.ended_at ? `${humanKind(r.end_kind)}${r.end_reason ? ` (${r.end_reason})` : ''}` : 'in progress'),
+    ...item('Interruptions', String(r.interruptions ?? 0)),
+    ...item('Live reconnects', String(r.live_reconnects ?? 0)),
+    ...item('Tokens', r.tokens ? `${r.tokens.total} (prompt ${r.tokens.prompt}, response ${r.tokens.response})` : '–'));
+}
+
+function chartFigure(id, title, values, labels, color, describe) {
+  const canvas = h('canvas', { id, class: 'chart', role: 'img', 'aria-label': describe });
+  return {
+    el: h('figure', { class: 'chart-figure' }, h('figcaption', {}, title), canvas,
+      h('p', { class: 'visually-hidden' }, describe)),
+    draw: () => barChart(canvas, { values, labels, color }),
+  };
+}
+
+export default async function callPage(view, { sid }) {
+  let record;
+  try {
+    record = await getJSON(`/console/api/calls/${encodeURIComponent(sid)}`);
+  } catch (err) {
+    const text = err instanceof ApiError && err.status === 404 ? `No call ${sid}.` : `Could not load the call: ${err.message}`;
+    view.append(h('p', {}, h('a', { href: '/console/calls' }, '← Calls')), h('p', { class: 'error', role: 'alert' }, text));
+    return undefined;
+  }
+  const turns = record.turns ?? [];
+  const player = h('section', { class: 'card', 'aria-labelledby': 'rec-title' },
+    h('h2', { id: 'rec-title' }, 'Recording'));
+  const lines = h('ol', { class: 'transcript aligned', id: 'call-transcript' });
+  const toolList = h('ul', { class: 'tools' }, (record.tool_calls ?? []).map(toolItem));
+  const charts = h('div', { class: 'charts' });
+  view.append(
+    h('p', {}, h('a', { href: '/console/calls' }, '← Calls')),
+    h('h1', {}, `Call ${record.call_sid}`),
+    h('div', { class: 'card' }, facts(record)),
+    player,
+    h('div', { class: 'card conversation' },
+      h('section', { 'aria-labelledby': 'transcript-title' },
+        h('h2', { id: 'transcript-title' }, 'Transcript'),
+        turns.length ? lines : h('p', { class: 'muted' }, 'Nothing was said.')),
+      h('section', { 'aria-labelledby': 'tools-title' },
+        h('h2', { id: 'tools-title' }, 'Tool calls'),
+        record.tool_calls?.length ? toolList : h('p', { class: 'muted' }, 'No tool calls.'))),
+    h('section', { class: 'card', 'aria-labelledby': 'charts-title' },
+      h('h2', { id: 'charts-title' }, 'Turn-taking'), charts));
+
+  let audio = null;
+  let waveform = null;
+  const items = turns.map((t) => {
+    const button = h('button', { type: 'button', class: 'line-play', 'aria-label': `Play from ${fmtClock(t.at_s)}` }, fmtClock(t.at_s));
+    const li = h('li', { class: `line ${t.role}${t.interrupted ? ' interrupted' : ''}`, 'data-at': t.at_s },
+      h('span', { class: 'who' }, t.role === 'caller' ? 'Caller' : 'Agent'), button, lineContent(t));
+    button.addEventListener('click', () => {
+      if (!audio) return;
+      audio.currentTime = t.at_s;
+      audio.play().catch(() => {});
+    });
+    return li;
+  });
+  lines.append(...items);
+  const highlight = () => {
+    const now = audio.currentTime;
+    let current = -1;
+    turns.forEach((t, i) => { if (t.at_s <= now) current = i; });
+    items.forEach((li, i) => li.classList.toggle('current', i === current && !audio.paused));
+  };
+
+  const latencies = record.response_latency_ms ?? [];
+  const latencyChart = chartFigure('latency-chart', 'Response latency per turn (end of caller speech → first reply audio)',
+    latencies, latencies.map((_, i) => `turn ${i + 1}`), '--accent',
+    latencies.length ? `Response latency per turn: ${latencies.map((v) => `${Math.round(v)} ms`).join(', ')}.` : 'No turns measured.');
+  charts.append(latencyChart.el);
+  latencyChart.draw();
+
+  if (!record.recording) {
+    player.append(h('p', { class: 'muted' }, 'This call was not recorded.'));
+    return undefined;
+  }
+  audio = h('audio', { controls: true, preload: 'auto', src: record.recording, id: 'call-audio' });
+  const canvas = h('canvas', { class: 'waveform', id: 'waveform' });
+  const position = h('p', { class: 'muted', id: 'position', 'aria-live': 'off' });
+  player.append(canvas, audio, position);
+  audio.addEventListener('timeupdate', () => {
+    position.textContent = `${fmtClock(audio.currentTime)} / ${fmtClock(audio.duration || 0)}`;
+    highlight();
+  });
+  audio.addEventListener('pause', highlight);
+
+  try {
+    const response = await fetch(record.recording, { credentials: 'same-origin' });
+    if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
+    const wav = parseWav(await response.arrayBuffer());
+    waveform = new Waveform(canvas, audio, wav, turns.map((t) => ({ at: t.at_s, role: t.role })));
+    const reactions = bargeIns(wav, turns);
+    const bargeChart = chartFigure('barge-chart', 'Barge-in reactions (caller starts talking → reply silent, from the recording)',
+      reactions.map((r) => r.stop_ms), reactions.map((r) => fmtClock(r.onset_s)), '--agent',
+      reactions.length ? `Barge-ins: ${reactions.map((r) => `at ${fmtClock(r.onset_s)} the reply stopped ${r.stop_ms} ms after the caller began`).join('; ')}.`
+        : 'No barge-ins in this call.');
+    charts.append(bargeChart.el);
+    bargeChart.draw();
+  } catch (err) {
+    player.append(h('p', { class: 'error' }, `Could not draw the recording: ${err.message}`));
+  }
+  return () => { waveform?.dispose(); audio.pause(); };
+}
