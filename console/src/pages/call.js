@@ -2,14 +2,14 @@
 // transcript aligned to it (click a line to hear it), tool calls, and plots of response
 // latency per turn and of how fast each barge-in silenced the reply.
 import { ApiError, getJSON } from '../api.js';
-import { fmtClock, fmtDuration, fmtMs, fmtWhen, h, humanKind } from '../dom.js';
+import { fmtClock, fmtDuration, fmtWhen, h, humanKind } from '../dom.js';
 import { lineContent, toolItem } from '../ui/conversation.js';
 import { barChart } from '../ui/plot.js';
 import { bargeIns, parseWav } from '../ui/wav.js';
 import { Waveform } from '../ui/waveform.js';
 
 function facts(r) {
-  const item = (k, v) => [h('dt', {}, k), h('dd', {}, v ?? '–')];
+  const item = (k, v) => [h('div', {}, h('dt', {}, k), h('dd', {}, v ?? '–'))];
   return h('dl', { class: 'facts' },
     ...item('Carrier', r.carrier), ...item('Agent', r.agent),
     ...item('Caller', r.caller), ...item('Dialled', r.dialled),
@@ -86,11 +86,14 @@ export default async function callPage(view, { sid }) {
     latencies, latencies.map((_, i) => `turn ${i + 1}`), '--accent',
     latencies.length ? `Response latency per turn: ${latencies.map((v) => `${Math.round(v)} ms`).join(', ')}.` : 'No turns measured.');
   charts.append(latencyChart.el);
-  latencyChart.draw();
+  const drawn = [latencyChart];
+  const redraw = () => { for (const c of drawn) c.draw(); };
+  window.addEventListener('resize', redraw);
+  redraw();
 
   if (!record.recording) {
     player.append(h('p', { class: 'muted' }, 'This call was not recorded.'));
-    return undefined;
+    return () => window.removeEventListener('resize', redraw);
   }
   audio = h('audio', { controls: true, preload: 'auto', src: record.recording, id: 'call-audio' });
   const canvas = h('canvas', { class: 'waveform', id: 'waveform' });
@@ -113,9 +116,14 @@ export default async function callPage(view, { sid }) {
       reactions.length ? `Barge-ins: ${reactions.map((r) => `at ${fmtClock(r.onset_s)} the reply stopped ${r.stop_ms} ms after the caller began`).join('; ')}.`
         : 'No barge-ins in this call.');
     charts.append(bargeChart.el);
-    bargeChart.draw();
+    drawn.push(bargeChart);
+    redraw(); // the grid has two columns now
   } catch (err) {
     player.append(h('p', { class: 'error' }, `Could not draw the recording: ${err.message}`));
   }
-  return () => { waveform?.dispose(); audio.pause(); };
+  return () => {
+    window.removeEventListener('resize', redraw);
+    waveform?.dispose();
+    audio.pause();
+  };
 }

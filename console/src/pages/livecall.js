@@ -14,7 +14,7 @@ export default function liveCallPage(view, { sid }) {
   const drawFacts = () => {
     if (!info) return;
     const duration = ended ? info.duration_s : info.duration_s + (performance.now() - seenAt) / 1000;
-    const item = (k, v) => [h('dt', {}, k), h('dd', {}, v)];
+    const item = (k, v) => [h('div', {}, h('dt', {}, k), h('dd', {}, v))];
     facts.replaceChildren(
       ...item('Carrier', info.carrier ?? '–'), ...item('Agent', info.agent ?? '–'),
       ...item('Duration', fmtDuration(duration)),
