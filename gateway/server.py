@@ -50,6 +50,7 @@ from gateway.ending import EndKind
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
 from gateway.metrics import GatewayMetrics
+from gateway.monitor import CallMonitor
 from gateway.overload import LoopLag
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, discover_agents
@@ -97,8 +98,12 @@ class Gateway:
                                    if settings.stream_secret else None,
                                    ttl_s=settings.stream_token_ttl_s)
         tokens = {c: self.tokens for c, s in self.carriers.items() if s.needs_token}
+        # One live-call monitor per gateway: the console's live view and the browser's socket.
+        self.monitor = self.services.monitor or CallMonitor()
+        observers = tuple(o for o in self.services.observers if o is not self.monitor)
         self.services = dataclasses.replace(
-            self.services, observers=(*self.services.observers, self.metrics), tokens=tokens,
+            self.services, observers=(*observers, self.metrics, self.monitor), tokens=tokens,
+            monitor=self.monitor,
             call_control={**{c: s.call_control for c, s in self.carriers.items()
                              if s.call_control is not None}, **self.services.call_control},
             # Echo cancellation, noise suppression: which of them a call gets is a setting.
