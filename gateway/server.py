@@ -30,6 +30,7 @@ from gateway.agent import Agent
 from gateway.audiosocket_server import AudioSocketConfig, AudioSocketServer
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings, CallServices, Prompt
+from gateway.browser_route import Authorize, BrowserRoute
 from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
 from gateway.carriers.audiosocket_routes import RouteBook
@@ -73,7 +74,8 @@ class Gateway:
                  services: CallServices | None = None,
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
-                 audiosocket_auth: BasicAuthCheck | None = None) -> None:
+                 audiosocket_auth: BasicAuthCheck | None = None,
+                 browser: Authorize | None = None) -> None:
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -92,6 +94,10 @@ class Gateway:
         served = [c.value for c in self.carriers]
         if audiosocket is not None:
             served.append(Carrier.AUDIOSOCKET.value)
+        # The browser carrier (the console's talk page), behind the console's operator check.
+        self.browser = BrowserRoute(self, browser) if browser is not None else None
+        if browser is not None:
+            served.append(Carrier.BROWSER.value)
         self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters,
                                       loop_lag=lambda: self.lag.lag_s, carriers=served)
         self.tokens = StreamTokens(settings.stream_secret.reveal().encode()
@@ -151,6 +157,8 @@ class Gateway:
             app.router.add_get("/media/{agent}", functools.partial(self.media, twilio))
         if self.audiosocket is not None:
             app.router.add_post("/audiosocket/calls", self.register_audiosocket)
+        if self.browser is not None:
+            self.browser.add_to(app)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)

@@ -39,6 +39,7 @@ class Carrier(enum.Enum):
     JAMBONZ = "jambonz"
     ASTERISK = "asterisk"  # its WebSocket channel driver (chan_websocket)
     AUDIOSOCKET = "audiosocket"  # Asterisk's AudioSocket, over plain TCP
+    BROWSER = "browser"  # the console's talk page (a signed-in operator), not a phone line
 
 
 # -- what a provider can do --------------------------------------------------------------
