@@ -6,17 +6,20 @@ const ROLE = { caller: 'Caller', agent: 'Agent' };
 
 export function lineContent(line) {
   const body = h('span', { class: 'text' });
-  if (line.interrupted && typeof line.heard === 'string') {
+  if (line.interrupted && typeof line.heard === 'string' && line.heard !== line.text) {
+    // What the caller actually heard of a reply they talked over, then the rest, struck out.
     const heard = line.heard;
     const rest = line.text.startsWith(heard) ? line.text.slice(heard.length) : line.text;
     body.append(
-      h('span', { class: 'heard' }, heard || '(nothing)'),
-      rest ? h('del', { class: 'unheard', title: 'Not heard: the caller talked over it' }, rest) : '',
-      h('span', { class: 'tag' }, 'interrupted: the caller heard only the first part'),
+      heard ? h('span', { class: 'heard' }, heard) : '',
+      h('del', { class: 'unheard' }, h('span', { class: 'visually-hidden' }, 'not heard: '), rest),
+      ' ',
+      h('span', { class: 'tag' }, heard ? 'interrupted: the caller heard only the first part'
+        : 'interrupted: the caller heard none of it'),
     );
   } else {
     body.append(line.text);
-    if (line.interrupted) body.append(h('span', { class: 'tag' }, 'interrupted'));
+    if (line.interrupted) body.append(' ', h('span', { class: 'tag' }, 'interrupted'));
   }
   return body;
 }
