@@ -45,6 +45,8 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
+from gateway.console.service import Console, serving_beside
+from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
 from gateway.live_client import open_session
@@ -72,7 +74,8 @@ class Gateway:
                  services: CallServices | None = None,
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
-                 audiosocket_auth: BasicAuthCheck | None = None) -> None:
+                 audiosocket_auth: BasicAuthCheck | None = None,
+                 console: ConsoleSettings | None = None) -> None:
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -114,6 +117,8 @@ class Gateway:
             if audiosocket is not None else None
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
+        # The web console (off unless configured): on this app or a listener of its own.
+        self.console = Console.for_gateway(console, self) if console is not None else None
 
     @property
     def accepting(self) -> bool:
@@ -152,6 +157,8 @@ class Gateway:
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
+        if self.console is not None:
+            self.console.mount(app)  # after on_shutdown's drain: live views end last
         return app
 
     def bridge_settings(self) -> BridgeSettings:
@@ -452,9 +459,10 @@ async def running(gateway: Gateway, host: str = "127.0.0.1",
     """Serve ``gateway`` in this event loop (tests, the demo); yields the bound port."""
     runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
-        yield int(runner.addresses[0][1])
-    finally:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
         await runner.cleanup()
+        raise
+    async with serving_beside(gateway.console, runner):  # cleans up runner when done
+        yield int(runner.addresses[0][1])
