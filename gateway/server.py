@@ -46,6 +46,8 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
+from gateway.console.service import Console, serving_beside
+from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
 from gateway.live_client import open_session
@@ -75,7 +77,8 @@ class Gateway:
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
                  audiosocket_auth: BasicAuthCheck | None = None,
-                 browser: Authorize | None = None) -> None:
+                 browser: Authorize | None = None,
+                 console: ConsoleSettings | None = None) -> None:
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -94,7 +97,13 @@ class Gateway:
         served = [c.value for c in self.carriers]
         if audiosocket is not None:
             served.append(Carrier.AUDIOSOCKET.value)
-        # The browser carrier (the console's talk page), behind the console's operator check.
+        # The browser carrier (the console's talk page), behind the console's operator check
+        # (the console's own, built below, unless a test gives one).
+        if browser is None and console is not None:
+            async def operator(request: web.Request, state_change: bool) -> None:
+                assert self.console is not None
+                await self.console.auth.check(request, state_change=state_change)
+            browser = operator
         self.browser = BrowserRoute(self, browser) if browser is not None else None
         if browser is not None:
             served.append(Carrier.BROWSER.value)
@@ -125,6 +134,8 @@ class Gateway:
             if audiosocket is not None else None
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
+        # The web console (off unless configured): on this app or a listener of its own.
+        self.console = Console.for_gateway(console, self) if console is not None else None
 
     @property
     def accepting(self) -> bool:
@@ -165,6 +176,8 @@ class Gateway:
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
+        if self.console is not None:
+            self.console.mount(app)  # after on_shutdown's drain: live views end last
         return app
 
     def bridge_settings(self) -> BridgeSettings:
@@ -465,9 +478,10 @@ async def running(gateway: Gateway, host: str = "127.0.0.1",
     """Serve ``gateway`` in this event loop (tests, the demo); yields the bound port."""
     runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
-        yield int(runner.addresses[0][1])
-    finally:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
         await runner.cleanup()
+        raise
+    async with serving_beside(gateway.console, runner):  # cleans up runner when done
+        yield int(runner.addresses[0][1])
