@@ -72,18 +72,32 @@ export class LevelLog {
     }
     const bargeInToSilence = [];
     const clearToSilence = [];
+    // Reply audio heard after the silence while the caller was still talking over it:
+    // none, if the clear emptied the queue at once.
+    const leakedMs = [];
     this.clears.forEach((c, i) => {
       const quiet = this.firstQuietAfterClear[i];
       if (quiet === undefined) return;
       clearToSilence.push(quiet - c);
       const speech = mic.filter((m) => m.start <= c).pop();
-      if (speech && (speech.end === null || speech.end >= c)) bargeInToSilence.push(quiet - speech.start);
+      if (speech && (speech.end === null || speech.end >= c)) {
+        bargeInToSilence.push(quiet - speech.start);
+        const until = speech.end ?? this.now();
+        let loud = 0;
+        for (const r of reply) {
+          const from = Math.max(r.start, quiet);
+          const to = Math.min(r.end ?? this.now(), until);
+          if (to > from) loud += to - from;
+        }
+        leakedMs.push(loud);
+      }
     });
     const round = (xs) => xs.map((x) => Math.round(x * 10) / 10);
     return {
       speech_end_to_reply_ms: round(speechEndToReply),
       barge_in_to_silence_ms: round(bargeInToSilence),
       clear_to_silence_ms: round(clearToSilence),
+      reply_while_barging_in_ms: round(leakedMs),
       clears: this.clears.length,
       reply_spans: reply.length,
       speech_spans: mic.length,

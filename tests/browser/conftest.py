@@ -1,0 +1,88 @@
+"""Headless Chromium (Debian's, driven by Playwright) against a real gateway with its console
+and the simulated Live server on loopback. Under CI a missing Chromium fails these tests;
+elsewhere it skips them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from gateway.rig.chromium import chromium_args, chromium_path, mic_wav
+from gateway.rig.console_stack import PASSWORD, ConsoleStack, console_stack
+
+# Each page step waits at most this long (Playwright's default is 30 s).
+STEP_MS = 15_000
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    found = chromium_path()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def mic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mic_wav(tmp_path_factory.mktemp("mic") / "caller.wav")
+
+
+@pytest.fixture
+async def browser(chromium: str, mic: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=chromium, args=chromium_args(mic))
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleStack]:
+    monkeypatch.setenv("VOICEGW_FRONT_DESK_DB", str(tmp_path / "front_desk.sqlite3"))
+    async with console_stack(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def page(browser: Browser, stack: ConsoleStack) -> AsyncIterator[Page]:
+    context = await browser.new_context(base_url=stack.base)
+    opened = await context.new_page()
+    opened.set_default_timeout(STEP_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield opened
+    finally:
+        await context.close()
+    assert errors == [], errors  # no script error on any page
+
+
+async def until(page: Page, condition: str, timeout_s: float = 30.0) -> Any:
+    """Wait in the page until the JavaScript expression ``condition`` is truthy; its value.
+
+    (Playwright's wait_for_function evaluates strings with eval, which the console's CSP
+    rightly refuses; a function handed to evaluate is not a string the page evaluates.)"""
+    waiting = page.evaluate(f"""() => new Promise((resolve) => {{
+        const check = () => {{
+            const v = ({condition});
+            if (v) {{ clearInterval(t); resolve(v); }}
+        }};
+        const t = setInterval(check, 20);
+        check();
+    }})""")
+    return await asyncio.wait_for(waiting, timeout_s)
+
+
+async def sign_in(page: Page, password: str = PASSWORD) -> None:
+    await page.goto("/console/")
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
