@@ -64,6 +64,7 @@ def phone_script() -> list[Utterance]:
 class ConsoleStack:
     sim: SimulatorServer
     gateway: Gateway
+    recorder: CallRecorder
     port: int
     speed: float
 
@@ -77,6 +78,14 @@ class ConsoleStack:
                                 speed=self.speed, parameters={"From": "+15550104567"},
                                 max_s=60.0, **kw)  # type: ignore[arg-type]
 
+    async def stored(self, call_sid: str) -> None:
+        """Wait until the call's ended record is in the store."""
+        def written() -> bool:
+            r = self.recorder.last_written
+            return r is not None and r.call_sid == call_sid and r.ended_at is not None
+        await self.gateway.wait_idle()
+        await self.recorder.wait_until(written)
+
 
 @contextlib.asynccontextmanager
 async def console_stack(workdir: Path, *, speed: float = 1.0) -> AsyncIterator[ConsoleStack]:
@@ -88,11 +97,12 @@ async def console_stack(workdir: Path, *, speed: float = 1.0) -> AsyncIterator[C
         settings = Settings(endpoint=custom_endpoint(sim.url, "test-model"),
                             recordings_dir=str(recordings), record_all=True)
         agents = {a.name: a for a in bundled_agents()}
+        recorder = CallRecorder(store)
         services = CallServices(agents=AgentRegistry(agents=agents, default=AGENT),
-                                observers=(CallRecorder(store),),
+                                observers=(recorder,),
                                 unavailable_prompt=load_prompt())
         console = ConsoleSettings(password_hash=Secret(_HASH), token=Secret(TOKEN),
                                   key=Secret(KEY))
         gateway = Gateway(settings, services=services, console=console)
         async with running(gateway) as port:
-            yield ConsoleStack(sim, gateway, port, speed)
+            yield ConsoleStack(sim, gateway, recorder, port, speed)

@@ -46,9 +46,13 @@ async def browser(chromium: str, mic: Path) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleStack]:
+async def stack(request: pytest.FixtureRequest, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ConsoleStack]:
+    """The gateway and simulator; ``parametrize("stack", [SPEED], indirect=True)`` runs the
+    simulator (and phone calls) faster than real time. A browser talks at real time."""
     monkeypatch.setenv("VOICEGW_FRONT_DESK_DB", str(tmp_path / "front_desk.sqlite3"))
-    async with console_stack(tmp_path) as running:
+    speed = getattr(request, "param", 1.0)
+    async with console_stack(tmp_path, speed=speed) as running:
         yield running
 
 
