@@ -4,17 +4,15 @@ elsewhere it skips them."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from gateway.rig.chromium import chromium_args, chromium_path, mic_wav
-from gateway.rig.console_stack import PASSWORD, ConsoleStack, console_stack
+from gateway.rig.console_stack import ConsoleStack, console_stack
 
 # Each page step waits at most this long (Playwright's default is 30 s).
 STEP_MS = 15_000
@@ -68,25 +66,3 @@ async def page(browser: Browser, stack: ConsoleStack) -> AsyncIterator[Page]:
     finally:
         await context.close()
     assert errors == [], errors  # no script error on any page
-
-
-async def until(page: Page, condition: str, timeout_s: float = 30.0) -> Any:
-    """Wait in the page until the JavaScript expression ``condition`` is truthy; its value.
-
-    (Playwright's wait_for_function evaluates strings with eval, which the console's CSP
-    rightly refuses; a function handed to evaluate is not a string the page evaluates.)"""
-    waiting = page.evaluate(f"""() => new Promise((resolve) => {{
-        const check = () => {{
-            const v = ({condition});
-            if (v) {{ clearInterval(t); resolve(v); }}
-        }};
-        const t = setInterval(check, 20);
-        check();
-    }})""")
-    return await asyncio.wait_for(waiting, timeout_s)
-
-
-async def sign_in(page: Page, password: str = PASSWORD) -> None:
-    await page.goto("/console/")
-    await page.fill("#password", password)
-    await page.click("button[type=submit]")

@@ -9,8 +9,8 @@ import asyncio
 import pytest
 from playwright.async_api import Page, expect
 
+from gateway.rig.console_pages import sign_in, until
 from gateway.rig.console_stack import AGENT, ConsoleStack
-from tests.browser.conftest import sign_in, until
 
 SPEED = 3.0  # the phone and the simulator; the page watches in real time
 AUDIO = "document.querySelector('#call-audio')"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
+from gateway.rig.console_pages import sign_in
 from gateway.rig.console_stack import PASSWORD, ConsoleStack
-from tests.browser.conftest import sign_in
 
 
 async def test_a_wrong_password_shows_an_error_and_the_right_one_signs_in(

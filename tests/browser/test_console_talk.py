@@ -10,10 +10,8 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
+from gateway.rig.console_pages import FIGURES, sign_in, until
 from gateway.rig.console_stack import AGENT, ConsoleStack
-from tests.browser.conftest import sign_in, until
-
-FIGURES = "voicegwConsole.talk.voice.log.figures()"
 
 
 async def test_talk_hear_the_reply_and_barge_in(page: Page, stack: ConsoleStack) -> None:
