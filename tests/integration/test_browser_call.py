@@ -24,7 +24,6 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from gateway.agent import Agent
 from gateway.audio import AudioFormat, Codec, Resampler, decoder, encoder, frame_bytes
 from gateway.bridge_config import BridgeSettings, CallServices
 from gateway.caller_processing import LineProcessing
