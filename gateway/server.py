@@ -30,6 +30,7 @@ from gateway.agent import Agent
 from gateway.audiosocket_server import AudioSocketConfig, AudioSocketServer
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings, CallServices, Prompt
+from gateway.browser_route import Authorize, BrowserRoute
 from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
 from gateway.carriers.audiosocket_routes import RouteBook
@@ -45,6 +46,7 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
+from gateway.console.auth import ConsoleAuth
 from gateway.console.service import Console, serving_beside
 from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
@@ -52,6 +54,7 @@ from gateway.ending import EndKind
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
 from gateway.metrics import GatewayMetrics
+from gateway.monitor import CallMonitor
 from gateway.overload import LoopLag
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, discover_agents
@@ -75,6 +78,7 @@ class Gateway:
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
                  audiosocket_auth: BasicAuthCheck | None = None,
+                 browser: Authorize | None = None,
                  console: ConsoleSettings | None = None) -> None:
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
@@ -94,14 +98,24 @@ class Gateway:
         served = [c.value for c in self.carriers]
         if audiosocket is not None:
             served.append(Carrier.AUDIOSOCKET.value)
+        # The browser carrier (the console's talk page), behind the console's operator check.
+        console_auth = ConsoleAuth.of(console) if console is not None else None
+        browser = browser or console_auth
+        self.browser = BrowserRoute(self, browser) if browser is not None else None
+        if browser is not None:
+            served.append(Carrier.BROWSER.value)
         self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters,
                                       loop_lag=lambda: self.lag.lag_s, carriers=served)
         self.tokens = StreamTokens(settings.stream_secret.reveal().encode()
                                    if settings.stream_secret else None,
                                    ttl_s=settings.stream_token_ttl_s)
         tokens = {c: self.tokens for c, s in self.carriers.items() if s.needs_token}
+        # One live-call monitor per gateway: the console's live view and the browser's socket.
+        self.monitor = self.services.monitor or CallMonitor()
+        observers = tuple(o for o in self.services.observers if o is not self.monitor)
         self.services = dataclasses.replace(
-            self.services, observers=(*self.services.observers, self.metrics), tokens=tokens,
+            self.services, observers=(*observers, self.metrics, self.monitor), tokens=tokens,
+            monitor=self.monitor,
             call_control={**{c: s.call_control for c, s in self.carriers.items()
                              if s.call_control is not None}, **self.services.call_control},
             # Echo cancellation, noise suppression: which of them a call gets is a setting.
@@ -118,7 +132,8 @@ class Gateway:
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
         # The web console (off unless configured): on this app or a listener of its own.
-        self.console = Console.for_gateway(console, self) if console is not None else None
+        self.console = Console.for_gateway(console, self, console_auth) \
+            if console is not None else None
 
     @property
     def accepting(self) -> bool:
@@ -151,6 +166,8 @@ class Gateway:
             app.router.add_get("/media/{agent}", functools.partial(self.media, twilio))
         if self.audiosocket is not None:
             app.router.add_post("/audiosocket/calls", self.register_audiosocket)
+        if self.browser is not None and self.console is None:
+            self.browser.add_to(app)  # else where the console is, which its pages call
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
