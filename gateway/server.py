@@ -46,6 +46,7 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
+from gateway.console.auth import ConsoleAuth
 from gateway.console.service import Console, serving_beside
 from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
@@ -97,13 +98,9 @@ class Gateway:
         served = [c.value for c in self.carriers]
         if audiosocket is not None:
             served.append(Carrier.AUDIOSOCKET.value)
-        # The browser carrier (the console's talk page), behind the console's operator check
-        # (the console's own, built below, unless a test gives one).
-        if browser is None and console is not None:
-            async def operator(request: web.Request, state_change: bool) -> None:
-                assert self.console is not None
-                await self.console.auth.check(request, state_change=state_change)
-            browser = operator
+        # The browser carrier (the console's talk page), behind the console's operator check.
+        console_auth = ConsoleAuth.of(console) if console is not None else None
+        browser = browser or console_auth
         self.browser = BrowserRoute(self, browser) if browser is not None else None
         if browser is not None:
             served.append(Carrier.BROWSER.value)
@@ -135,7 +132,8 @@ class Gateway:
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
         # The web console (off unless configured): on this app or a listener of its own.
-        self.console = Console.for_gateway(console, self) if console is not None else None
+        self.console = Console.for_gateway(console, self, console_auth) \
+            if console is not None else None
 
     @property
     def accepting(self) -> bool:
@@ -168,8 +166,8 @@ class Gateway:
             app.router.add_get("/media/{agent}", functools.partial(self.media, twilio))
         if self.audiosocket is not None:
             app.router.add_post("/audiosocket/calls", self.register_audiosocket)
-        if self.browser is not None:
-            self.browser.add_to(app)
+        if self.browser is not None and self.console is None:
+            self.browser.add_to(app)  # else where the console is, which its pages call
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)

@@ -9,6 +9,7 @@ import io
 import wave
 from pathlib import Path
 
+import aiohttp
 import pytest
 from yarl import URL
 
@@ -213,3 +214,20 @@ async def test_no_secret_reaches_a_response_or_a_log_line(tmp_path: Path) -> Non
     for secret in (PASSWORD, "not-the-password", TOKEN, HASH, KEY.decode(), cookie):
         assert secret not in logged
         assert all(secret not in text for text in seen)
+
+
+async def test_the_talk_pages_socket_is_served_where_the_console_is_and_checks_origin(
+        tmp_path: Path) -> None:
+    async with served_gateway(tmp_path, console=None) as s:
+        r = await s.http.get(s.main + "/browser/media/assistant", headers=BEARER)
+        assert r.status == 404  # no console, no browser carrier
+        r.release()
+    async with served_gateway(tmp_path, console=console_settings(("127.0.0.1", 0))) as s:
+        async with s.http.get(s.main + "/browser/media/assistant") as r:
+            assert r.status == 404  # not beside the webhooks
+        headers = await s.sign_in()
+        ws = s.base.replace("http", "ws") + "/browser/media/assistant"
+        for extra, status in (({"Origin": "https://evil.example"}, 403), ({"Cookie": ""}, 401)):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await s.http.ws_connect(ws, headers={**headers, **extra})
+            assert refused.value.status == status

@@ -31,6 +31,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from yarl import URL
 
 from gateway.console.counts import ConsoleCounts, Refusal
+from gateway.console.settings import ConsoleSettings
 from gateway.console.throttle import SignInThrottle
 
 Authorize = Callable[[web.Request, bool], Awaitable[None]]
@@ -84,6 +85,13 @@ class ConsoleAuth:
         self._hasher = argon2.PasswordHasher()
         self._verifying = asyncio.Semaphore(VERIFYING)
         self._signed_out: dict[str, float] = {}  # session id -> when it expires (epoch s)
+
+    @classmethod
+    def of(cls, settings: ConsoleSettings) -> ConsoleAuth:
+        return cls(
+            password_hash=settings.password_hash.reveal() if settings.password_hash else None,
+            token=settings.token.reveal() if settings.token else None,
+            key=settings.signing_key(), session_s=settings.session_s, origins=settings.origins)
 
     async def __call__(self, request: web.Request, state_change: bool) -> None:
         await self.check(request, state_change=state_change)

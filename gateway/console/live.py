@@ -80,8 +80,12 @@ class LiveStreams:
         finally:
             subscription.close()
             for task in (pending, stop):
-                if isinstance(task, asyncio.Task):
+                if not isinstance(task, asyncio.Task):
+                    continue
+                if not task.done():
                     await cancel_and_wait(task)
+                elif not task.cancelled():
+                    task.exception()  # seen: the end of the events is no error
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response

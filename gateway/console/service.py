@@ -11,8 +11,7 @@ routed unless it is enabled.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -51,13 +50,14 @@ class Console:
     def __init__(self, settings: ConsoleSettings, *, agents: AgentRegistry | None,
                  store: CallStore | None, recordings: Path, monitor: CallMonitor,
                  registry: CollectorRegistry | None = None, live_origin: str | None = None,
-                 static: Path = STATIC, keepalive_s: float = KEEPALIVE_S) -> None:
+                 static: Path = STATIC, keepalive_s: float = KEEPALIVE_S,
+                 auth: ConsoleAuth | None = None,
+                 beside: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.settings = settings
-        self.auth = ConsoleAuth(
-            password_hash=settings.password_hash.reveal() if settings.password_hash else None,
-            token=settings.token.reveal() if settings.token else None,
-            key=settings.signing_key(), session_s=settings.session_s,
-            origins=settings.origins)
+        self.auth = auth or ConsoleAuth.of(settings)
+        # Operator routes outside /console/ that its pages call (the browser carrier's
+        # socket): served wherever the console is, so they share its origin.
+        self.beside = tuple(beside)
         if registry is not None:  # /metrics shows the sign-ins
             registry.register(self.auth.counts)
         self.api = Api(self.auth, agents=agents, store=store, recordings=recordings)
@@ -67,19 +67,17 @@ class Console:
         self.port: int | None = None  # of its own listener, once serving
 
     @classmethod
-    def for_gateway(cls, settings: ConsoleSettings, gateway: Gateway) -> Console:
+    def for_gateway(cls, settings: ConsoleSettings, gateway: Gateway,
+                    auth: ConsoleAuth | None = None) -> Console:
+        """The console of ``gateway``, sharing its agents, records, monitor and metrics (and
+        ``auth``, the check its browser carrier was given)."""
         services = gateway.services
-        monitor = getattr(gateway, "monitor", None) or next(
-            (o for o in services.observers if isinstance(o, CallMonitor)), None)
-        if monitor is None:  # a gateway without one: the console's sees every call
-            monitor = CallMonitor()
-            gateway.services = dataclasses.replace(
-                services, observers=(*services.observers, monitor))
         store = next((o.store for o in services.observers if isinstance(o, CallRecorder)), None)
         return cls(settings, agents=services.agents, store=store,
-                   recordings=Path(gateway.settings.recordings_dir), monitor=monitor,
+                   recordings=Path(gateway.settings.recordings_dir), monitor=gateway.monitor,
                    registry=gateway.metrics.registry,
-                   live_origin=direct_origin(gateway.settings.endpoint))
+                   live_origin=direct_origin(gateway.settings.endpoint), auth=auth,
+                   beside=(gateway.browser.add_to,) if gateway.browser is not None else ())
 
     @property
     def separate(self) -> bool:
@@ -103,12 +101,14 @@ class Console:
         response.headers.setdefault("Cache-Control", "no-store")
 
     def add_to(self, app: web.Application) -> None:
-        """Mount the console at ``/console/`` of ``app``."""
+        """Mount the console at ``/console/`` of ``app``, and the routes beside it."""
         async def to_console(_request: web.Request) -> web.StreamResponse:
             raise web.HTTPFound(f"{PREFIX}/")
 
         app.router.add_get(PREFIX, to_console)
         app.add_subapp(f"{PREFIX}/", self.app())
+        for add in self.beside:
+            add(app)
 
     def mount(self, app: web.Application) -> None:
         """On the gateway's own app, unless the console has a listener of its own."""
