@@ -5,16 +5,13 @@ here a bearer token checked as the console checks a script's (:func:`operator`).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
 from typing import Final
-
-from aiohttp import web
 
 from gateway.browser_route import Authorize
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
-from gateway.rig.peers.browser import BrowserPeer
+from gateway.rig.peers.browser import BrowserPeer, operator_check
 from tests.cases import CarrierCase
 from tests.cases.asterisk import NoApi
 from tests.fakes import Recorded
@@ -23,18 +20,8 @@ TOKEN: Final = "console-token-for-tests-0123456789abcdef"
 
 
 def operator(token: str = TOKEN) -> Authorize:
-    """The console's operator check, as far as a script's bearer token goes: 401 without the
-    token, 403 for a cross-site upgrade (an Origin other than the gateway's own)."""
-
-    async def check(request: web.Request, state_change: bool) -> None:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise web.HTTPUnauthorized(text="sign in first\n")
-        origin = request.headers.get("Origin")
-        if state_change and origin is not None and origin != f"http://{request.host}":
-            raise web.HTTPForbidden(text="wrong origin\n")
-
-    return check
+    """The console's operator check, as far as a script's bearer token goes."""
+    return operator_check(token)
 
 
 def credentials(url: str) -> tuple[dict[str, str], str]:

@@ -16,12 +16,16 @@ events the page knows; nothing after ``ended``. Anything else raises. The ``star
 
 from __future__ import annotations
 
+import hmac
 import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from aiohttp import web
+
 from gateway.audio import AudioFormat
+from gateway.browser_route import Authorize
 from gateway.carriers.browser import BrowserFormat
 from gateway.carriers.core import Carrier, CarrierProtocolError, Outgoing, WrongFrameType
 from gateway.rig.peers import (
@@ -166,6 +170,22 @@ class BrowserPeer:
     def _expect_started(self, what: str) -> None:
         if self.started is None:
             raise CarrierProtocolError(f"{what} before started")
+
+
+def operator_check(token: str) -> Authorize:
+    """For a gateway the rig starts itself (the demo, the tests): the console's operator check
+    as far as a script's bearer token goes. 401 without the token; 403 for a cross-site
+    upgrade (an Origin other than the gateway's own)."""
+
+    async def check(request: web.Request, state_change: bool) -> None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise web.HTTPUnauthorized(text="sign in first\n")
+        origin = request.headers.get("Origin")
+        if state_change and origin is not None and origin != f"http://{request.host}":
+            raise web.HTTPForbidden(text="wrong origin\n")
+
+    return check
 
 
 def _json_object(frame: str) -> dict[str, Any] | None:
