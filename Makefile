@@ -42,6 +42,10 @@ bench: $(VENV)/.installed-test
 console:
 	cd console && npm ci --no-audit --no-fund && npm run build
 
+# Screenshots of each console page from a real run (docs/screenshots/); needs Debian's chromium.
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/console_screenshots.py --out docs/screenshots
+
 # Regenerates the committed speech fixtures; needs Debian's flite, espeak-ng and sox.
 fixtures:
 	bash gateway/assets/speech/make_speech.sh

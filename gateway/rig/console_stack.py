@@ -80,11 +80,14 @@ class ConsoleStack:
 
     async def stored(self, call_sid: str) -> None:
         """Wait until the call's ended record is in the store."""
-        def written() -> bool:
-            r = self.recorder.last_written
-            return r is not None and r.call_sid == call_sid and r.ended_at is not None
         await self.gateway.wait_idle()
-        await self.recorder.wait_until(written)
+        recorder = self.recorder
+        while True:
+            record = await recorder.store.get_call(call_sid)
+            if record is not None and record.ended_at is not None:
+                return
+            written = recorder.stats.written
+            await recorder.wait_until(lambda: recorder.stats.written > written)  # noqa: B023
 
 
 @contextlib.asynccontextmanager

@@ -5,8 +5,13 @@ import { ApiError, getJSON } from '../api.js';
 import { fmtClock, fmtDuration, fmtWhen, h, humanKind } from '../dom.js';
 import { lineContent, toolItem } from '../ui/conversation.js';
 import { barChart } from '../ui/plot.js';
-import { bargeIns, parseWav } from '../ui/wav.js';
+import { alignTurns, bargeIns, parseWav } from '../ui/wav.js';
 import { Waveform } from '../ui/waveform.js';
+
+function ended(r) {
+  const kind = humanKind(r.end_kind);
+  return r.end_reason && r.end_reason !== kind ? `${kind} (${r.end_reason})` : kind;
+}
 
 function facts(r) {
   const item = (k, v) => [h('div', {}, h('dt', {}, k), h('dd', {}, v ?? '–'))];
@@ -15,7 +20,7 @@ function facts(r) {
     ...item('Caller', r.caller), ...item('Dialled', r.dialled),
     ...item('Started', fmtWhen(r.started_at)),
     ...item('Duration', fmtDuration(r.duration_s)),
-    ...item('Ended', r.ended_at ? `${humanKind(r.end_kind)}${r.end_reason ? ` (${r.end_reason})` : ''}` : 'in progress'),
+    ...item('Ended', r.ended_at ? ended(r) : 'in progress'),
     ...item('Interruptions', String(r.interruptions ?? 0)),
     ...item('Live reconnects', String(r.live_reconnects ?? 0)),
     ...item('Tokens', r.tokens ? `${r.tokens.total} (prompt ${r.tokens.prompt}, response ${r.tokens.response})` : '–'));
@@ -62,22 +67,31 @@ export default async function callPage(view, { sid }) {
 
   let audio = null;
   let waveform = null;
-  const items = turns.map((t) => {
-    const button = h('button', { type: 'button', class: 'line-play', 'aria-label': `Play from ${fmtClock(t.at_s)}` }, fmtClock(t.at_s));
+  // Times in the recording: the record's own until the recording is read (alignTurns).
+  const starts = turns.map((t) => t.at_s);
+  const items = turns.map((t, i) => {
+    const button = h('button', { type: 'button', class: 'line-play' }, fmtClock(t.at_s));
     const li = h('li', { class: `line ${t.role}${t.interrupted ? ' interrupted' : ''}`, 'data-at': t.at_s },
       h('span', { class: 'who' }, t.role === 'caller' ? 'Caller' : 'Agent'), button, lineContent(t));
+    button.setAttribute('aria-label', `Play from ${fmtClock(t.at_s)}`);
     button.addEventListener('click', () => {
       if (!audio) return;
-      audio.currentTime = t.at_s;
+      audio.currentTime = starts[i];
       audio.play().catch(() => {});
     });
     return li;
   });
   lines.append(...items);
+  const placeLines = () => items.forEach((li, i) => {
+    const button = li.querySelector('.line-play');
+    button.textContent = fmtClock(starts[i]);
+    button.setAttribute('aria-label', `Play from ${fmtClock(starts[i])}`);
+    li.dataset.at = String(starts[i]);
+  });
   const highlight = () => {
     const now = audio.currentTime;
     let current = -1;
-    turns.forEach((t, i) => { if (t.at_s <= now) current = i; });
+    starts.forEach((at, i) => { if (at <= now) current = i; });
     items.forEach((li, i) => li.classList.toggle('current', i === current && !audio.paused));
   };
 
@@ -109,7 +123,9 @@ export default async function callPage(view, { sid }) {
     const response = await fetch(record.recording, { credentials: 'same-origin' });
     if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
     const wav = parseWav(await response.arrayBuffer());
-    waveform = new Waveform(canvas, audio, wav, turns.map((t) => ({ at: t.at_s, role: t.role })));
+    alignTurns(wav, turns).forEach((at, i) => { starts[i] = at; });
+    placeLines();
+    waveform = new Waveform(canvas, audio, wav, turns.map((t, i) => ({ at: starts[i], role: t.role })));
     const reactions = bargeIns(wav, turns);
     const bargeChart = chartFigure('barge-chart', 'Barge-in reactions (caller starts talking → reply silent, from the recording)',
       reactions.map((r) => r.stop_ms), reactions.map((r) => fmtClock(r.onset_s)), '--agent',

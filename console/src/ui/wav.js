@@ -74,3 +74,31 @@ export function bargeIns(wav, turns) {
   });
   return out;
 }
+
+// Where each transcript line is heard in the recording. A line's `at_s` is when the gateway
+// began it: a caller line once the speech was transcribed (after it ended), an agent line as
+// the reply began. So a caller line moves back to the start of the speech it ended (pauses
+// under half a second inside it), an agent line to the reply's first sound near its time.
+export function alignTurns(wav, turns) {
+  const caller = activity(wav.caller, wav.rate);
+  const agent = activity(wav.agent, wav.rate);
+  return turns.map((t) => {
+    const at = Math.round((t.at_s ?? 0) * 50);
+    if (t.role === 'caller') {
+      let end = Math.min(at, caller.length - 1);
+      const stop = Math.max(0, at - 50 * 15);
+      while (end > stop && !caller[end]) end--;
+      if (!caller[end]) return t.at_s;
+      let start = end;
+      for (let f = end; f >= 0 && end - f < 50 * 30; f--) {
+        if (caller[f]) start = f;
+        else if (start - f > 25) break;
+      }
+      return start / 50;
+    }
+    for (let f = Math.max(0, at - 50); f < Math.min(agent.length, at + 150); f++) {
+      if (agent[f]) return f / 50;
+    }
+    return t.at_s;
+  });
+}
