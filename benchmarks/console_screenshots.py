@@ -18,13 +18,13 @@ import tempfile
 from pathlib import Path
 
 import structlog
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, ViewportSize, async_playwright
 
 from gateway.rig.chromium import chromium_args, chromium_path, mic_wav
 from gateway.rig.console_pages import FIGURES, until
 from gateway.rig.console_stack import AGENT, PASSWORD, console_stack
 
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 
 
 async def shoot(page: Page, out: Path, name: str) -> None:
