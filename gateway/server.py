@@ -49,6 +49,7 @@ from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
+from gateway.live_token_client import TokenMinter
 from gateway.metrics import GatewayMetrics
 from gateway.overload import LoopLag
 from gateway.record import CallSummary
@@ -56,6 +57,7 @@ from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, d
 from gateway.stall import StallTimes
 from gateway.store import CallRecorder, store_from_env
 from gateway.tasks import cancel_and_wait
+from gateway.token_route import Authorize, TokenRoute
 from gateway.tokens import StreamTokens
 from gateway.voice_dsp import build_processing
 from gateway.wav import read_wav
@@ -72,7 +74,12 @@ class Gateway:
                  services: CallServices | None = None,
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
-                 audiosocket_auth: BasicAuthCheck | None = None) -> None:
+                 audiosocket_auth: BasicAuthCheck | None = None,
+                 authorize: Authorize | None = None,
+                 token_minter: TokenMinter | None = None) -> None:
+        """``authorize``: the operator check; with it (the console enabled), ``POST
+        /v1/tokens`` mints ephemeral Live API tokens (through ``token_minter``, by default
+        one for the Live endpoint's host); without it that route is not served."""
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -114,6 +121,12 @@ class Gateway:
             if audiosocket is not None else None
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
+        self.token_route = None if authorize is None else TokenRoute(
+            authorize, token_minter or TokenMinter.for_endpoint(
+                settings.endpoint, settings.live_rest_url),
+            self.services.agents or AgentRegistry(
+                agents={DEFAULT_AGENT_NAME: default_agent(settings)}),
+            self.bridge_settings().session, live_url=settings.endpoint.url)
 
     @property
     def accepting(self) -> bool:
@@ -149,6 +162,8 @@ class Gateway:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
+        if self.token_route is not None:
+            app.router.add_post("/v1/tokens", self.token_route.handle)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
@@ -401,6 +416,8 @@ class Gateway:
             await recorder.aclose()  # writes what is still queued, within a timeout
         if self.services.trace is not None:
             await self.services.trace.aclose()
+        if self.token_route is not None:
+            await self.token_route.aclose()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.drain(self.settings.shutdown_grace_s)
