@@ -337,7 +337,7 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
                         tls_cert: str | Path | None = None,
                         tls_key: str | Path | None = None,
                         trace: str | Path | None = None,
-                        worker: tuple[int, int] = (0, 1)) -> None:
+                        worker: tuple[int, int] = (0, 1), rest_port: int = 0) -> None:
     """Run a simulated Live server until cancelled or sent SIGTERM (``voicegw simulate-live``).
 
     SIGTERM shuts it down cleanly: connections are closed and the trace (if any) is written
@@ -358,9 +358,10 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
         loop.add_signal_handler(signal.SIGTERM, stop.set)  # main thread, POSIX only
     try:
         async with SimulatorServer(scenario, host=host, port=port, ssl_context=ctx,
-                                   trace=trace, worker=worker) as sim:
+                                   trace=trace, worker=worker, rest_port=rest_port) as sim:
             _log().info("simulator.ready", url=sim.url,
                         scenario=str(scenario_path or "(default)"), tls=ctx is not None,
+                        tokens_url=sim.rest_base_url if worker[1] == 1 else None,
                         simulated=True, trace=str(trace) if trace else None,
                         note="simulated Live API for tests and demos; no model behind it")
             serving = asyncio.create_task(sim.serve_forever())
