@@ -8,6 +8,9 @@ import pytest
 from google.genai import tokens as sdk_tokens
 
 from gateway import live
+from gateway.config import load_settings, vertex_endpoint
+from gateway.errors import ConfigError
+from gateway.live_token_client import TokenMinter
 from gateway.live_tokens import (
     TokenOrder,
     TokenOrderError,
@@ -69,3 +72,16 @@ def test_urls_on_the_live_host() -> None:
                                     ".BidiGenerateContentConstrained")
     assert rest_url(url) == "https://live.example:8443"
     assert rest_url("ws://127.0.0.1:9") == "http://127.0.0.1:9"
+
+
+def test_where_tokens_are_minted() -> None:
+    env = {"GEMINI_API_KEY": "a-key-for-tests", "VOICEGW_LIVE_REST_URL": "https://r.example"}
+    settings = load_settings(env=env)
+    minter = TokenMinter.for_endpoint(settings.endpoint, settings.live_rest_url)
+    assert minter is not None and minter.base_url == "https://r.example"
+    plain = TokenMinter.for_endpoint(load_settings(env={"GEMINI_API_KEY": "a-key-for-tests"})
+                                     .endpoint)
+    assert plain is not None and plain.base_url == "https://generativelanguage.googleapis.com"
+    assert TokenMinter.for_endpoint(vertex_endpoint("p", "us-central1", "t", "m")) is None
+    with pytest.raises(ConfigError):
+        load_settings(env={**env, "VOICEGW_LIVE_REST_URL": "ftp://r.example"})
