@@ -28,7 +28,9 @@ import webrtc_noise_gain
 from gateway.audio import Resampler
 from gateway.caller_processing import FRAME_MS, CallerProcessing, LineCleaner, LineProcessing
 
-TAIL_MS: Final = 300  # echo delays to 250 ms (a long network round trip) plus the echo path
+# The filter sits at the echo's delay (gateway.echo_path finds it), so it spans only the echo
+# path's response: a handset's or hybrid's, some tens of ms, plus the path's drift.
+TAIL_MS: Final = 64
 NOISE_LEVEL: Final = 2  # webrtc's suppression level, 0-4: 2 is its "high"
 
 
