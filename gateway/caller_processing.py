@@ -12,10 +12,13 @@ the reference is then exactly the audio the caller was played (no resampling of 
 resampler delay on the caller path, half the samples to filter on an 8 kHz line), and an
 8 kHz line holds nothing above 4 kHz to clean anyway.
 
-The echo canceller is bypassed while nothing has been played for longer than its tail (most
-of the caller's speech, when the agent is silent): the caller's audio then passes untouched,
-bit for bit, and costs nothing. Its adapted filter is kept, so the next reply starts
-converged. The library is plugged in by the server (:mod:`gateway.voice_dsp`) through
+The echo canceller's filter is short and sits at the echo's delay, which
+:class:`gateway.echo_path.EchoPath` finds by correlating the caller's audio with the reference;
+until it has learnt there, :class:`gateway.echo_gate.EchoGate` replaces what the reply can
+explain with the line's own background. All of it is bypassed while nothing has played within
+the longest echo delay (most of the caller's speech, when the agent is silent): the caller's
+audio then passes untouched, bit for bit, and costs nothing. The adapted filter is kept, so
+the next reply starts converged. The library is plugged in by the server (:mod:`gateway.voice_dsp`) through
 :class:`ProcessingFactory`; pure: no I/O.
 """
 

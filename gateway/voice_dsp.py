@@ -6,8 +6,9 @@ over WebRTC's AEC3 (the ``livekit`` wheel) on the figures of
 ``benchmarks/echo_noise_processing.py``: AEC3 cancels more echo (35-50 dB against 20-27)
 and at once, but also mangles a caller talking over the agent (double-talk PESQ 1.4-1.8
 against 2.8-3.8 for speex), adds 11 ms of delay (speex none) and costs about 160 µs per 20 ms
-frame on an 8 kHz line against 50. Speex needs 0.5-3 s of the first reply to converge; its
-filter is kept between replies.
+frame on an 8 kHz line against 50. A 300 ms speex filter needed 0.5-3 s of the first reply
+to converge; placed at the echo (gateway.echo_path) a 64 ms one needs about half a second, and
+the echo gate covers that. Its filter is kept between replies.
 
 Noise: WebRTC's noise suppression as the ``webrtc_noise_gain`` wheel builds it (16 kHz only;
 an 8 kHz line goes up and back down with the gateway's resampler). Off by default: on the
