@@ -425,7 +425,7 @@ class CallBridge:
             inbound, self.keeper, self.model, clean=clean,
             recording=self.recorder.audio if self.recorder else None,
             turns=LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
-                                       self.keeper.send_text))
+                                       self.keeper.mark))
         self._spawn(self.control.run(playout), "call-control")
         self._spawn(self._model_pump(agent), "model-pump")
 

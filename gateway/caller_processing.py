@@ -18,8 +18,8 @@ until it has learnt there, :class:`gateway.echo_gate.EchoGate` replaces what the
 explain with the line's own background. All of it is bypassed while nothing has played within
 the longest echo delay (most of the caller's speech, when the agent is silent): the caller's
 audio then passes untouched, bit for bit, and costs nothing. The adapted filter is kept, so
-the next reply starts converged. The library is plugged in by the server (:mod:`gateway.voice_dsp`) through
-:class:`ProcessingFactory`; pure: no I/O.
+the next reply starts converged. The library is plugged in by the server
+(:mod:`gateway.voice_dsp`) through :class:`ProcessingFactory`; pure: no I/O.
 """
 
 from __future__ import annotations
