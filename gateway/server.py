@@ -30,6 +30,7 @@ from gateway.agent import Agent
 from gateway.audiosocket_server import AudioSocketConfig, AudioSocketServer
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings, CallServices, Prompt
+from gateway.browser_route import Authorize, BrowserRoute
 from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
 from gateway.carriers.audiosocket_routes import RouteBook
@@ -50,6 +51,7 @@ from gateway.ending import EndKind
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
 from gateway.metrics import GatewayMetrics
+from gateway.monitor import CallMonitor
 from gateway.overload import LoopLag
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, discover_agents
@@ -72,7 +74,8 @@ class Gateway:
                  services: CallServices | None = None,
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
-                 audiosocket_auth: BasicAuthCheck | None = None) -> None:
+                 audiosocket_auth: BasicAuthCheck | None = None,
+                 browser: Authorize | None = None) -> None:
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -91,14 +94,22 @@ class Gateway:
         served = [c.value for c in self.carriers]
         if audiosocket is not None:
             served.append(Carrier.AUDIOSOCKET.value)
+        # The browser carrier (the console's talk page), behind the console's operator check.
+        self.browser = BrowserRoute(self, browser) if browser is not None else None
+        if browser is not None:
+            served.append(Carrier.BROWSER.value)
         self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters,
                                       loop_lag=lambda: self.lag.lag_s, carriers=served)
         self.tokens = StreamTokens(settings.stream_secret.reveal().encode()
                                    if settings.stream_secret else None,
                                    ttl_s=settings.stream_token_ttl_s)
         tokens = {c: self.tokens for c, s in self.carriers.items() if s.needs_token}
+        # One live-call monitor per gateway: the console's live view and the browser's socket.
+        self.monitor = self.services.monitor or CallMonitor()
+        observers = tuple(o for o in self.services.observers if o is not self.monitor)
         self.services = dataclasses.replace(
-            self.services, observers=(*self.services.observers, self.metrics), tokens=tokens,
+            self.services, observers=(*observers, self.metrics, self.monitor), tokens=tokens,
+            monitor=self.monitor,
             call_control={**{c: s.call_control for c, s in self.carriers.items()
                              if s.call_control is not None}, **self.services.call_control},
             # Echo cancellation, noise suppression: which of them a call gets is a setting.
@@ -146,6 +157,8 @@ class Gateway:
             app.router.add_get("/media/{agent}", functools.partial(self.media, twilio))
         if self.audiosocket is not None:
             app.router.add_post("/audiosocket/calls", self.register_audiosocket)
+        if self.browser is not None:
+            self.browser.add_to(app)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
