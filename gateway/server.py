@@ -46,6 +46,9 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
+from gateway.console.auth import ConsoleAuth
+from gateway.console.service import Console, serving_beside
+from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
 from gateway.live_client import open_session
@@ -75,7 +78,8 @@ class Gateway:
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
                  audiosocket_auth: BasicAuthCheck | None = None,
-                 browser: Authorize | None = None) -> None:
+                 browser: Authorize | None = None,
+                 console: ConsoleSettings | None = None) -> None:
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -95,6 +99,8 @@ class Gateway:
         if audiosocket is not None:
             served.append(Carrier.AUDIOSOCKET.value)
         # The browser carrier (the console's talk page), behind the console's operator check.
+        console_auth = ConsoleAuth.of(console) if console is not None else None
+        browser = browser or console_auth
         self.browser = BrowserRoute(self, browser) if browser is not None else None
         if browser is not None:
             served.append(Carrier.BROWSER.value)
@@ -125,6 +131,9 @@ class Gateway:
             if audiosocket is not None else None
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
+        # The web console (off unless configured): on this app or a listener of its own.
+        self.console = Console.for_gateway(console, self, console_auth) \
+            if console is not None else None
 
     @property
     def accepting(self) -> bool:
@@ -157,14 +166,16 @@ class Gateway:
             app.router.add_get("/media/{agent}", functools.partial(self.media, twilio))
         if self.audiosocket is not None:
             app.router.add_post("/audiosocket/calls", self.register_audiosocket)
-        if self.browser is not None:
-            self.browser.add_to(app)
+        if self.browser is not None and self.console is None:
+            self.browser.add_to(app)  # else where the console is, which its pages call
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
+        if self.console is not None:
+            self.console.mount(app)  # after on_shutdown's drain: live views end last
         return app
 
     def bridge_settings(self) -> BridgeSettings:
@@ -465,9 +476,10 @@ async def running(gateway: Gateway, host: str = "127.0.0.1",
     """Serve ``gateway`` in this event loop (tests, the demo); yields the bound port."""
     runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
-        yield int(runner.addresses[0][1])
-    finally:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
         await runner.cleanup()
+        raise
+    async with serving_beside(gateway.console, runner):  # cleans up runner when done
+        yield int(runner.addresses[0][1])
