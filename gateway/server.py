@@ -30,7 +30,7 @@ from gateway.agent import Agent
 from gateway.audiosocket_server import AudioSocketConfig, AudioSocketServer
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings, CallServices, Prompt
-from gateway.browser_route import Authorize, BrowserRoute
+from gateway.browser_route import BrowserRoute
 from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
 from gateway.carriers.audiosocket_routes import RouteBook
@@ -46,7 +46,7 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
-from gateway.console.auth import ConsoleAuth
+from gateway.console.auth import Authorize, ConsoleAuth
 from gateway.console.service import Console, serving_beside
 from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
