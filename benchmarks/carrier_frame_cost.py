@@ -48,6 +48,8 @@ between runs, the absolute figures within about 8 %):
 | asterisk | PCMU/8000 | 6.60 | 0.70 | 7.70 | 0.96 | 17.0 |
 | asterisk slin16 | L16/16000 | 5.05 | 0.53 | 7.55 | 0.94 | 17.0 |
 | audiosocket | L16/8000 | 7.40 | 0.78 | 16.17 | 2.02 | 50.1 |
+| browser | L16/16000 / L16/24000 | 5.98 | 0.64 | 4.03 | 0.53 | 16.9 |
+| browser mulaw8k | PCMU/8000 | 7.12 | 0.76 | 7.52 | 0.98 | 16.9 |
 
 Exotel's 100 ms messages pay the JSON and base64 overheads once per 100 ms: a quarter of
 Twilio's inbound cost per 20 ms; outbound its 3.2 KB minimum message halves the messages sent.
@@ -59,6 +61,9 @@ the paced writer task (a queue hand-off per message, where the others are writte
 twice Twilio's outbound cost, some 8 µs per 20 ms more. Wideband L16 needs no resampling
 inbound; Telnyx's core does more per frame than Twilio's (sequence order, track and whole-sample
 checks: about 1 µs).
+The browser's pcm16 (the console's talk page; a later run than the rows above) is the Live
+API's own rates both ways: no resampling in or out, binary frames with no JSON or base64, so
+its outbound costs half of Twilio's; its mulaw8k is a phone's 8 kHz path in binary frames.
 """  # noqa: E501 - the table is printed output
 
 from __future__ import annotations
@@ -83,12 +88,14 @@ from gateway.carrier_setup import PROVIDERS
 from gateway.carriers import telnyx
 from gateway.carriers.asterisk import Dialect
 from gateway.carriers.audiosocket import AudioSocketStream
+from gateway.carriers.browser import BrowserFormat, BrowserStream
 from gateway.carriers.core import Carrier, CarrierStream, Outgoing
 from gateway.carriers.plivo import ContentType
 from gateway.ending import EndKind
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.audiosocket import AudioSocketPeer
+from gateway.rig.peers.browser import BrowserPeer
 from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
@@ -113,6 +120,8 @@ class Contender:
     def stream(self) -> CarrierStream:
         if self.carrier is Carrier.AUDIOSOCKET:  # served by its TCP listener, not a setup
             return AudioSocketStream()
+        if self.carrier is Carrier.BROWSER:  # the console's talk page: its URL's format
+            return BrowserStream("BRbench", BrowserFormat.parse(self.env["format"]))
         return PROVIDERS[self.carrier](self.env).new_stream()
 
 
@@ -137,6 +146,9 @@ CONTENDERS = (
     Contender("asterisk slin16", Carrier.ASTERISK, {},
               lambda: AsteriskPeer(format_name="slin16", dialect=Dialect.JSON)),
     Contender("audiosocket", Carrier.AUDIOSOCKET, {}, AudioSocketPeer),
+    Contender("browser", Carrier.BROWSER, {"format": "pcm16"}, BrowserPeer),
+    Contender("browser mulaw8k", Carrier.BROWSER, {"format": "mulaw8k"},
+              lambda: BrowserPeer(fmt=BrowserFormat.MULAW8K)),
 )
 # AudioSocket's replies are paced by the clock; here the pacer's lead is made endless, so the
 # batch is timed as the CPU work it is (the waiting is not work).

@@ -34,6 +34,7 @@ from gateway import live
 from gateway.agent import Agent, CallContext
 from gateway.audio import Resampler
 from gateway.bridge_config import BridgeSettings, CallerSocket, CallServices
+from gateway.call_watch import CallWatch
 from gateway.callctl import CallController
 from gateway.caller_path import CallerPath
 from gateway.capture import CaptureWriter
@@ -42,6 +43,7 @@ from gateway.carriers.core import CarrierProtocolError, CarrierStream, Started
 from gateway.ending import CallEnding, EndKind, EndReason, first_reason
 from gateway.errors import GatewayError, LiveClosedError
 from gateway.faults import caller_fault_close
+from gateway.goodbye import say_goodbye
 from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper
 from gateway.log import mask_number
 from gateway.model_events import ModelEvents
@@ -58,8 +60,6 @@ from gateway.watchdog import StallWatchdog, times_for
 MAX_PROTOCOL_ERRORS: Final = 50  # a peer this broken is not a phone call any more
 # A flood of buffered frames holds the event loop for at most this many (~0.3 ms) at a time.
 YIELD_EVERY_FRAMES: Final = 8
-# An in-band hang-up goes before the socket's close; a peer that does not read gets no wait.
-HANG_UP_SEND_S: Final = 1.0
 # A carrier that never says "stop" ends a call by closing its socket normally.
 _NORMAL_CLOSES: Final = frozenset({1000, 1001})
 
@@ -95,7 +95,8 @@ class CallBridge:
         self.log = structlog.get_logger("gateway.call").bind(carrier=self.carrier.value)
         self.started = time.time()
         self._t0 = time.perf_counter()
-        self.transcript = Transcript(self._t0)
+        self.watch = CallWatch(self.services.monitor)  # what the live-call monitor sees
+        self.transcript = Transcript(self._t0, self.watch.line)
         trace = self.services.trace
         self.timings = trace.call(self._t0) if trace else None
         self.capture = (CaptureWriter(settings.capture_dir, self.carrier.value, self._t0,
@@ -203,23 +204,12 @@ class CallBridge:
             self._move(CallState.ENDED)
         if self.keeper is not None:
             await self.keeper.aclose()
-        await self._hang_up_in_band()
+        if self.call is not None:  # the carrier's last word: a hang-up, or why it ended
+            await say_goodbye(self.caller, self.stream, self.end, self.log)
         try:
             await self.caller.close(1000, self.end.detail[:120])
         except Exception as exc:
             self.log.debug("caller_close_failed", error=repr(exc))
-
-    async def _hang_up_in_band(self) -> None:
-        """Where the carrier ends a call by a message on its stream, send it while the socket
-        is still open (the gateway is ending the call, not the caller)."""
-        if not isinstance(self.stream, core.HangsUpInBand) or self.call is None \
-                or self.caller.close_code is not None:
-            return
-        try:
-            async with asyncio.timeout(HANG_UP_SEND_S):
-                await self.caller.send(self.stream.hang_up())
-        except Exception as exc:  # the socket went away: the call is over anyway
-            self.log.debug("hang_up_send_failed", error=repr(exc))
 
     async def _start_watchdog(self) -> None:
         try:
@@ -389,6 +379,7 @@ class CallBridge:
 
     def _build_call(self, event: Started, agent: Agent) -> None:
         playout = self._build_playout(event, agent)
+        self.watch.begin(event.call_id, playout.playing)
         inbound = event.inbound
         clean = None
         if (build := self.services.processing) is not None:
@@ -416,7 +407,7 @@ class CallBridge:
             self._spawn(self.watchdog.run(), "stall-watchdog")
         self.tools = ToolDispatcher(agent, self.ctx, self._send_live, self._spawn,
                                     log=self.log, responded=self.watchdog.tool_responded
-                                    if self.watchdog else None)
+                                    if self.watchdog else None, watch=self.watch)
         self.model = ModelEvents(playout, self.keeper, self.tools, transcript=self.transcript,
                                  stats=self.stats, log=self.log,
                                  protocol_error=self._live_protocol_error, updated=updated,
@@ -425,7 +416,7 @@ class CallBridge:
             inbound, self.keeper, self.model, clean=clean,
             recording=self.recorder.audio if self.recorder else None,
             turns=LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
-                                       self.keeper.send_text))
+                                       self.keeper.mark), watch=self.watch)
         self._spawn(self.control.run(playout), "call-control")
         self._spawn(self._model_pump(agent), "model-pump")
 

@@ -16,6 +16,7 @@ from gateway.caller_processing import LineProcessing, ProcessingFactory
 from gateway.carriers.core import Carrier, Outgoing
 from gateway.faults import LIVE_RETRY, RetryPolicy
 from gateway.live_keeper import DEFAULT_HELD_MS, DEFAULT_OVERLAP_S
+from gateway.monitor import CallMonitor
 from gateway.playout import DEFAULT_LEAD_MS
 from gateway.record import CallObserver
 from gateway.registry import AgentRegistry
@@ -87,3 +88,5 @@ class CallServices:
     detectors: DetectorFactory = make_detector
     # Echo cancellation and noise suppression (the server plugs the libraries in); None: none.
     processing: ProcessingFactory | None = None
+    # The live-call monitor, told as things happen (who speaks, transcript, tools); None: none.
+    monitor: CallMonitor | None = None

@@ -12,6 +12,7 @@ from typing import Final
 
 from gateway import live
 from gateway.audio import AudioFormat, Resampler, decoder, peak
+from gateway.call_watch import CallWatch
 from gateway.caller_processing import CallerProcessing
 from gateway.live_keeper import LiveKeeper
 from gateway.model_events import ModelEvents
@@ -27,8 +28,9 @@ class CallerPath:
     def __init__(self, fmt: AudioFormat, keeper: LiveKeeper, model: ModelEvents, *,
                  recording: CallRecording | None = None,
                  clean: CallerProcessing | None = None,
-                 turns: LocalTurns | None = None) -> None:
+                 turns: LocalTurns | None = None, watch: CallWatch | None = None) -> None:
         self.keeper = keeper
+        self.watch = watch  # the live-call monitor's view: who is speaking
         self.model = model
         self.recording = recording
         self.clean = clean
@@ -44,8 +46,11 @@ class CallerPath:
             self.recording.caller(pcm, received)
         if self.clean is not None:
             pcm = self.clean.near_end(pcm, received)
-        if peak(pcm) >= SPEECH_PEAK:
+        speech = peak(pcm) >= SPEECH_PEAK
+        if speech:
             self.model.caller_spoke(received)
+        if self.watch is not None:
+            self.watch.frame(received, speech)
         # Every frame goes through the resampler, forwarded now or not, so its state stays
         # continuous; the keeper holds the carrier's own bytes for a replay.
         live_pcm = self._to_live.process(pcm)

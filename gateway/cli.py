@@ -43,12 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--audiosocket", metavar="HOST:PORT",
                        help="also take Asterisk AudioSocket calls over TCP here (loopback "
                        "unless --allow-unsigned: the protocol has no authentication)")
+    serve.add_argument("--console", nargs="?", const="", metavar="HOST:PORT",
+                       help="serve the web console: under /console/ on the gateway's port, "
+                       "or on HOST:PORT of its own (default: VOICEGW_CONSOLE, off); needs "
+                       "VOICEGW_CONSOLE_PASSWORD_HASH or VOICEGW_CONSOLE_TOKEN")
     serve.add_argument("--trace", type=Path, metavar="PATH", help="write when each caller "
                        "frame, reply chunk and clear left the gateway (JSON lines), for "
                        "voicegw loadtest --gateway-trace; a measuring aid, not for production")
     serve.add_argument("--loop", choices=eventloop.CHOICES, default="auto",
                        help="event loop: uvloop (C; cheaper sockets and TLS per frame) or "
                        "asyncio's; auto picks uvloop where it is installed")
+
+    console = sub.add_parser("console", help="the web console's set-up")
+    console_sub = console.add_subparsers(dest="console_command", required=True)
+    console_sub.add_parser("hash-password", help="print the argon2id hash of a password "
+                           "(asked for, or one line of stdin) for "
+                           "VOICEGW_CONSOLE_PASSWORD_HASH")
 
     agents = sub.add_parser("agents", help="list the agents and their tools' declarations")
     agents.add_argument("--json", action="store_true", help="machine-readable output")
@@ -85,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args)
         if args.command == "calls":
             return asyncio.run(_calls(args))
+        if args.command == "console":
+            from gateway.console.settings import hash_password
+
+            return hash_password()
         if args.command == "agents":
             from gateway.registry import describe_agents, discover_agents
 
@@ -114,6 +128,11 @@ def _serve(args: argparse.Namespace) -> int:
         gwlog.register_secret(secret.reveal().removeprefix("Bearer "))
     if settings.stream_secret is not None:
         gwlog.register_secret(settings.stream_secret.reveal())
+    from gateway.console.settings import console_settings
+
+    console = console_settings(os.environ, args.console)
+    for value in console.secrets() if console is not None else ():
+        gwlog.register_secret(value)
     carriers = build_carriers(settings, allow_unsigned=args.allow_unsigned)
     gwlog.configure(settings.log_level)
     services = build_services(settings)
@@ -130,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
                                               env=os.environ)
         audiosocket_auth = registration_auth(os.environ)
     gateway = Gateway(settings, services=services, carriers=carriers, audiosocket=audiosocket,
-                      audiosocket_auth=audiosocket_auth)
+                      audiosocket_auth=audiosocket_auth, console=console)
     eventloop.run(serve(gateway), args.loop)
     return 0
 

@@ -95,6 +95,7 @@ class CallerPlayout:
         self._settled: set[str] = set()  # waited-on marks a clear settled before their echo
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
         self._played_by: float | None = None  # when the reply written so far ends playing
+        self._plays_until = 0.0  # the same, across turns (reset by a clear only)
         self._writing = False  # the writer task holds an item it is sending
         self._barge_ins = 0  # how many; a paced item held across one is not sent
         self.paused = False  # the carrier asked for no more audio for now (flow control)
@@ -188,6 +189,11 @@ class CallerPlayout:
                 self._send_audio(chunk, time.perf_counter())
             self.next_turn()
 
+    def playing(self, now: float) -> bool:
+        """Whether reply audio already sent is still playing at ``now`` (by the gateway's
+        clock: a carrier plays what it gets back to back; a clear stops it)."""
+        return self._plays_until > now
+
     @property
     def audible(self) -> bool:
         """Whether the caller may still be hearing the agent: a turn is open, or the last
@@ -253,6 +259,7 @@ class CallerPlayout:
         """Audio past ``cut`` will never play: marks still waiting are settled now, and a
         carrier that echoes them on a clear (as Twilio does) finds them settled already."""
         self._played_by = None
+        self._plays_until = 0.0
         self._end_mark = None
         for timer in self._timers.values():
             timer.cancel()
@@ -397,7 +404,7 @@ class CallerPlayout:
             gap_ms = (now - self._played_by) * 1000
             self.stats.reply_gap_max_ms = max(self.stats.reply_gap_max_ms, round(gap_ms, 1))
         starts = max(self._played_by or now, now)
-        self._played_by = starts + seconds
+        self._played_by = self._plays_until = starts + seconds
         return starts
 
 

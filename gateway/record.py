@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -68,26 +69,40 @@ class TranscriptLine:
 
 
 class Transcript:
-    """Transcription fragments joined into lines, one per speaker turn."""
+    """Transcription fragments joined into lines, one per speaker turn.
 
-    def __init__(self, t0: float) -> None:
+    ``changed`` (the live-call monitor's) is told each line as it is added, grows or is
+    marked interrupted, by its index counted from the call's first line (which the cap on
+    the lines kept does not shift)."""
+
+    def __init__(self, t0: float,
+                 changed: Callable[[int, TranscriptLine], None] | None = None) -> None:
         self._t0 = t0
         self._lines: deque[TranscriptLine] = deque(maxlen=TRANSCRIPT_LINES)
+        self._changed = changed
+        self._count = 0  # lines ever added
 
     def add(self, role: str, text: str) -> None:
         last = self._lines[-1] if self._lines else None
         if last is not None and last.role == role and not last.interrupted:
-            self._lines[-1] = TranscriptLine(last.at, role, last.text + text)
+            line = self._lines[-1] = TranscriptLine(last.at, role, last.text + text)
         else:
             at = time.perf_counter() - self._t0
-            self._lines.append(TranscriptLine(at, role, text.lstrip()))
+            line = TranscriptLine(at, role, text.lstrip())
+            self._lines.append(line)
+            self._count += 1
+        if self._changed is not None:
+            self._changed(self._count - 1, line)
 
     def mark_agent_interrupted(self, heard_fraction: float | None = None) -> None:
         for i in range(len(self._lines) - 1, -1, -1):
             line = self._lines[i]
             if line.role == "agent":
                 heard = None if heard_fraction is None else _prefix(line.text, heard_fraction)
-                self._lines[i] = TranscriptLine(line.at, line.role, line.text, True, heard)
+                line = self._lines[i] = TranscriptLine(line.at, line.role, line.text, True,
+                                                       heard)
+                if self._changed is not None:
+                    self._changed(self._count - len(self._lines) + i, line)
                 return
 
     def lines(self) -> list[TranscriptLine]:

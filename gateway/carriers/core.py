@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
 
 from gateway.audio import AudioFormat
+from gateway.ending import EndReason
 from gateway.errors import ProtocolError
 
 #: The stream parameter that carries the per-call token an answer document minted.
@@ -38,6 +39,7 @@ class Carrier(enum.Enum):
     JAMBONZ = "jambonz"
     ASTERISK = "asterisk"  # its WebSocket channel driver (chan_websocket)
     AUDIOSOCKET = "audiosocket"  # Asterisk's AudioSocket, over plain TCP
+    BROWSER = "browser"  # the console's talk page (a signed-in operator), not a phone line
 
 
 # -- what a provider can do --------------------------------------------------------------
@@ -162,6 +164,14 @@ class HangsUpInBand(Protocol):
     ``HANGUP``), not through a REST API: the bridge sends it before closing the socket."""
 
     def hang_up(self) -> Outgoing: ...
+
+
+@runtime_checkable
+class SaysWhyItEnded(Protocol):
+    """A stream told, as its last message, that the call ended and why (the browser's page
+    shows it), however the call ended: sent before the socket's close."""
+
+    def ended(self, end: EndReason) -> Outgoing: ...
 
 
 # -- what can go wrong -------------------------------------------------------------------

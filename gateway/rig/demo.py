@@ -21,6 +21,7 @@ from gateway.config import Settings as GatewaySettings
 from gateway.config import custom_endpoint
 from gateway.record import CallSummary
 from gateway.rig.line_spec import LineSpec
+from gateway.rig.peers.browser import operator_check
 from gateway.rig.peers.registry import new_peer, test_credentials
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, bundled_scenario, load_scenario
@@ -102,6 +103,9 @@ def demo_gateway(settings: GatewaySettings, carrier: Carrier,
         return Gateway(settings, carriers={},
                        audiosocket=AudioSocketConfig("127.0.0.1", 0),
                        audiosocket_auth=registration_auth(env))
+    if carrier is Carrier.BROWSER:  # the talk page: behind the console's operator check
+        return Gateway(settings, carriers={},
+                       browser=operator_check(env["VOICEGW_CONSOLE_TOKEN"]))
     return Gateway(settings, carriers={carrier: all_setups(env)[carrier]})
 
 

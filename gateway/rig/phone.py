@@ -425,6 +425,7 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
             finally:
                 await cancel_and_wait(receiver)
             result.close_code = link.close_code
+    result.call_sid = peer.call_id or result.call_sid  # where the gateway named the call
     return result
 
 

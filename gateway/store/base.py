@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from gateway.errors import GatewayError
-from gateway.store.model import CallListing, CallRecord
+from gateway.store.model import CallListing, CallPage, CallQuery, CallRecord
 from gateway.store.schema import LATEST, Dialect
 
 
@@ -36,6 +36,10 @@ class CallStore(ABC):
     @abstractmethod
     async def list_calls(self, limit: int) -> list[CallListing]:
         """The newest ``limit`` calls, newest first."""
+
+    @abstractmethod
+    async def search_calls(self, query: CallQuery) -> CallPage:
+        """The page of calls ``query`` asks for, newest first, and the number matching."""
 
     @abstractmethod
     async def get_call(self, call_sid: str) -> CallRecord | None: ...

@@ -81,6 +81,28 @@ class CallListing:
     end_kind: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CallQuery:
+    """A search of the call records (the console's list): each filter given narrows it."""
+
+    since: datetime | None = None  # started at or after (aware)
+    until: datetime | None = None  # started before (aware)
+    agent: str | None = None
+    carrier: str | None = None
+    end_kind: str | None = None
+    text: str | None = None  # in any line of the transcript, ignoring case
+    page: int = 1  # from 1
+    per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    """One page of a search, newest first, and how many calls match in all."""
+
+    calls: tuple[CallListing, ...]
+    total: int
+
+
 def utc(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 

@@ -16,7 +16,7 @@ import asyncpg
 
 from gateway.store import sql
 from gateway.store.base import CallStore, StoreError, check_version
-from gateway.store.model import CallListing, CallRecord
+from gateway.store.model import CallListing, CallPage, CallQuery, CallRecord
 from gateway.store.schema import MIGRATIONS, SCHEMA_VERSION_TABLE
 
 # Any fixed number; every voicegw uses the same one for its migrations.
@@ -98,6 +98,13 @@ class PostgresStore(CallStore):
     async def list_calls(self, limit: int) -> list[CallListing]:
         rows = await self._require().fetch(sql.numbered(sql.LIST_CALLS), limit)
         return [sql.listing_from_row(r) for r in rows]
+
+    async def search_calls(self, query: CallQuery) -> CallPage:
+        found = sql.search(query, "postgres")
+        async with self._require().acquire() as db:
+            total = int(await db.fetchval(sql.numbered(found.count), *found.count_params))
+            rows = await db.fetch(sql.numbered(found.page), *found.page_params)
+        return CallPage(tuple(sql.listing_from_row(r) for r in rows), total)
 
     async def get_call(self, call_sid: str) -> CallRecord | None:
         async with self._require().acquire() as db:

@@ -7,7 +7,7 @@ terminal or a pasted transcript is not the database, which keeps them whole.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,14 +41,25 @@ def list_text(calls: Sequence[CallListing], *, full_numbers: bool = False) -> st
                    + "  " + r[-1] + "\n" for r in [header, *rows])
 
 
-def list_json(calls: Sequence[CallListing], *, full_numbers: bool = False) -> str:
-    return json.dumps([{
+Mask = Callable[[str | None], str | None]
+
+
+def _whole(number: str | None) -> str | None:
+    return number
+
+
+def listing_data(c: CallListing, number: Mask = mask_number) -> dict[str, Any]:
+    """One listed call as JSON-ready data; ``number`` shows (or masks) the caller's number."""
+    return {
         "call_sid": c.call_sid, "carrier": c.carrier, "started_at": c.started_at.isoformat(),
-        "duration_s": round(c.duration_s, 3), "agent": c.agent,
-        "caller": c.caller if full_numbers else mask_number(c.caller),
+        "duration_s": round(c.duration_s, 3), "agent": c.agent, "caller": number(c.caller),
         "end_reason": c.end_reason, "end_kind": c.end_kind, "ended": c.ended,
-        "turns": c.turns,
-        "interruptions": c.interruptions} for c in calls], indent=2) + "\n"
+        "turns": c.turns, "interruptions": c.interruptions}
+
+
+def list_json(calls: Sequence[CallListing], *, full_numbers: bool = False) -> str:
+    number = _whole if full_numbers else mask_number
+    return json.dumps([listing_data(c, number) for c in calls], indent=2) + "\n"
 
 
 def _compact(value: Any) -> str:
@@ -92,12 +103,11 @@ def show_text(r: CallRecord, *, full_numbers: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
-    data = {
+def record_data(r: CallRecord, number: Mask = mask_number) -> dict[str, Any]:
+    """A call's whole record as JSON-ready data; ``number`` shows (or masks) phone numbers."""
+    return {
         "call_sid": r.call_sid, "carrier": r.carrier, "stream_sid": r.stream_sid,
-        "agent": r.agent,
-        "caller": r.caller if full_numbers else mask_number(r.caller),
-        "dialled": r.dialled if full_numbers else mask_number(r.dialled),
+        "agent": r.agent, "caller": number(r.caller), "dialled": number(r.dialled),
         "started_at": r.started_at.isoformat(),
         "ended_at": r.ended_at.isoformat() if r.ended_at else None,
         "end_reason": r.end_reason, "end_kind": r.end_kind, "duration_s": r.duration_s,
@@ -118,6 +128,10 @@ def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
                         "error": t.error, "latency_ms": t.latency_ms, "outcome": t.outcome}
                        for t in r.tool_calls],
     }
+
+
+def show_json(r: CallRecord, *, full_numbers: bool = False) -> str:
+    data = record_data(r, _whole if full_numbers else mask_number)
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 
 

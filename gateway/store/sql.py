@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from gateway.record import TranscriptLine
 from gateway.stall import StallOutcome, StallRecord, StallTrigger
-from gateway.store.model import CallListing, CallRecord, ToolRow
+from gateway.store.model import CallListing, CallQuery, CallRecord, ToolRow
 from gateway.store.schema import Dialect
 
 CALL_COLUMNS: Final = (
@@ -48,16 +49,62 @@ DELETE_TOOLS_FROM: Final = "DELETE FROM tool_calls WHERE call_sid = ? AND seq >=
 INSERT_TOOL: Final = ("INSERT INTO tool_calls (call_sid, seq, id, name, args, result, error, "
                       "latency_ms, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
-LIST_CALLS: Final = (
+_LISTING: Final = (
     "SELECT c.call_sid, c.started_at, c.duration_s, c.agent, c.caller, c.end_reason, "
     "c.ended_at, c.interruptions, c.carrier, c.end_kind, "
     "(SELECT COUNT(*) FROM turns t WHERE t.call_sid = c.call_sid) AS turn_count "
-    "FROM calls c ORDER BY c.started_at DESC, c.call_sid LIMIT ?")
+    "FROM calls c")
+_NEWEST_FIRST: Final = " ORDER BY c.started_at DESC, c.call_sid"
+LIST_CALLS: Final = _LISTING + _NEWEST_FIRST + " LIMIT ?"
+# Each filter of a search, chosen from this fixed table (never built from input); the values
+# go in as parameters. LIKE with an escape character, so a search for "100%" finds "100%".
+_FILTERS: Final = {
+    "since": "c.started_at >= ?",
+    "until": "c.started_at < ?",
+    "agent": "c.agent = ?",
+    "carrier": "c.carrier = ?",
+    "end_kind": "c.end_kind = ?",
+    "text": "EXISTS (SELECT 1 FROM turns t WHERE t.call_sid = c.call_sid "
+            "AND LOWER(t.text) LIKE ? ESCAPE '!')",
+}
 GET_CALL: Final = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE call_sid = ?"  # noqa: S608
 GET_TURNS: Final = ("SELECT at_s, role, text, interrupted, heard FROM turns "
                     "WHERE call_sid = ? ORDER BY seq")
 GET_TOOLS: Final = ("SELECT id, name, args, result, error, latency_ms, outcome FROM tool_calls "
                     "WHERE call_sid = ? ORDER BY seq")
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A search's two statements and their parameters."""
+
+    count: str
+    count_params: list[Any]
+    page: str
+    page_params: list[Any]
+
+
+def search(query: CallQuery, dialect: Dialect) -> Search:
+    values: dict[str, Any] = {
+        # SQLite compares times as text: both sides in UTC, written alike.
+        "since": _time_param(query.since and query.since.astimezone(UTC), dialect),
+        "until": _time_param(query.until and query.until.astimezone(UTC), dialect),
+        "agent": query.agent, "carrier": query.carrier, "end_kind": query.end_kind,
+        "text": _like(query.text) if query.text else None}
+    chosen = [(name, value) for name, value in values.items() if value is not None]
+    where = (" WHERE " + " AND ".join(_FILTERS[name] for name, _ in chosen)) if chosen else ""
+    params = [value for _, value in chosen]
+    page = max(query.page, 1)
+    # The WHERE clause is made of _FILTERS only; every value is a parameter.
+    return Search(count="SELECT COUNT(*) AS n FROM calls c" + where,  # noqa: S608
+                  count_params=params,
+                  page=_LISTING + where + _NEWEST_FIRST + " LIMIT ? OFFSET ?",
+                  page_params=[*params, query.per_page, (page - 1) * query.per_page])
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
 
 
 class Row(Protocol):

@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 
 from gateway.store import sql
 from gateway.store.base import CallStore, StoreError, check_version
-from gateway.store.model import CallListing, CallRecord
+from gateway.store.model import CallListing, CallPage, CallQuery, CallRecord
 from gateway.store.schema import MIGRATIONS, SCHEMA_VERSION_TABLE
 
 T = TypeVar("T")
@@ -119,6 +119,16 @@ class SqliteStore(CallStore):
     async def list_calls(self, limit: int) -> list[CallListing]:
         rows = await self._run(lambda db: db.execute(sql.LIST_CALLS, (limit,)).fetchall())
         return [sql.listing_from_row(r) for r in rows]
+
+    async def search_calls(self, query: CallQuery) -> CallPage:
+        found = sql.search(query, "sqlite")
+
+        def read(db: sqlite3.Connection) -> CallPage:
+            total = int(db.execute(found.count, found.count_params).fetchone()[0])
+            rows = db.execute(found.page, found.page_params).fetchall()
+            return CallPage(tuple(sql.listing_from_row(r) for r in rows), total)
+
+        return await self._run(read)
 
     async def get_call(self, call_sid: str) -> CallRecord | None:
         def read(db: sqlite3.Connection) -> CallRecord | None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from gateway.carrier_setup import all_setups
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
 from tests.fakes import Recorded
@@ -41,17 +42,40 @@ class CarrierCase:
     tokens: bool = True
     # The media socket's upgrade carries the carrier's credentials, checked before anything.
     signs_upgrade: bool = False
+    # Its calls carry the caller's and the dialled numbers (the browser's have none).
+    numbers: bool = True
 
     def __str__(self) -> str:
         return self.carrier.value
 
+    def gateway_options(self, env: Mapping[str, str]) -> dict[str, Any]:
+        """What a :class:`gateway.server.Gateway` serving only this carrier is given, from
+        the environment ``credentials`` made."""
+        if self.carrier is Carrier.BROWSER:  # behind the console's operator check
+            from tests.cases.browser import operator  # here: it imports this module
+
+            return {"carriers": {}, "browser": operator(env["VOICEGW_CONSOLE_TOKEN"])}
+        setup = all_setups(env)[self.carrier]
+        assert setup.signed
+        return {"carriers": {self.carrier: setup}}
+
 
 def _cases() -> list[CarrierCase]:
     # Imported here: each case module imports CarrierCase from this one.
-    from tests.cases import asterisk, exotel, jambonz, plivo, signalwire, telnyx, twilio, vonage
+    from tests.cases import (
+        asterisk,
+        browser,
+        exotel,
+        jambonz,
+        plivo,
+        signalwire,
+        telnyx,
+        twilio,
+        vonage,
+    )
 
     return [twilio.CASE, signalwire.CASE, telnyx.CASE, plivo.CASE, vonage.CASE, jambonz.CASE,
-            exotel.CASE, asterisk.CASE]
+            exotel.CASE, asterisk.CASE, browser.CASE]
 
 
 CASES: list[CarrierCase] = _cases()

@@ -29,6 +29,7 @@ from gateway.live_client import LiveSession, open_session
 from gateway.metrics import PREFIX
 from gateway.record import CallSummary
 from gateway.registry import AgentRegistry
+from gateway.rig.peers.browser import operator_check
 from gateway.rig.peers.registry import new_peer, stream_core
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
@@ -36,6 +37,7 @@ from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.speech import fixture, speech_dir
 from gateway.server import Gateway, load_prompt, running
 from gateway.wav import write_wav
+from tests.cases.browser import TOKEN
 from tests.integration.hostile_wire import CALLER, WIRES, Wire
 
 SPEED = 8.0  # the healthy call and its simulator
@@ -81,7 +83,9 @@ class RawCaller:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         sock.setblocking(False)
         await self.loop.sock_connect(sock, ("127.0.0.1", self.port))
-        self.protocol.send_request(self.protocol.connect())
+        request = self.protocol.connect()
+        request.headers.update(self.wire.upgrade_headers)
+        self.protocol.send_request(request)
         await self._flush()
         while True:  # the 101 answer; frames may follow it in the same read
             data = await self.loop.sock_recv(sock, 4096)
@@ -255,7 +259,8 @@ async def bench(long_reply: Path, carrier: Carrier, **settings: Any) -> AsyncIte
             Settings(endpoint=custom_endpoint(healthy_sim.url, "test-model"), **settings),
             connect_live=connect,
             services=CallServices(agents=AgentRegistry(agents=agents, default="healthy"),
-                                  unavailable_prompt=load_prompt()))
+                                  unavailable_prompt=load_prompt()),
+            browser=operator_check(TOKEN))
         assert not any(s.signed for s in gateway.carriers.values())
         async with running(gateway) as port:
             yield Bench(carrier, gateway, port, healthy_sim, hostile_sim)
@@ -279,7 +284,8 @@ async def beside_a_healthy_call(long_reply: Path, carrier: Carrier, hostile: Hos
                                 When.START, 200)]
             call = asyncio.create_task(place_call(
                 f"ws://127.0.0.1:{b.port}/{carrier.value}/media/healthy", script, speed=SPEED,
-                peer=new_peer(carrier, {"From": CALLER}), tail_ms=400, max_s=60.0))
+                peer=new_peer(carrier, {"From": CALLER}), tail_ms=400, max_s=60.0,
+                secret=TOKEN if carrier is Carrier.BROWSER else None))
             sim = b.healthy_sim
             await sim.wait_until(lambda: bool(sim.sessions) and "audio" in sim.sessions[0].sent,
                                  timeout=20)
@@ -294,7 +300,7 @@ async def beside_a_healthy_call(long_reply: Path, carrier: Carrier, hostile: Hos
     # /metrics counts the hostile stream's errors under its carrier, and nowhere else.
     assert protocol_errors_by_carrier(b.gateway) == {
         c.value: hostile_summary.stats.protocol_errors if c is carrier else 0
-        for c in b.gateway.carriers}
+        for c in [*b.gateway.carriers, Carrier.BROWSER]}  # the bench serves the browser too
     return outcome
 
 

@@ -60,6 +60,8 @@ class Wire:
     max_payload: ClassVar[int]  # the gateway core's bound on one frame's audio
     # The carrier says "stop" when the caller hangs up; else a normal close is the hang-up.
     stop_event: ClassVar[bool] = True
+    upgrade_headers: ClassVar[dict[str, str]] = {}  # credentials its upgrade carries
+    breakable_start: ClassVar[bool] = True  # its start has fields to break (malformed_start)
     peer: PhonePeer  # builds the valid messages
 
     @property
@@ -553,7 +555,10 @@ class AsteriskWire(Wire):
         return bytes(limit + 4)
 
 
+# Built on Wire above; in a file of its own, as this one is long enough.
+from tests.integration.hostile_wire_browser import BrowserWire  # noqa: E402
+
 WIRES: dict[Carrier, type[Wire]] = {
     w.carrier: w for w in (TwilioWire, SignalWireWire, TelnyxWire, PlivoWire, VonageWire,
-                           JambonzWire, ExotelWire, AsteriskWire)
+                           JambonzWire, ExotelWire, AsteriskWire, BrowserWire)
 }

@@ -25,7 +25,8 @@ from gateway.server import Gateway, running
 SPEED = 8.0
 
 
-@pytest.mark.parametrize("carrier", [Carrier.VONAGE, Carrier.JAMBONZ], ids=lambda c: c.value)
+@pytest.mark.parametrize("carrier", [Carrier.VONAGE, Carrier.JAMBONZ, Carrier.BROWSER],
+                         ids=lambda c: c.value)
 async def test_the_demo_through_a_binary_carrier_hears_every_reply_and_the_barge_in(
         carrier: Carrier) -> None:
     report = await run_demo(speed=SPEED, carrier=carrier)

@@ -74,11 +74,13 @@ async def test_a_broken_frame_is_dropped_counted_and_logged(
             await ends_normally(c, b)
 
     o = await beside_a_healthy_call(long_reply, carrier, hostile)
-    assert o.hostile.call_sid == call_id[0]
+    # The carrier names its call; the browser's is named by the gateway, unknown till then.
+    named = call_id[0] or o.hostile.call_sid
+    assert named and o.hostile.call_sid == named
     assert o.hostile.stats.protocol_errors == 1
     assert o.hostile.stats.frames_forwarded == 1  # the valid frame after it
     assert o.hostile.end_reason == "caller hung up"
-    check_warned(o, call_id[0], 1)
+    check_warned(o, named, 1)
 
 
 @pytest.mark.parametrize("carrier", ALL)
@@ -209,7 +211,8 @@ async def test_a_media_format_the_gateway_does_not_take_closes_with_1003(
     check_warned(o, None, 1)
 
 
-@pytest.mark.parametrize("carrier", ALL)
+@pytest.mark.parametrize("carrier", carriers(*(c for c, w in WIRES.items()
+                                               if w.breakable_start)))
 async def test_a_malformed_start_closes_with_1008(long_reply: Path, carrier: Carrier) -> None:
     codes: list[tuple[int, str]] = []
     reasons: list[str] = []

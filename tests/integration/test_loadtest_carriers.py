@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.carrier_setup import all_setups
 from gateway.cli import _parser
 from gateway.config import Settings, custom_endpoint
 from gateway.rig.loadtest.command import run
@@ -27,7 +26,7 @@ async def test_two_signed_calls_with_a_barge_in_and_a_digit(
     json_out = tmp_path / "report.json"
     async with SimulatorServer(Scenario(speed=SPEED)) as sim:
         gateway = Gateway(Settings(endpoint=custom_endpoint(sim.url, "test-model")),
-                          carriers={case.carrier: all_setups(env)[case.carrier]})
+                          **case.gateway_options(env))
         async with running(gateway) as port:
             args = _parser().parse_args([
                 "loadtest", "--url", f"http://127.0.0.1:{port}", "--carrier", str(case),

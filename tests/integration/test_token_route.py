@@ -29,6 +29,8 @@ from gateway.log import configure
 from gateway.registry import AgentRegistry, bundled_agents
 from gateway.rig.simulator import SimulatorServer
 from gateway.server import Gateway, default_agent, running
+from tests.console_kit import TOKEN as CONSOLE_TOKEN
+from tests.console_kit import console_settings
 from tests.integration.test_ephemeral_tokens_sdk import KEY, SCENARIO, tls
 from tests.integration.test_simulator_sdk import Tls, collect, say
 
@@ -49,7 +51,7 @@ async def gateway_on(sim: SimulatorServer, tls: Tls) -> AsyncIterator[int]:
     agents = {a.name: a for a in bundled_agents()} | {"assistant": default_agent(settings)}
     gateway = Gateway(
         settings, services=CallServices(agents=AgentRegistry(agents=agents)),
-        authorize=bearer,
+        token_auth=bearer,
         token_minter=TokenMinter(sim.rest_base_url, Secret(KEY), ssl_context=tls.client))
     async with running(gateway) as port:
         yield port
@@ -172,7 +174,7 @@ async def test_a_refusal_from_the_api_is_reported_without_the_key(
     configure("debug", stream=logged)
     async with SimulatorServer(SCENARIO, ssl_context=tls.server) as sim:
         gateway = Gateway(
-            Settings(endpoint=custom_endpoint(sim.url, "m", KEY)), authorize=bearer,
+            Settings(endpoint=custom_endpoint(sim.url, "m", KEY)), token_auth=bearer,
             token_minter=TokenMinter(sim.rest_base_url, Secret("a-wrong-api-key-value"),
                                      ssl_context=tls.client))
         async with running(gateway) as port:
@@ -180,3 +182,19 @@ async def test_a_refusal_from_the_api_is_reported_without_the_key(
     assert status == 502 and "HTTP 400" in answer["error"]
     assert "live_token_refused" in logged.getvalue()
     assert "a-wrong-api-key-value" not in answer["error"] + caplog.text + logged.getvalue()
+
+
+async def test_with_the_console_it_is_served_where_the_console_is(tls: Tls) -> None:
+    async with SimulatorServer(SCENARIO, ssl_context=tls.server) as sim:
+        gateway = Gateway(
+            Settings(endpoint=custom_endpoint(sim.url, "m", KEY)),
+            console=console_settings(listen=("127.0.0.1", 0)),
+            token_minter=TokenMinter(sim.rest_base_url, Secret(KEY), ssl_context=tls.client))
+        async with running(gateway) as port:
+            assert gateway.console is not None
+            own = gateway.console.port
+            assert own is not None
+            assert (await post(port, {"agent": "assistant"}, CONSOLE_TOKEN))[0] == 404
+            assert (await post(own, {"agent": "assistant"}, "wrong"))[0] == 401
+            status, grant, _ = await post(own, {"agent": "assistant"}, CONSOLE_TOKEN)
+    assert status == 200 and grant["token"].startswith("auth_tokens/")

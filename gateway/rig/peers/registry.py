@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 from gateway.carriers.asterisk import AsteriskStream
 from gateway.carriers.audiosocket import AudioSocketStream
+from gateway.carriers.browser import BrowserStream
 from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.exotel import ExotelStream
 from gateway.carriers.jambonz import JambonzStream
@@ -19,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.audiosocket import audiosocket_peer
+from gateway.rig.peers.browser import BrowserPeer
 from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
@@ -38,6 +40,7 @@ _PEERS: dict[Carrier, PeerFactory] = {
     Carrier.JAMBONZ: JambonzPeer,
     Carrier.EXOTEL: lambda params: ExotelPeer(custom_parameters=params),
     Carrier.ASTERISK: AsteriskPeer,
+    Carrier.BROWSER: BrowserPeer,
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -49,6 +52,8 @@ _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.JAMBONZ: JambonzStream,
     Carrier.EXOTEL: ExotelStream,
     Carrier.ASTERISK: AsteriskStream,
+    # A capture of a page's stream reads back under a fresh id (the gateway names its calls).
+    Carrier.BROWSER: lambda: BrowserStream(f"BR{secrets.token_hex(16)}"),
 }
 # The environment variable with the secret the carrier signs its requests with, where the
 # gateway holds the same secret (for Telnyx the gateway holds only a public key).
@@ -58,6 +63,7 @@ SECRET_ENV: dict[Carrier, str] = {
     Carrier.PLIVO: "PLIVO_AUTH_TOKEN",
     Carrier.VONAGE: "VONAGE_SIGNATURE_SECRET",
     Carrier.JAMBONZ: "JAMBONZ_WEBHOOK_SECRET",
+    Carrier.BROWSER: "VOICEGW_CONSOLE_TOKEN",  # the console's bearer token for scripts
 }
 # Where the carrier presents Basic credentials instead: the user's and the password's variables
 # (the peer's secret is then ``user:password``).
@@ -91,6 +97,11 @@ def _basic_pair(user_env: str, password_env: str) -> Callable[[], tuple[dict[str
     return make
 
 
+def _console_token() -> tuple[dict[str, str], str]:
+    token = secrets.token_urlsafe(32)
+    return {"VOICEGW_CONSOLE": "on", "VOICEGW_CONSOLE_TOKEN": token}, token
+
+
 def _telnyx_key_pair() -> tuple[dict[str, str], str]:
     public, private = new_key_pair()
     return {"TELNYX_PUBLIC_KEY": public}, private
@@ -108,6 +119,7 @@ _TEST_CREDENTIALS: dict[Carrier, Callable[[], tuple[dict[str, str], str]]] = {
     Carrier.JAMBONZ: _shared_secret("JAMBONZ_WEBHOOK_SECRET"),
     Carrier.EXOTEL: _basic_pair(*BASIC_ENV[Carrier.EXOTEL]),
     Carrier.ASTERISK: _basic_pair(*BASIC_ENV[Carrier.ASTERISK]),
+    Carrier.BROWSER: _console_token,
 }
 
 
