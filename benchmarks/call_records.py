@@ -29,7 +29,7 @@ import structlog
 from gateway.ending import EndKind, EndReason
 from gateway.record import NOT_ENDED, CallStats, CallSummary, TranscriptLine
 from gateway.store.base import CallStore
-from gateway.store.model import CallListing, CallRecord
+from gateway.store.model import CallListing, CallPage, CallQuery, CallRecord
 from gateway.store.postgres import PostgresStore
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
@@ -48,6 +48,9 @@ class NullStore(CallStore):
     async def write(self, records: Sequence[CallRecord]) -> None: ...
     async def list_calls(self, limit: int) -> list[CallListing]:
         return []
+
+    async def search_calls(self, query: CallQuery) -> CallPage:
+        return CallPage((), 0)
 
     async def get_call(self, call_sid: str) -> CallRecord | None:
         return None

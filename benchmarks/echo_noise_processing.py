@@ -46,6 +46,7 @@ from gateway.voice_dsp import build_processing
 RATE = 8000
 FRAME = RATE // 50  # 20 ms
 SEED = 17
+REPEATS = 5
 
 
 # -- signals ----------------------------------------------------------------------------------
@@ -317,24 +318,28 @@ def gateway_table() -> None:
     echo = echo_path(far, 12, 120)
     mic = to_i16(echo + floor(len(far)))
     active = active_mask(far) & (np.arange(len(far)) >= 3 * RATE)
-    print("\nGATEWAY PATH (8 kHz, 12 dB / 120 ms echo; µs per 20 ms frame, reference included;"
-          " ERLE as above, the divergence guard included)")
+    print("\nGATEWAY PATH (8 kHz, 12 dB / 120 ms echo; µs per 20 ms frame, reference, delay"
+          f" search and gate included, quickest of {REPEATS} runs; ERLE as above)")
     for label, choice, playing in (
             ("echo cancellation, agent talking", LineProcessing(True, False), True),
             ("echo cancellation, agent silent", LineProcessing(True, False), False),
             ("noise suppression", LineProcessing(False, True), False),
             ("both, agent talking", LineProcessing(True, True), True)):
-        cleaner = build_processing(choice, RATE, RATE)
-        assert cleaner is not None
         frames = len(mic) // FRAME
-        out = []
-        start = time.perf_counter()
-        for k in range(frames):
-            at = 1000.0 + k * 0.02
-            if playing:
-                cleaner.far_end(far[k * FRAME:(k + 1) * FRAME].tobytes(), at)
-            out.append(cleaner.near_end(mic[k * FRAME:(k + 1) * FRAME].tobytes(), at + 0.02))
-        cpu = (time.perf_counter() - start) / frames * 1e6
+        runs = []
+        for _ in range(REPEATS):  # the quickest whole run: the machine is shared
+            cleaner = build_processing(choice, RATE, RATE)
+            assert cleaner is not None
+            out = []
+            start = time.perf_counter()
+            for k in range(frames):
+                at = 1000.0 + k * 0.02
+                if playing:
+                    cleaner.far_end(far[k * FRAME:(k + 1) * FRAME].tobytes(), at)
+                out.append(cleaner.near_end(mic[k * FRAME:(k + 1) * FRAME].tobytes(),
+                                            at + 0.02))
+            runs.append((time.perf_counter() - start) / frames * 1e6)
+        cpu = min(runs)
         erle = erle_db(echo, _i16(b"".join(out)), active) if playing else float("nan")
         print(f"{label:34} {cpu:7.1f} µs  ERLE {erle:5.1f} dB")
 

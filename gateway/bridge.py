@@ -416,7 +416,7 @@ class CallBridge:
             inbound, self.keeper, self.model, clean=clean,
             recording=self.recorder.audio if self.recorder else None,
             turns=LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
-                                       self.keeper.send_text), watch=self.watch)
+                                       self.keeper.mark), watch=self.watch)
         self._spawn(self.control.run(playout), "call-control")
         self._spawn(self._model_pump(agent), "model-pump")
 

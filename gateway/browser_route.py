@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -33,6 +32,7 @@ from gateway.carriers.browser import (
     started_message,
 )
 from gateway.carriers.core import Carrier, Outgoing, StreamState
+from gateway.console.auth import Authorize
 from gateway.monitor import CallMonitor
 from gateway.registry import DEFAULT_AGENT_NAME
 from gateway.tasks import cancel_and_wait
@@ -40,11 +40,6 @@ from gateway.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from gateway.server import Gateway
 
-# The console's operator check (gateway.console.auth defines the same alias): returns for a
-# signed-in operator, raises web.HTTPUnauthorized or web.HTTPForbidden. The bool says whether
-# the request changes state (a WebSocket upgrade does: a cookie session must pass the Origin
-# check too).
-Authorize = Callable[[web.Request, bool], Awaitable[None]]
 
 ROUTES = ("/browser/media", "/browser/media/{agent}")  # without a name: the default agent
 

@@ -12,11 +12,14 @@ the reference is then exactly the audio the caller was played (no resampling of 
 resampler delay on the caller path, half the samples to filter on an 8 kHz line), and an
 8 kHz line holds nothing above 4 kHz to clean anyway.
 
-The echo canceller is bypassed while nothing has been played for longer than its tail (most
-of the caller's speech, when the agent is silent): the caller's audio then passes untouched,
-bit for bit, and costs nothing. Its adapted filter is kept, so the next reply starts
-converged. The library is plugged in by the server (:mod:`gateway.voice_dsp`) through
-:class:`ProcessingFactory`; pure: no I/O.
+The echo canceller's filter is short and sits at the echo's delay, which
+:class:`gateway.echo_path.EchoPath` finds by correlating the caller's audio with the reference;
+until it has learnt there, :class:`gateway.echo_gate.EchoGate` replaces what the reply can
+explain with the line's own background. All of it is bypassed while nothing has played within
+the longest echo delay (most of the caller's speech, when the agent is silent): the caller's
+audio then passes untouched, bit for bit, and costs nothing. The adapted filter is kept, so
+the next reply starts converged. The library is plugged in by the server
+(:mod:`gateway.voice_dsp`) through :class:`ProcessingFactory`; pure: no I/O.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from gateway.audio import Resampler, rms
+from gateway.echo_gate import EchoGate
+from gateway.echo_path import MAX_DELAY_S, EchoPath
 
 FRAME_MS: Final = 20  # what the stages take, and what carriers send
 # A reference not yet due (the model's reply arrives faster than it plays) is kept up to
@@ -41,6 +46,22 @@ MAX_DUE_S: Final = 0.5
 # (0.5 s): the filter has diverged, and the canceller starts afresh.
 DIVERGED_RMS: Final = 300
 RESET_AFTER: Final = 25
+# The canceller's filter starts this long before the echo's estimated delay: the delay is
+# the echo path's strongest tap, and a handset or hybrid responds a little before it too.
+LEAD_S: Final = 0.008
+# The echo gate stands in front of a filter at a newly found delay until the filter has
+# learnt: it takes SETTLED_DB off the line (smoothed over about 0.2 s of reply), or leaves no
+# more than the line's background, after at least SETTLE_S of reply and at most GATE_MAX_S
+# (an echo no linear filter can take, or long double-talk: the gate would hold back soft
+# speech all call). A delay that moves by more than the filter can absorb is learnt again (the
+# path changed: a transfer, a new leg).
+SETTLE_S: Final = 0.4
+SETTLED_DB: Final = 15.0
+GATE_MAX_S: Final = 3.0
+_SETTLED: Final = 10 ** (SETTLED_DB / 10)
+# Reference heard with no echo found in it, for this long: the echo is too weak to find, and
+# then too weak to matter; the gate steps aside rather than hold back double-talk all call.
+GIVE_UP_S: Final = 3.0
 
 
 class CallerProcessing(Protocol):
@@ -64,7 +85,7 @@ class EchoStage(Protocol):
     played with it (both ``frame_bytes`` long) in, the caller's audio less the echo out."""
 
     frame_bytes: int
-    tail_s: float  # the longest echo delay it models
+    tail_s: float  # how long an echo response it models, from where the reference is put
 
     def process(self, near: bytes, far: bytes) -> bytes: ...
 
@@ -183,6 +204,16 @@ class LineCleaner:
         self.louder = 0  # of which came out louder than they went in, and passed unprocessed
         self.resets = 0
         self._louder_run = 0
+        if echo is not None:
+            frame = echo.frame_bytes // 2
+            self.window_s = MAX_DELAY_S + echo.tail_s  # the longest an echo lasts
+            self.path = EchoPath(rate, frame)
+            self.gate = EchoGate(frame, window_frames=-(-int(MAX_DELAY_S * rate) // frame) + 1)
+        self._lag: int | None = None  # where the echo stage's filter was put
+        self._settling = 0.0  # seconds of reference since the filter was put there
+        self._settled = False
+        self._power_in = self._power_out = 0.0  # smoothed, while the reply plays
+        self._searching = 0.0  # seconds of reference without an echo found
 
     def far_end(self, pcm: bytes, played_at: float) -> None:
         if self.echo is None:
@@ -201,8 +232,11 @@ class LineCleaner:
         if stage is None:
             return pcm
         if self.noise is None and self.echo is not None \
-                and self.reference.idle(len(pcm), received, self.echo.tail_s):
+                and self.reference.idle(len(pcm), received, self.window_s):
             out, self._held = self._held + pcm, b""  # untouched, nothing held back
+            size = self.echo.frame_bytes
+            for i in range(0, len(out) - size + 1, size):
+                self.gate.listen(out[i:i + size])  # the line's background, for comfort noise
             return out
         data = self._held + pcm
         size = stage.frame_bytes
@@ -218,10 +252,52 @@ class LineCleaner:
         echo = self.echo
         if echo is not None:
             far = self.reference.take(len(near), received)
-            # Skipped once the canceller's whole tail holds silence: nothing to cancel.
-            if far is not None or self.reference.silent_s <= echo.tail_s + 0.1:
-                near = self._cancel(echo, near, far or bytes(len(near)))
+            # Skipped once the whole echo window holds silence: nothing to cancel.
+            if far is not None or self.reference.silent_s <= self.window_s + 0.1:
+                near = self._echo(echo, near, far)
+            else:
+                self.gate.listen(near)
         return near if self.noise is None else self.noise.process(near)
+
+    def _echo(self, echo: EchoStage, near: bytes, far: bytes | None) -> bytes:
+        """The echo stage's filter sits at the echo's delay once :class:`EchoPath` has found
+        it; until it has learnt there, :class:`EchoGate` holds back what the reply explains."""
+        path, gate = self.path, self.gate
+        path.push(near, far)
+        gate.reference(far)
+        frame_s = len(near) / 2 / self.rate
+        playing = gate.playing
+        lag = path.delay
+        if lag is not None and (self._lag is None or not
+                                0 <= lag - self._lag <= echo.tail_s * self.rate * 0.75):
+            if self._lag is not None:
+                echo.reset()
+                self.resets += 1
+            self._lag = max(0, lag - int(LEAD_S * self.rate))
+            self._settling, self._settled = 0.0, False
+            self._power_in = self._power_out = 0.0
+        if self._lag is not None:
+            cleaned = self._cancel(echo, near, path.reference(self._lag))
+            if playing and not self._settled:
+                self._settling += frame_s
+                self._settled = self._learnt(near, cleaned)
+            near = cleaned
+        elif playing:
+            self._searching += frame_s
+            self._settled = self._searching >= GIVE_UP_S
+        if not playing:
+            gate.listen(near)
+            return near
+        return near if self._settled else gate.apply(near)
+
+    def _learnt(self, near: bytes, cleaned: bytes) -> bool:
+        self._power_in = 0.9 * self._power_in + 0.1 * rms(near) ** 2
+        self._power_out = 0.9 * self._power_out + 0.1 * rms(cleaned) ** 2
+        if self._settling >= GATE_MAX_S:
+            return True
+        return self._settling >= SETTLE_S and (
+            self._power_in >= _SETTLED * self._power_out
+            or self._power_out <= 2 * self.gate.floor ** 2)
 
     def _cancel(self, echo: EchoStage, near: bytes, far: bytes) -> bytes:
         self.frames += 1

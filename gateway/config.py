@@ -149,6 +149,9 @@ class Settings:
     # VOICEGW_ECHO_CANCELLATION (on by default), VOICEGW_NOISE_SUPPRESSION (off): each agent
     # may choose otherwise.
     line_processing: LineProcessing = field(default_factory=LineProcessing)
+    # Where POST /v1/tokens mints ephemeral tokens (VOICEGW_LIVE_REST_URL); None: https on
+    # the Live endpoint's own host.
+    live_rest_url: str | None = None
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -231,9 +234,17 @@ def load_settings(*, host: str = "127.0.0.1", port: int = 8080, live_url: str | 
                        recordings_dir=_env(env, "VOICEGW_RECORDINGS_DIR") or "recordings",
                        record_all=record == "all",
                        capture_dir=_env(env, "VOICEGW_CAPTURE_DIR"),
-                       line_processing=line_processing(env))
+                       line_processing=line_processing(env),
+                       live_rest_url=_rest_url(env))
     instruction = _env(env, "VOICEGW_INSTRUCTIONS")
     return replace(settings, system_instruction=instruction) if instruction else settings
+
+
+def _rest_url(env: Mapping[str, str]) -> str | None:
+    url = _env(env, "VOICEGW_LIVE_REST_URL")
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError("VOICEGW_LIVE_REST_URL must start with https:// (or http://)")
+    return url
 
 
 _ON: Final = frozenset({"1", "on", "true", "yes"})

@@ -95,6 +95,11 @@ class SessionConfig:
 
 def build_setup(cfg: SessionConfig) -> str:
     """The first message of a session; the model name is used exactly as given."""
+    return json.dumps({"setup": setup_object(cfg)}, separators=(",", ":"))
+
+
+def setup_object(cfg: SessionConfig) -> dict[str, Any]:
+    """The value of the ``setup`` message (also what an ephemeral token locks)."""
     generation: dict[str, Any] = {"responseModalities": ["AUDIO"]}
     if cfg.temperature is not None:
         generation["temperature"] = cfg.temperature
@@ -126,7 +131,7 @@ def build_setup(cfg: SessionConfig) -> str:
         if cfg.compression_target_tokens is not None:
             window["slidingWindow"]["targetTokens"] = cfg.compression_target_tokens
         setup["contextWindowCompression"] = window
-    return json.dumps({"setup": setup}, separators=(",", ":"))
+    return setup
 
 
 def _realtime_input_config(v: VadConfig) -> dict[str, Any]:

@@ -131,6 +131,10 @@ class Frame:
     ms: float
     received: float  # time.perf_counter() when it came from the caller
     written: float | None = None  # when it was last written to a session; None: never
+    # A message that belongs at this place in the caller's audio (the gateway's own
+    # activityStart/activityEnd, in local turn-taking) instead of audio: a replay sends it
+    # where it was, so the new session hears the caller's speech framed as the old one did.
+    marker: str | None = None
 
 
 class LiveKeeper:
@@ -161,6 +165,9 @@ class LiveKeeper:
         self._opened_at = 0.0
         self._swap_task: asyncio.Task[None] | None = None
         self._quick_failures = 0  # sessions in a row that died young
+        # The activityStart of speech still going on (local turn-taking): a replay that no
+        # longer holds it (trimmed behind a handle, or past the holding limit) sends it first.
+        self._open_activity: str | None = None
 
     def _move(self, new: LinkState) -> None:
         if new not in _MOVES[self.state]:
@@ -184,11 +191,29 @@ class LiveKeeper:
             return  # the model pump reconnects; the replay brings it
         self._written(frame)
 
-    def _hold(self, audio: bytes, ms: float, received: float) -> Frame:
+    async def mark(self, text: str, *, opens: bool) -> None:
+        """A message that belongs at its place among the caller's audio: ``opens`` for an
+        activityStart, False for its activityEnd. Held with the frames, sent now if a session
+        is open."""
+        self._open_activity = text if opens else None
+        frame = self._hold(b"", 0.0, self._clock(), marker=text)
+        session = self.session
+        if session is None:
+            return
+        try:
+            await session.send(text)
+        except LiveClosedError:
+            return  # the replay brings it
+        frame.written = self._clock()
+
+    def _hold(self, audio: bytes, ms: float, received: float, *,
+              marker: str | None = None) -> Frame:
         frames = self._frames
         while frames and self._held_ms + ms > self.max_held_ms:
             old = frames.popleft()
             self._held_ms -= old.ms
+            if old.marker is not None:
+                continue
             if old.written is None:
                 self.stats.frames_lost += 1
                 if self.stats.frames_lost % 50 == 1:
@@ -197,7 +222,7 @@ class LiveKeeper:
             else:
                 self.stats.frames_trimmed += 1
         self._seq += 1
-        frame = Frame(self._seq, audio, ms, received)
+        frame = Frame(self._seq, audio, ms, received, marker=marker)
         frames.append(frame)
         self._held_ms += ms
         return frame
@@ -290,10 +315,17 @@ class LiveKeeper:
         """Everything since the handle, in order, including frames arriving meanwhile."""
         to_live = self._replay_pipeline()
         frames = self._frames
+        opening = self._open_activity
+        if opening is not None and not any(f.marker == opening for f in frames):
+            await session.send(opening)  # speech began before what is held: say so first
         cursor = frames[0].seq if frames else self._seq + 1
         while frames and cursor <= frames[-1].seq:
             frame = frames[max(0, cursor - frames[0].seq)]  # the oldest may have been trimmed
             cursor = frame.seq + 1
+            if frame.marker is not None:
+                await session.send(frame.marker)
+                frame.written = self._clock()
+                continue
             await session.send(live.audio_message(to_live(frame.audio)))
             self._written(frame)
         while self._texts:

@@ -30,7 +30,7 @@ from gateway.agent import Agent
 from gateway.audiosocket_server import AudioSocketConfig, AudioSocketServer
 from gateway.bridge import CallBridge
 from gateway.bridge_config import BridgeSettings, CallServices, Prompt
-from gateway.browser_route import Authorize, BrowserRoute
+from gateway.browser_route import BrowserRoute
 from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
 from gateway.carriers.audiosocket_routes import RouteBook
@@ -46,13 +46,14 @@ from gateway.carriers.hooks import (
     ws_url,
 )
 from gateway.config import Settings, is_loopback
-from gateway.console.auth import ConsoleAuth
+from gateway.console.auth import Authorize, ConsoleAuth
 from gateway.console.service import Console, serving_beside
 from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
+from gateway.live_token_client import TokenMinter
 from gateway.metrics import GatewayMetrics
 from gateway.monitor import CallMonitor
 from gateway.overload import LoopLag
@@ -61,6 +62,7 @@ from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, d
 from gateway.stall import StallTimes
 from gateway.store import CallRecorder, store_from_env
 from gateway.tasks import cancel_and_wait
+from gateway.token_route import TokenRoute
 from gateway.tokens import StreamTokens
 from gateway.voice_dsp import build_processing
 from gateway.wav import read_wav
@@ -79,7 +81,13 @@ class Gateway:
                  audiosocket: AudioSocketConfig | None = None,
                  audiosocket_auth: BasicAuthCheck | None = None,
                  browser: Authorize | None = None,
-                 console: ConsoleSettings | None = None) -> None:
+                 console: ConsoleSettings | None = None,
+                 token_auth: Authorize | None = None,
+                 token_minter: TokenMinter | None = None) -> None:
+        """``token_auth`` (by default the console's operator check, when the console is
+        enabled): with it, ``POST /v1/tokens`` mints ephemeral Live API tokens (through
+        ``token_minter``, by default one for the Live endpoint's host); without it that
+        route is not served."""
         self.settings = settings
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
@@ -131,6 +139,13 @@ class Gateway:
             if audiosocket is not None else None
         self.audiosocket_auth = audiosocket_auth
         self.audiosocket_port: int | None = None
+        token_auth = token_auth or console_auth
+        self.token_route = None if token_auth is None else TokenRoute(
+            token_auth, token_minter or TokenMinter.for_endpoint(
+                settings.endpoint, settings.live_rest_url),
+            self.services.agents or AgentRegistry(
+                agents={DEFAULT_AGENT_NAME: default_agent(settings)}),
+            self.bridge_settings().session, live_url=settings.endpoint.url)
         # The web console (off unless configured): on this app or a listener of its own.
         self.console = Console.for_gateway(console, self, console_auth) \
             if console is not None else None
@@ -171,6 +186,8 @@ class Gateway:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
+        if self.token_route is not None and self.console is None:
+            self.token_route.add_to(app)  # else where the console is, which its pages call
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
@@ -425,6 +442,8 @@ class Gateway:
             await recorder.aclose()  # writes what is still queued, within a timeout
         if self.services.trace is not None:
             await self.services.trace.aclose()
+        if self.token_route is not None:
+            await self.token_route.aclose()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.drain(self.settings.shutdown_grace_s)

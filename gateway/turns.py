@@ -19,7 +19,7 @@ sits behind :class:`SpeechDetector`; the concrete ones live in :mod:`gateway.vad
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
 
@@ -276,31 +276,38 @@ class TurnStats:
     ends: int = 0  # activityEnd sent
 
 
+class Mark(Protocol):
+    """Sends a message at its place among the caller's audio (the Live keeper's ``mark``:
+    held with the frames, so a session that replaces a dropped one hears it there too)."""
+
+    async def __call__(self, text: str, *, opens: bool) -> None: ...
+
+
 class LocalTurns:
     """One call's local turn-taking: the bridge hands it each frame it forwards, and it sends
-    ``activityStart``/``activityEnd`` through ``send`` (the Live keeper's ``send_text``)."""
+    ``activityStart``/``activityEnd`` through ``mark``."""
 
-    def __init__(self, tracker: TurnTracker, send: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, tracker: TurnTracker, mark: Mark) -> None:
         self.tracker = tracker
-        self._send = send
+        self._mark = mark
         self.stats = TurnStats()
 
     @classmethod
     def for_agent(cls, turn_taking: TurnTaking, detectors: DetectorFactory,
-                  send: Callable[[str], Awaitable[None]]) -> LocalTurns | None:
+                  mark: Mark) -> LocalTurns | None:
         """None unless ``turn_taking`` is local."""
         if not turn_taking.local:
             return None
         tracker = TurnTracker(detectors(turn_taking), min_speech_ms=turn_taking.min_speech_ms,
                               silence_ms=turn_taking.end_silence_ms)
-        return cls(tracker, send)
+        return cls(tracker, mark)
 
     async def heard(self, pcm: bytes) -> None:
         """One forwarded frame (16 kHz PCM16, as sent to the Live API)."""
         for event in self.tracker.feed(pcm):
             if isinstance(event, SpeechStarted):
                 self.stats.starts += 1
-                await self._send(live.activity_start())
+                await self._mark(live.activity_start(), opens=True)
             else:
                 self.stats.ends += 1
-                await self._send(live.activity_end())
+                await self._mark(live.activity_end(), opens=False)

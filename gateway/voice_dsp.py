@@ -6,8 +6,9 @@ over WebRTC's AEC3 (the ``livekit`` wheel) on the figures of
 ``benchmarks/echo_noise_processing.py``: AEC3 cancels more echo (35-50 dB against 20-27)
 and at once, but also mangles a caller talking over the agent (double-talk PESQ 1.4-1.8
 against 2.8-3.8 for speex), adds 11 ms of delay (speex none) and costs about 160 µs per 20 ms
-frame on an 8 kHz line against 50. Speex needs 0.5-3 s of the first reply to converge; its
-filter is kept between replies.
+frame on an 8 kHz line against 50. A 300 ms speex filter needed 0.5-3 s of the first reply
+to converge; placed at the echo (gateway.echo_path) a 64 ms one needs about half a second, and
+the echo gate covers that. Its filter is kept between replies.
 
 Noise: WebRTC's noise suppression as the ``webrtc_noise_gain`` wheel builds it (16 kHz only;
 an 8 kHz line goes up and back down with the gateway's resampler). Off by default: on the
@@ -28,7 +29,9 @@ import webrtc_noise_gain
 from gateway.audio import Resampler
 from gateway.caller_processing import FRAME_MS, CallerProcessing, LineCleaner, LineProcessing
 
-TAIL_MS: Final = 300  # echo delays to 250 ms (a long network round trip) plus the echo path
+# The filter sits at the echo's delay (gateway.echo_path finds it), so it spans only the echo
+# path's response: a handset's or hybrid's, some tens of ms, plus the path's drift.
+TAIL_MS: Final = 64
 NOISE_LEVEL: Final = 2  # webrtc's suppression level, 0-4: 2 is its "high"
 
 

@@ -183,7 +183,7 @@ def test_a_canceller_never_plays_the_agent_into_a_silent_line() -> None:
     out = call(cleaner, far, mic)
     after = RATE + len(caller) + RATE // 10
     assert not out[after:].any()  # silence in, silence out, while the agent still talks
-    assert cleaner.frames == len(out) // FRAME
+    assert cleaner.path.delay is None  # no echo: none found in the caller's own speech
 
 
 def test_a_diverged_canceller_is_bypassed_then_started_afresh() -> None:
@@ -200,6 +200,7 @@ def test_a_diverged_canceller_is_bypassed_then_started_afresh() -> None:
 
     stage = Diverged()
     cleaner = LineCleaner(RATE, RATE, stage, None)
+    cleaner.path.delay = 0  # the echo found where the reference plays
     far = (np.ones(FRAME, np.int16) * 3000).tobytes()
     quiet = (np.ones(FRAME, np.int16) * 10).tobytes()
     for k in range(30):
@@ -210,26 +211,13 @@ def test_a_diverged_canceller_is_bypassed_then_started_afresh() -> None:
 
 
 def test_each_frame_of_a_long_message_meets_the_reference_of_its_own_moment() -> None:
-    class Recording:
-        frame_bytes = 2 * FRAME
-        tail_s = 0.3
-
-        def __init__(self) -> None:
-            self.met: list[int] = []  # the caller frames that met the reply
-
-        def process(self, near: bytes, far: bytes) -> bytes:
-            if far == played:
-                self.met.append(near[0])
-            return near
-
-        def reset(self) -> None:
-            pass
-
-    stage = Recording()
-    cleaner = LineCleaner(RATE, RATE, stage, None)
+    cleaner = LineCleaner(RATE, RATE, SpeexEcho(RATE), None)
     played = (np.ones(FRAME, np.int16) * 1000).tobytes()
     cleaner.far_end(played, 1.07)  # 20 ms of reply plays from t=1.07
     message = b"".join(bytes([k]) * 2 * FRAME for k in range(5))  # 100 ms: frames 0-4
     cleaner.near_end(message, 1.1)  # arriving at 1.1, when its last frame ends
-    # Its frames end at 1.02, 1.04, 1.06, 1.08 and 1.1: the reply is due from the fourth.
-    assert stage.met == [3]
+    # Its frames end at 1.02, 1.04, 1.06, 1.08 and 1.1: the reply is due from the fourth,
+    # and the echo path keeps each frame's reference beside it (the newest at lag 0).
+    silence = bytes(2 * FRAME)
+    assert [cleaner.path.reference(k * FRAME) for k in range(4)] \
+        == [silence, played, silence, silence]

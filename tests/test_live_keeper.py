@@ -340,3 +340,31 @@ async def test_moves_the_table_does_not_allow_are_refused() -> None:
         k.swapped()  # a session we did not close cannot end the planned way
     await k.aclose()
     assert k.state is LinkState.CLOSED
+
+
+async def test_activity_markers_are_replayed_where_they_were_among_the_audio() -> None:
+    """Local turn-taking: a session that replaces a dropped one hears the caller's speech
+    framed by activityStart/activityEnd exactly as the old one did; speech that began before
+    what is held still gets its activityStart first."""
+    first, second, third, clock = Session(), Session(), Session(), Clock()
+    k, _, _ = keeper(Connector(first, second, third), clock=clock)
+    await k.connect(setup_for)
+    await k.mark(live.activity_start(), opens=True)
+    await forward(k, FRAME, 100.0)
+    await k.mark(live.activity_end(), opens=False)
+    await forward(k, FRAME, 100.0)
+    assert [next(iter(m["realtimeInput"])) for m in first.sent] \
+        == ["activityStart", "audio", "activityEnd", "audio"]
+    k.dropped(LiveClosedError(1006, ""))
+    await k.connect(setup_for)
+    assert [next(iter(m["realtimeInput"])) for m in second.sent] \
+        == ["activityStart", "audio", "activityEnd", "audio"]
+    assert k.stats.frames_replayed == 2  # markers are not audio frames
+
+    await k.mark(live.activity_start(), opens=True)  # the caller starts speaking...
+    await forward(k, FRAME, 100.0)
+    clock.now += 1.0
+    k.on_resumption(live.ResumptionUpdate(resumable=True, handle="h1"))  # ...all of it read
+    k.dropped(LiveClosedError(1006, ""))
+    await k.connect(setup_for)
+    assert [next(iter(m["realtimeInput"])) for m in third.sent] == ["activityStart"]

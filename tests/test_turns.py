@@ -182,16 +182,16 @@ def test_the_detectors_take_frames_of_their_own_size() -> None:
 
 
 async def test_local_turns_send_activity_start_and_end() -> None:
-    sent: list[str] = []
+    sent: list[tuple[str, bool]] = []
 
-    async def send(text: str) -> None:
-        sent.append(text)
+    async def send(text: str, *, opens: bool) -> None:
+        sent.append((text, opens))
 
     turns = LocalTurns.for_agent(TurnTaking(mode="local"), make_detector, send)
     assert turns is not None
     pcm = line(silence_pcm16(500), caller_pcm16("caller_goodbye"), silence_pcm16(1000))
     for at in range(0, len(pcm), FRAME):
         await turns.heard(pcm[at:at + FRAME])
-    assert sent == [live.activity_start(), live.activity_end()]
+    assert sent == [(live.activity_start(), True), (live.activity_end(), False)]
     assert (turns.stats.starts, turns.stats.ends) == (1, 1)
     assert LocalTurns.for_agent(TurnTaking(), make_detector, send) is None

@@ -56,7 +56,7 @@ class Console:
         self.settings = settings
         self.auth = auth or ConsoleAuth.of(settings)
         # Operator routes outside /console/ that its pages call (the browser carrier's
-        # socket): served wherever the console is, so they share its origin.
+        # socket, POST /v1/tokens): served wherever the console is, so they share its origin.
         self.beside = tuple(beside)
         if registry is not None:  # /metrics shows the sign-ins
             registry.register(self.auth.counts)
@@ -77,7 +77,8 @@ class Console:
                    recordings=Path(gateway.settings.recordings_dir), monitor=gateway.monitor,
                    registry=gateway.metrics.registry,
                    live_origin=direct_origin(gateway.settings.endpoint), auth=auth,
-                   beside=(gateway.browser.add_to,) if gateway.browser is not None else ())
+                   beside=tuple(route.add_to for route in (gateway.browser, gateway.token_route)
+                                if route is not None))
 
     @property
     def separate(self) -> bool:

@@ -24,6 +24,8 @@ def add_commands(sub: Any) -> None:
     sim.add_argument("--tls-cert", type=Path)
     sim.add_argument("--tls-key", type=Path)
     sim.add_argument("--scenario", type=Path, help="JSON or YAML scenario file")
+    sim.add_argument("--rest-port", type=int, default=0, help="port of the REST side "
+                     "(POST /v1alpha/auth_tokens, ephemeral tokens); default: any free port")
     sim.add_argument("--trace", type=Path, metavar="PATH", help="write a JSON-lines timing "
                      "trace (sessions, audio in and out, interruptions) for measuring a "
                      "gateway's added latency with 'voicegw loadtest --sim-trace'")
@@ -102,7 +104,7 @@ def _simulate(args: argparse.Namespace) -> int:
         worker = (int(k), int(n))
     eventloop.run(run_simulator(args.host, args.port, scenario_path=args.scenario,
                                 tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                trace=args.trace, worker=worker))
+                                trace=args.trace, worker=worker, rest_port=args.rest_port))
     return 0
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from gateway.browser_route import Authorize
 from gateway.carriers.core import Carrier
+from gateway.console.auth import Authorize
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.browser import BrowserPeer, operator_check
 from tests.cases import CarrierCase

@@ -25,9 +25,9 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.audio import AudioFormat
-from gateway.browser_route import Authorize
 from gateway.carriers.browser import BrowserFormat
 from gateway.carriers.core import Carrier, CarrierProtocolError, Outgoing, WrongFrameType
+from gateway.console.auth import Authorize
 from gateway.rig.peers import (
     HttpRequest,
     OutboundEvent,

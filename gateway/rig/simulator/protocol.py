@@ -121,7 +121,8 @@ def _rate(mime: str) -> int:
     return int(m.group(1)) if m else INPUT_RATE
 
 
-def _parse_setup(s: Mapping[str, Any]) -> Setup:
+def parse_setup(s: Mapping[str, Any]) -> Setup:
+    """A ``setup`` object (the message's value); raises :class:`ClientProtocolError`."""
     model = s.get("model")
     if not isinstance(model, str) or not model:
         raise ClientProtocolError("missing model", field="setup.model")
@@ -236,7 +237,7 @@ def parse_client_message(frame: str | bytes) -> tuple[ClientEvent, ...]:
     out: list[ClientEvent] = []
     setup = get(msg, "setup")
     if setup is not None:
-        out.append(_parse_setup(_obj(setup, "setup")))
+        out.append(parse_setup(_obj(setup, "setup")))
     ri = get(msg, "realtimeInput")
     if ri is not None:
         _realtime(_obj(ri, "realtimeInput"), out)

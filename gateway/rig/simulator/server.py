@@ -27,8 +27,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from gateway.log import configure, register_secret
+from gateway.rig.simulator.auth_tokens import AuthTokenStore
 from gateway.rig.simulator.protocol import Action, Close, Send
 from gateway.rig.simulator.record import HandleStore, SessionRecord
+from gateway.rig.simulator.rest import TokenEndpoint
 from gateway.rig.simulator.scenario import Scenario, load_scenario
 from gateway.rig.simulator.session import LiveSession
 from gateway.rig.simulator.trace import SimTrace
@@ -72,6 +74,19 @@ def _api_key(request: Request) -> str | None:
     return auth or None
 
 
+def _auth_token(request: Request) -> str | None:
+    """The token of a constrained session: ``Authorization: Token auth_tokens/...`` (the
+    SDK), the ``access_token`` query parameter (a browser, which cannot set headers), or the
+    key header (the SDK sends the token there too)."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "token" and value.strip():
+        return value.strip()
+    query = parse_qs(urlsplit(request.path).query)
+    if query.get("access_token"):
+        return query["access_token"][0]
+    return request.headers.get("x-goog-api-key")
+
+
 class SimulatorServer:
     """A simulated Gemini Live server for tests and demos (it has no model behind it).
 
@@ -83,12 +98,21 @@ class SimulatorServer:
     ``worker=(k, n)`` makes it worker ``k`` of ``n`` processes sharing one port (each socket
     bound with SO_REUSEPORT, the kernel spreading connections) and one trace (appended to):
     its sessions are numbered ``k + 1``, ``k + 1 + n``, ... so that numbers never collide.
+
+    Ephemeral tokens: ``POST {rest_base_url}/v1alpha/auth_tokens`` mints into
+    ``sim.auth_tokens`` (on ``rest_port``, see :mod:`gateway.rig.simulator.rest`), and
+    ``BidiGenerateContentConstrained`` sessions take only those tokens. ``token_clock``
+    (epoch seconds) is the tokens' clock, for tests that let one expire without waiting.
     """
 
     def __init__(self, scenario: Scenario | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, ssl_context: ssl.SSLContext | None = None,
-                 trace: str | Path | None = None, worker: tuple[int, int] = (0, 1)) -> None:
+                 trace: str | Path | None = None, worker: tuple[int, int] = (0, 1),
+                 rest_port: int = 0, token_clock: Callable[[], float] | None = None) -> None:
         self.scenario = scenario if scenario is not None else Scenario()
+        self.auth_tokens = AuthTokenStore(clock=token_clock)
+        self._rest = TokenEndpoint(self.auth_tokens, self.scenario.required_key)
+        self.rest_port = rest_port
         register_secret(self.scenario.required_key)  # never in a log line
         self.host = host
         self.port = port
@@ -115,6 +139,13 @@ class SimulatorServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.port}"
 
+    @property
+    def rest_base_url(self) -> str:
+        """The base URL of the REST side (``auth_tokens``): give it to the SDK that mints."""
+        scheme = "https" if self.ssl_context is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.rest_port}"
+
     async def __aenter__(self) -> SimulatorServer:
         if self.trace_path is not None:
             self.trace = SimTrace(self.trace_path, append=self.workers > 1)
@@ -125,12 +156,16 @@ class SimulatorServer:
             reuse_port=self.workers > 1)
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])
+        if self.workers == 1:  # tokens live in one process's memory
+            self.rest_port = await self._rest.start(self.host, self.rest_port,
+                                                    self.ssl_context)
         _log().info("simulator.listening", url=self.url, simulated=True)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         try:
+            await self._rest.stop()
             if self._server is not None:
                 self._server.close()
                 await self._server.wait_closed()
@@ -164,12 +199,15 @@ class SimulatorServer:
     async def _handle(self, ws: ServerConnection) -> None:
         accepted = time.monotonic()
         path = urlsplit(ws.request.path if ws.request else "").path
-        key = _api_key(ws.request) if ws.request else None
+        constrained = path.endswith("Constrained")
+        getter = _auth_token if constrained else _api_key
+        key = getter(ws.request) if ws.request else None
         record = SessionRecord(path=path)
         self.sessions.append(record)
         number = self.worker + 1 + (len(self.sessions) - 1) * self.workers
         core = LiveSession(self.scenario, record, handles=self.handles, api_key=key,
-                           api_version=_route(path) or "v1beta")
+                           api_version=_route(path) or "v1beta",
+                           tokens=self.auth_tokens if constrained else None)
         slog = _log().bind(session=number, path=path, remote=str(ws.remote_address[0]))
         slog.info("simulator.session_start", credentials_sent=bool(key), simulated=True)
         await self._notify()
@@ -299,7 +337,7 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
                         tls_cert: str | Path | None = None,
                         tls_key: str | Path | None = None,
                         trace: str | Path | None = None,
-                        worker: tuple[int, int] = (0, 1)) -> None:
+                        worker: tuple[int, int] = (0, 1), rest_port: int = 0) -> None:
     """Run a simulated Live server until cancelled or sent SIGTERM (``voicegw simulate-live``).
 
     SIGTERM shuts it down cleanly: connections are closed and the trace (if any) is written
@@ -320,9 +358,10 @@ async def run_simulator(host: str, port: int, *, scenario_path: str | Path | Non
         loop.add_signal_handler(signal.SIGTERM, stop.set)  # main thread, POSIX only
     try:
         async with SimulatorServer(scenario, host=host, port=port, ssl_context=ctx,
-                                   trace=trace, worker=worker) as sim:
+                                   trace=trace, worker=worker, rest_port=rest_port) as sim:
             _log().info("simulator.ready", url=sim.url,
                         scenario=str(scenario_path or "(default)"), tls=ctx is not None,
+                        tokens_url=sim.rest_base_url if worker[1] == 1 else None,
                         simulated=True, trace=str(trace) if trace else None,
                         note="simulated Live API for tests and demos; no model behind it")
             serving = asyncio.create_task(sim.serve_forever())

@@ -32,6 +32,7 @@ from typing import Any, Final
 from gateway.live import OUTPUT_RATE, parse_duration
 from gateway.rig.simulator import protocol as p
 from gateway.rig.simulator import speech
+from gateway.rig.simulator.auth_tokens import PREFIX, AuthTokenStore, IssuedToken, Refusal
 from gateway.rig.simulator.protocol import Action, Close, Drop, Send
 from gateway.rig.simulator.record import Conversation, HandleStore, SessionRecord
 from gateway.rig.simulator.scenario import Injection, Reply, Scenario, StallUntil, Turn
@@ -62,8 +63,13 @@ class LiveSession:
     """One connection's protocol state. ``record`` is updated as things happen."""
 
     def __init__(self, scenario: Scenario, record: SessionRecord, *, handles: HandleStore,
-                 api_key: str | None = None, api_version: str = "v1beta") -> None:
+                 api_key: str | None = None, api_version: str = "v1beta",
+                 tokens: AuthTokenStore | None = None) -> None:
+        """``tokens``: this is a ``BidiGenerateContentConstrained`` session, whose
+        ``api_key`` must be a token from that store."""
         self.scenario = scenario
+        self._tokens = tokens
+        self._token: IssuedToken | None = None
         self.record = record
         self.handles = handles
         self.phase = Phase.IDLE
@@ -130,6 +136,9 @@ class LiveSession:
             if not isinstance(event, p.Setup):
                 return out + self._close(1007, INVALID_ARGUMENT)
             return out + self._on_setup(event, now)
+        if self._token is not None and self._tokens is not None \
+                and self._tokens.expired(self._token):
+            return out + self._close(1007, Refusal.EXPIRED.value)
         match event:
             case p.Setup():
                 out += self._close(1007, INVALID_ARGUMENT)
@@ -204,8 +213,31 @@ class LiveSession:
     def _on_setup(self, setup: p.Setup, now: float) -> list[Action]:
         self.record.setup = dict(setup.raw)
         self.record.model = setup.model
+        if self._tokens is not None:
+            return self._on_constrained_setup(setup, now)
+        if (self._api_key or "").startswith(PREFIX):  # a token is no API key
+            return self._close(1007, BAD_KEY)
+        return self._on_checked_setup(setup, now)
+
+    def _on_constrained_setup(self, setup: p.Setup, now: float) -> list[Action]:
+        assert self._tokens is not None
+        resuming = setup.handle is not None and self.handles.resolve(setup.handle) is not None
+        got = self._tokens.open_session(self._api_key, resuming=resuming)
+        if isinstance(got, Refusal):
+            return self._close(1007, got.value)
+        self._token = got
+        try:  # the locked fields are the token's, whatever the client sent
+            setup = p.parse_setup(got.effective_setup(setup.raw))
+        except p.ClientProtocolError:
+            return self._close(1007, INVALID_ARGUMENT)
+        self.record.setup = dict(setup.raw)
+        self.record.model = setup.model
+        return self._on_checked_setup(setup, now, keyed=False)
+
+    def _on_checked_setup(self, setup: p.Setup, now: float, *,
+                          keyed: bool = True) -> list[Action]:
         required = self.scenario.required_key
-        if required is not None and not hmac.compare_digest(
+        if keyed and required is not None and not hmac.compare_digest(
                 (self._api_key or "").encode(), required.encode()):
             return self._close(1007, BAD_KEY)
         if not _MODEL_RE.match(setup.model):
