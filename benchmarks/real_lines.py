@@ -110,7 +110,8 @@ async def phase(cell: Cell, mode: str, script: list[Utterance], calls: int, repl
                 place_call(url, list(script), speed=speed, peer=TwilioPeer(),
                            line=parse_line(cell.spec(seed=i)), max_s=900.0, tail_ms=600)
                 for i in range(calls))))
-            await sim.wait_until(lambda: all(s.closed is not None for s in sim.sessions))
+            await sim.wait_until(lambda: all(s.closed is not None for s in sim.sessions),
+                                 timeout=60.0)  # dozens of real-time calls share the cores
         return results, list(sim.sessions), gateway
 
 
