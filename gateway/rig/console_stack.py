@@ -31,6 +31,7 @@ from gateway.store.sqlite import SqliteStore
 PASSWORD: Final = "console password for tests"  # noqa: S105
 TOKEN: Final = "console-token-for-tests-" + "0" * 24
 KEY: Final = "k" * 32
+API_KEY: Final = "simulated-live-api-key"  # the simulator takes any; tokens need one
 AGENT: Final = "front_desk"
 # argon2id as the console uses it, with the least work: a sign-in costs microseconds.
 _HASH: Final = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
@@ -97,7 +98,9 @@ async def console_stack(workdir: Path, *, speed: float = 1.0) -> AsyncIterator[C
     recordings.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(workdir / "calls.db")
     async with SimulatorServer(scenario_from_dict(booking_scenario(speed))) as sim:
-        settings = Settings(endpoint=custom_endpoint(sim.url, "test-model"),
+        # The simulator mints ephemeral tokens too: the talk page's "direct to the model".
+        settings = Settings(endpoint=custom_endpoint(sim.url, "test-model", API_KEY),
+                            live_rest_url=sim.rest_base_url,
                             recordings_dir=str(recordings), record_all=True)
         agents = {a.name: a for a in bundled_agents()}
         recorder = CallRecorder(store)

@@ -6,6 +6,7 @@ How fast, as the page measures it: benchmarks/console_latency.py."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from playwright.async_api import Page, expect
@@ -57,3 +58,23 @@ async def test_talk_hear_the_reply_and_barge_in(page: Page, stack: ConsoleStack)
     listed = await page.evaluate(
         "async () => (await fetch('/console/api/calls?carrier=browser')).json()")
     assert listed["total"] == 1 and listed["calls"][0]["agent"] == AGENT
+
+
+async def test_direct_to_the_model_with_an_ephemeral_token(page: Page,
+                                                           stack: ConsoleStack) -> None:
+    """The second way to talk: the page gets a one-use token from POST /v1/tokens and talks
+    to the (simulated) Live API itself; labelled as bypassing the gateway's tools."""
+    await sign_in(page)
+    await page.check("#mode-direct")
+    await expect(page.locator(".warning")).to_contain_text("tools are not run")
+    await page.click("#start")
+    await expect(page.locator("#talk-status")).to_contain_text("Talking to the model directly")
+    await until(page, f"{FIGURES}.speech_end_to_reply_ms.length >= 1")
+    await expect(page.locator("ol.transcript li.agent").first).to_contain_text("Hello")
+    await page.click("#hangup")
+    await expect(page.locator("#talk-status")).to_contain_text("Call ended")
+    # The model was reached without the gateway's bridge: no call, no record.
+    assert stack.gateway.finished == deque()
+    [session] = stack.sim.sessions
+    assert session.path.endswith("BidiGenerateContentConstrained")
+    assert "audio" in session.sent

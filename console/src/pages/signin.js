@@ -18,6 +18,9 @@ export default function signInPage(view, { query }) {
   const form = h('form', { class: 'card narrow', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in'),
     h('p', { class: 'muted' }, 'The operator password set for this gateway.'),
+    // One operator: no user name to give, but password managers expect the field.
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: 'operator',
+      class: 'visually-hidden', tabindex: '-1', 'aria-hidden': 'true' }),
     h('label', { for: 'password' }, 'Password'),
     password,
     error,
