@@ -61,8 +61,11 @@ async def page(browser: Browser, stack: ConsoleStack) -> AsyncIterator[Page]:
     opened.set_default_timeout(STEP_MS)
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Anything the console's strict CSP had to refuse is a bug in the page.
+    opened.on("console", lambda m: errors.append(m.text)
+              if "Content Security Policy" in m.text else None)
     try:
         yield opened
     finally:
         await context.close()
-    assert errors == [], errors  # no script error on any page
+    assert errors == [], errors  # no script error and no CSP refusal on any page
