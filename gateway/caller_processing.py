@@ -50,15 +50,19 @@ RESET_AFTER: Final = 25
 # the echo path's strongest tap, and a handset or hybrid responds a little before it too.
 LEAD_S: Final = 0.008
 # The echo gate stands in front of a filter at a newly found delay until the filter has
-# learnt: it takes SETTLED_DB off the line (smoothed over about 0.2 s of reply), or leaves no
-# more than the line's background, after at least SETTLE_S of reply and at most GATE_MAX_S
-# (an echo no linear filter can take, or long double-talk: the gate would hold back soft
-# speech all call). A delay that moves by more than the filter can absorb is learnt again (the
-# path changed: a transfer, a new leg).
-SETTLE_S: Final = 0.4
-SETTLED_DB: Final = 15.0
+# learnt: for SETTLE_S of reply in a row (counted where the echo should be), no frame came out
+# louder than the line's background by more than SETTLED_DB (a detector that tracks the floor
+# hears 10 dB), or each took at least TAKEN_DB off. A frame that does not counts the stretch
+# again from zero. At most GATE_MAX_S (an echo no linear filter can take, or long double-talk:
+# the gate would hold back soft speech all call). A delay that moves by more than the filter
+# can absorb is learnt again (the path changed: a transfer, a new leg).
+SETTLE_S: Final = 0.5
+SETTLED_DB: Final = 6.0
+TAKEN_DB: Final = 20.0
 GATE_MAX_S: Final = 3.0
-_SETTLED: Final = 10 ** (SETTLED_DB / 10)
+ECHO_EXPECTED_RMS: Final = 300  # reference frames this loud echo above a quiet line's floor
+_SETTLED: Final = 10 ** (SETTLED_DB / 20)
+_TAKEN: Final = 10 ** (TAKEN_DB / 20)
 # Reference heard with no echo found in it, for this long: the echo is too weak to find, and
 # then too weak to matter; the gate steps aside rather than hold back double-talk all call.
 GIVE_UP_S: Final = 3.0
@@ -212,7 +216,7 @@ class LineCleaner:
         self._lag: int | None = None  # where the echo stage's filter was put
         self._settling = 0.0  # seconds of reference since the filter was put there
         self._settled = False
-        self._power_in = self._power_out = 0.0  # smoothed, while the reply plays
+        self._clean_run = 0.0  # seconds of echo in a row the filter has taken
         self._searching = 0.0  # seconds of reference without an echo found
 
     def far_end(self, pcm: bytes, played_at: float) -> None:
@@ -274,13 +278,15 @@ class LineCleaner:
                 echo.reset()
                 self.resets += 1
             self._lag = max(0, lag - int(LEAD_S * self.rate))
-            self._settling, self._settled = 0.0, False
-            self._power_in = self._power_out = 0.0
+            self._settling, self._settled, self._clean_run = 0.0, False, 0.0
         if self._lag is not None:
-            cleaned = self._cancel(echo, near, path.reference(self._lag))
-            if playing and not self._settled:
+            aligned = path.reference(self._lag)
+            cleaned = self._cancel(echo, near, aligned)
+            # Judged only where the echo should be (its reference has sound): in a pause of
+            # the reply the line is background alone, which says nothing of the filter.
+            if not self._settled and rms(aligned) > ECHO_EXPECTED_RMS:
                 self._settling += frame_s
-                self._settled = self._learnt(near, cleaned)
+                self._settled = self._learnt(near, cleaned, frame_s)
             near = cleaned
         elif playing:
             self._searching += frame_s
@@ -290,14 +296,11 @@ class LineCleaner:
             return near
         return near if self._settled else gate.apply(near)
 
-    def _learnt(self, near: bytes, cleaned: bytes) -> bool:
-        self._power_in = 0.9 * self._power_in + 0.1 * rms(near) ** 2
-        self._power_out = 0.9 * self._power_out + 0.1 * rms(cleaned) ** 2
-        if self._settling >= GATE_MAX_S:
-            return True
-        return self._settling >= SETTLE_S and (
-            self._power_in >= _SETTLED * self._power_out
-            or self._power_out <= 2 * self.gate.floor ** 2)
+    def _learnt(self, near: bytes, cleaned: bytes, frame_s: float) -> bool:
+        out = rms(cleaned)
+        taken = out <= _SETTLED * self.gate.floor or out * _TAKEN <= rms(near)
+        self._clean_run = self._clean_run + frame_s if taken else 0.0
+        return self._clean_run >= SETTLE_S or self._settling >= GATE_MAX_S
 
     def _cancel(self, echo: EchoStage, near: bytes, far: bytes) -> bytes:
         self.frames += 1

@@ -51,6 +51,7 @@ from gateway.console.service import Console, serving_beside
 from gateway.console.settings import ConsoleSettings
 from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
+from gateway.listen import listen
 from gateway.live_client import open_session
 from gateway.live_keeper import LiveConnector
 from gateway.live_token_client import TokenMinter
@@ -493,12 +494,6 @@ def load_prompt(name: str = "line_unavailable") -> Prompt:
 async def running(gateway: Gateway, host: str = "127.0.0.1",
                   port: int = 0) -> AsyncIterator[int]:
     """Serve ``gateway`` in this event loop (tests, the demo); yields the bound port."""
-    runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner = await listen(gateway.app(), host, port)
     async with serving_beside(gateway.console, runner):  # cleans up runner when done
         yield int(runner.addresses[0][1])

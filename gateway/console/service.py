@@ -26,6 +26,7 @@ from gateway.console.auth import ConsoleAuth
 from gateway.console.live import KEEPALIVE_S, LiveStreams
 from gateway.console.pages import STATIC, Pages, security_headers
 from gateway.console.settings import ConsoleSettings
+from gateway.listen import listen
 from gateway.monitor import CallMonitor
 from gateway.registry import AgentRegistry
 from gateway.store import CallRecorder
@@ -131,13 +132,7 @@ class Console:
         """Start the console's own listener; the runner to clean up after."""
         assert self.settings.listen is not None
         host, port = self.settings.listen
-        runner = web.AppRunner(self.own_app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
+        runner = await listen(self.own_app(), host, port)
         self.port = int(runner.addresses[0][1])
         log.info("console_listening", host=host, port=self.port)
         return runner
