@@ -217,6 +217,7 @@ class LineCleaner:
         self._settling = 0.0  # seconds of reference since the filter was put there
         self._settled = False
         self._clean_run = 0.0  # seconds of echo in a row the filter has taken
+        self._was_playing = False
         self._searching = 0.0  # seconds of reference without an echo found
 
     def far_end(self, pcm: bytes, played_at: float) -> None:
@@ -271,6 +272,13 @@ class LineCleaner:
         gate.reference(far)
         frame_s = len(near) / 2 / self.rate
         playing = gate.playing
+        if playing and not self._was_playing and self._settled and self._lag is not None:
+            # A reply after a silence: the carrier may start playing it a little earlier or
+            # later than the last one (its jitter buffer, the network), which moves the echo
+            # under the filter. The gate stands in again until the filter has shown it still
+            # takes the echo.
+            self._settling, self._settled, self._clean_run = 0.0, False, 0.0
+        self._was_playing = playing
         lag = path.delay
         if lag is not None and (self._lag is None or not
                                 0 <= lag - self._lag <= echo.tail_s * self.rate * 0.75):

@@ -38,7 +38,8 @@ from gateway.rig.simulator.speech import fixture, speech_dir
 from gateway.server import Gateway, load_prompt, running
 from gateway.wav import write_wav
 from tests.cases.browser import TOKEN
-from tests.integration.hostile_wire import CALLER, WIRES, Wire
+from tests.integration.hostile_wire import CALLER, Wire
+from tests.integration.hostile_wires import WIRES
 
 SPEED = 8.0  # the healthy call and its simulator
 HOSTILE_SPEED = 25.0  # the hostile line's simulator: its long reply streams quickly

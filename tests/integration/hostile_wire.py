@@ -1,15 +1,14 @@
 """Each carrier's wire for the hostile-input tests: its valid messages (built by the rig's phone
-peers, so they are what the carrier sends) and the ways to break them.
+peers, so they are what the carrier sends) and the ways to break them. This file holds the base
+and the JSON-text carriers; ``hostile_wire_binary.py`` and ``hostile_wire_browser.py`` the
+others, and ``hostile_wires.py`` all of them by carrier.
 
 One :class:`Wire` per carrier. Each names its broken frames (dropped and counted), its
 unsupported formats and a malformed opening (both close the stream before any call exists),
 the frames of a type the carrier never sends (closed with 1003) and an event it may add
 (ignored). What breaks differs by carrier: Twilio, SignalWire, Telnyx, Plivo and Exotel speak
-JSON text only, with base64 audio; Vonage sends audio as binary frames of raw PCM and events as JSON
-text, so every frame type has a meaning there, and its opening ``websocket:connected`` is its
-start; jambonz's ``listen`` is built the same way, its first text frame (the call's metadata)
-the start, and Asterisk's WebSocket driver alike (binary audio, plain-text control,
-``MEDIA_START`` its start). Limits (the largest payload) are read from the gateway's own cores.
+JSON text only, with base64 audio; the binary-frame carriers are described in theirs. Limits
+(the largest payload) are read from the gateway's own cores.
 """
 
 from __future__ import annotations
@@ -20,22 +19,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from gateway.audio import AudioFormat
-from gateway.carriers import asterisk as asterisk_core
-from gateway.carriers import jambonz as jambonz_core
 from gateway.carriers import telnyx as telnyx_core
 from gateway.carriers import twilio as twilio_core
-from gateway.carriers import vonage as vonage_core
 from gateway.carriers.core import Carrier, Outgoing
 from gateway.carriers.exotel import ExotelStream, audio_format
 from gateway.carriers.plivo import ContentType, PlivoStream
 from gateway.rig.peers import PhonePeer
-from gateway.rig.peers.asterisk import AsteriskPeer
 from gateway.rig.peers.exotel import ExotelPeer
-from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.plivo import PlivoPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
-from gateway.rig.peers.vonage import VonagePeer
 
 CALLER = "+15550100"
 
@@ -373,192 +366,3 @@ class ExotelWire(JsonWire):
         return Refused(self.start_with(media_format=fmt),
                        f"unsupported media format {encoding}/{rate}/{bits}; expected 16-bit "
                        "PCM at 8000, 16000, 24000 Hz")
-
-
-# -- Vonage: binary audio, JSON events ----------------------------------------------------------
-
-
-class VonageWire(Wire):
-    carrier = Carrier.VONAGE
-    fmt = vonage_core.FORMAT
-    max_payload = vonage_core.VonageStream().max_payload
-    stop_event = False
-
-    def __init__(self) -> None:
-        self.peer = VonagePeer({"From": CALLER})
-
-    def opening(self) -> list[Outgoing]:
-        return list(self.peer.opening())  # websocket:connected is the start
-
-    def media(self, audio: bytes | None = None) -> Outgoing:
-        return self.peer.media(self.silence if audio is None else audio)
-
-    def connected_with(self, **changes: Any) -> str:
-        """websocket:connected changed as given (``None`` removes a key)."""
-        msg = json.loads(str(self.start()))
-        for key, value in changes.items():
-            if value is None:
-                msg.pop(key)
-            else:
-                msg[key] = value
-        return json.dumps(msg)
-
-    def broken(self) -> dict[str, Outgoing]:
-        # No "payload not base64" (audio is raw bytes), no "connected after start" (a second
-        # websocket:connected is a second start: its own row, closed with 1008).
-        return {"non-JSON text": "this is not JSON {",
-                "JSON that is not an object": '["event", "websocket:dtmf"]',
-                "empty audio frame": b"",
-                "oversized audio frame": bytes(self.max_payload + 2),
-                "odd-length audio frame": ODD_LENGTH}
-
-    def wrong_types(self) -> dict[str, Outgoing]:
-        # None: binary frames are its audio and text frames its events. A text frame that is
-        # not JSON is a broken event, dropped and counted, as it is for the JSON carriers.
-        return {}
-
-    def unknown_event(self) -> tuple[Outgoing, str]:
-        name = "websocket:transcript"
-        return json.dumps({"event": name}), name
-
-    def malformed_start(self) -> Refused:
-        return Refused(self.connected_with(uuid=None),
-                       "bad start: missing or malformed call uuid")
-
-    def bad_formats(self) -> dict[str, Refused]:
-        return {"44.1kHz": self._format("audio/l16;rate=44100"),
-                "mu-law": self._format("audio/pcmu;rate=8000")}
-
-    def _format(self, kind: str) -> Refused:
-        return Refused(self.connected_with(**{"content-type": kind}),
-                       f"unsupported content-type {kind!r}; expected audio/l16 at "
-                       "8000, 16000, 24000 Hz")
-
-    def over_limit(self, limit: int) -> Outgoing:
-        return bytes(limit + 4)
-
-
-# -- jambonz: binary audio, JSON events, the metadata first -------------------------------------
-
-
-class JambonzWire(Wire):
-    carrier = Carrier.JAMBONZ
-    fmt = jambonz_core.FORMAT
-    max_payload = jambonz_core.JambonzStream().max_payload
-    stop_event = False
-
-    def __init__(self) -> None:
-        self.peer = JambonzPeer({"From": CALLER})
-
-    def opening(self) -> list[Outgoing]:
-        return list(self.peer.opening())  # the metadata is the start
-
-    def media(self, audio: bytes | None = None) -> Outgoing:
-        return self.peer.media(self.silence if audio is None else audio)
-
-    def metadata_with(self, **changes: Any) -> str:
-        """The metadata changed as given (``None`` removes a key)."""
-        msg = json.loads(str(self.start()))
-        for key, value in changes.items():
-            if value is None:
-                msg.pop(key)
-            else:
-                msg[key] = value
-        return json.dumps(msg)
-
-    def broken(self) -> dict[str, Outgoing]:
-        # As Vonage's: audio is raw bytes, and a second metadata is a second start (1008).
-        return {"non-JSON text": "this is not JSON {",
-                "JSON that is not an object": '["event", "dtmf"]',
-                "event name not a string": json.dumps({"type": 5}),
-                "empty audio frame": b"",
-                "oversized audio frame": bytes(self.max_payload + 2),
-                "odd-length audio frame": ODD_LENGTH}
-
-    def wrong_types(self) -> dict[str, Outgoing]:
-        return {}  # binary frames are its audio and text frames its events
-
-    def unknown_event(self) -> tuple[Outgoing, str]:
-        name = "playDone"  # non-streaming mode's answer to playAudio: never asked for here
-        return json.dumps({"type": name, "data": {"id": "x"}}), name
-
-    def malformed_start(self) -> Refused:
-        return Refused(self.metadata_with(callSid=None), "bad start: missing or malformed callSid")
-
-    def bad_formats(self) -> dict[str, Refused]:
-        return {"44.1kHz": Refused(self.metadata_with(sampleRate=44100),
-                                   "unsupported sampleRate 44100; expected 8000, 16000, 24000"),
-                "stereo": Refused(self.metadata_with(mixType="stereo"),
-                                  "unsupported mixType 'stereo'; expected mono")}
-
-    def over_limit(self, limit: int) -> Outgoing:
-        return bytes(limit + 4)
-
-
-# -- Asterisk's WebSocket driver: binary audio, plain-text control --------------------------------
-
-
-class AsteriskWire(Wire):
-    carrier = Carrier.ASTERISK
-    fmt = asterisk_core.FORMATS["ulaw"]
-    max_payload = asterisk_core.AsteriskStream().max_payload
-    stop_event = False
-
-    def __init__(self) -> None:
-        self.peer = AsteriskPeer({"From": CALLER})
-
-    def opening(self) -> list[Outgoing]:
-        return list(self.peer.opening())  # MEDIA_START is the start
-
-    def media(self, audio: bytes | None = None) -> Outgoing:
-        return self.peer.media(self.silence if audio is None else audio)
-
-    def start_with(self, **changes: str | None) -> str:
-        """MEDIA_START with its words changed as given (``None`` removes one)."""
-        name, *words = str(self.start()).split()
-        fields = dict(w.split(":", 1) for w in words)
-        for key, value in changes.items():
-            if value is None:
-                fields.pop(key)
-            else:
-                fields[key] = value
-        return " ".join([name, *(f"{k}:{v}" for k, v in fields.items())])
-
-    def broken(self) -> dict[str, Outgoing]:
-        # No "payload not base64" (audio is raw bytes); mu-law has no odd lengths.
-        return {"blank control message": "   ",
-                "JSON on a plain-text stream": '{"event": "DTMF_END", "digit": "1"}',
-                "not a keypad digit": "DTMF_END digit:x",
-                "mark without its id": "MEDIA_MARK_PROCESSED",
-                "another channel's message": "DTMF_END digit:1 channel_id:pbx9-1.1",
-                "empty audio frame": b"",
-                "oversized audio frame": bytes(self.max_payload + 2)}
-
-    def wrong_types(self) -> dict[str, Outgoing]:
-        return {}  # binary frames are its audio and text frames its control
-
-    def unknown_event(self) -> tuple[Outgoing, str]:
-        name = "MEDIA_DIRECTION_CHANGED"
-        return f"{name} direction:in", name
-
-    def malformed_start(self) -> Refused:
-        return Refused(self.start_with(channel=None, channel_id=None),
-                       "bad start: names no channel")
-
-    def bad_formats(self) -> dict[str, Refused]:
-        return {name: Refused(self.start_with(format=name, optimal_frame_size=size),
-                              f"unsupported format {name!r}; expected one of "
-                              f"{', '.join(asterisk_core.FORMATS)}")
-                for name, size in (("opus", "0"), ("g722", "160"))}
-
-    def over_limit(self, limit: int) -> Outgoing:
-        return bytes(limit + 4)
-
-
-# Built on Wire above; in a file of its own, as this one is long enough.
-from tests.integration.hostile_wire_browser import BrowserWire  # noqa: E402
-
-WIRES: dict[Carrier, type[Wire]] = {
-    w.carrier: w for w in (TwilioWire, SignalWireWire, TelnyxWire, PlivoWire, VonageWire,
-                           JambonzWire, ExotelWire, AsteriskWire, BrowserWire)
-}

@@ -24,7 +24,7 @@ from tests.integration.hostile_bench import (
     beside_a_healthy_call,
     tone_wav,
 )
-from tests.integration.hostile_wire import WIRES
+from tests.integration.hostile_wires import WIRES
 
 ALL = [pytest.param(c, id=c.value) for c in WIRES]
 

@@ -38,7 +38,8 @@ from tests.integration.hostile_bench import (
     ends_normally,
     tone_wav,
 )
-from tests.integration.hostile_wire import WIRES, TelnyxWire, Wire
+from tests.integration.hostile_wire import TelnyxWire, Wire
+from tests.integration.hostile_wires import WIRES
 
 
 def carriers(*which: Carrier) -> list[ParameterSet]:
