@@ -5,12 +5,15 @@ page: the recording plays and seeks from the waveform and from a transcript line
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
 from gateway.rig.console_pages import sign_in, until
 from gateway.rig.console_stack import AGENT, ConsoleStack
+from gateway.rig.simulator.speech import speech_dir
 
 SPEED = 3.0  # the phone and the simulator; the page watches in real time
 AUDIO = "document.querySelector('#call-audio')"
@@ -60,3 +63,27 @@ async def test_a_phone_call_live_then_replayed(page: Page, stack: ConsoleStack) 
                             f" && {AUDIO}.currentTime")
     assert said_at < now < said_at + 5
     await expect(page.locator("#call-transcript li.agent.interrupted")).to_have_count(1)
+
+
+@pytest.mark.parametrize("stack", [SPEED], indirect=True)
+async def test_a_call_placed_by_voicegw_call_shows_on_the_live_page(
+        page: Page, stack: ConsoleStack, tmp_path: Path) -> None:
+    """The operator's own tool, as a separate process: the call is on the live-calls page
+    while it runs and gone from it once it ends."""
+    await sign_in(page)
+    await page.click("a[href='/console/live']")
+    await expect(page.locator("#no-live-calls")).to_be_visible()
+    wav = speech_dir() / "caller_book_table.wav"
+    call = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "call", str(wav),
+        "--url", f"ws://127.0.0.1:{stack.port}/twilio/media", "--speed", str(SPEED),
+        "--wait", "20", "--out", str(tmp_path / "call.wav"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    row = page.locator("#live-calls tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row.locator("td").nth(1)).to_have_text("twilio")
+    await expect(row.locator("td").nth(2)).to_have_text(AGENT)
+    output, _ = await call.communicate()
+    assert call.returncode == 0, output.decode()
+    # Gone once the gateway has ended it (its Live session closed, its record written).
+    await expect(page.locator("#no-live-calls")).to_be_visible(timeout=30_000)
