@@ -60,6 +60,7 @@ SETTLE_S: Final = 0.5
 SETTLED_DB: Final = 6.0
 TAKEN_DB: Final = 20.0
 GATE_MAX_S: Final = 3.0
+MAX_COUPLINGS: Final = 200
 ECHO_EXPECTED_RMS: Final = 300  # reference frames this loud echo above a quiet line's floor
 _SETTLED: Final = 10 ** (SETTLED_DB / 20)
 _TAKEN: Final = 10 ** (TAKEN_DB / 20)
@@ -218,6 +219,7 @@ class LineCleaner:
         self._settled = False
         self._clean_run = 0.0  # seconds of echo in a row the filter has taken
         self._was_playing = False
+        self._couplings: list[float] = []  # the echo's level, frames of the clean run
         self._searching = 0.0  # seconds of reference without an echo found
 
     def far_end(self, pcm: bytes, played_at: float) -> None:
@@ -307,8 +309,18 @@ class LineCleaner:
     def _learnt(self, near: bytes, cleaned: bytes, frame_s: float) -> bool:
         out = rms(cleaned)
         taken = out <= _SETTLED * self.gate.floor or out * _TAKEN <= rms(near)
-        self._clean_run = self._clean_run + frame_s if taken else 0.0
-        return self._clean_run >= SETTLE_S or self._settling >= GATE_MAX_S
+        if taken:
+            self._clean_run += frame_s
+            if len(self._couplings) < MAX_COUPLINGS and self.gate.loudest:
+                self._couplings.append(rms(near) / self.gate.loudest)
+        else:
+            self._clean_run = 0.0
+            self._couplings.clear()
+        if self._clean_run >= SETTLE_S or self._settling >= GATE_MAX_S:
+            self.gate.learnt(self._couplings)
+            self._couplings.clear()
+            return True
+        return False
 
     def _cancel(self, echo: EchoStage, near: bytes, far: bytes) -> bytes:
         self.frames += 1

@@ -31,6 +31,7 @@ MARGIN_DB: Final = 3.0  # a hybrid's response may lift some frames above the ave
 NOISE_FRAMES: Final = 25  # half a second of the line's background, at 20 ms frames
 _FLOOR_RISE: Final = 10 ** (0.5 / 20 / 50)  # per frame: 0.5 dB a second
 _EXPLAINED: Final = 10 ** ((MARGIN_DB - WORST_RETURN_LOSS_DB) / 20)
+_MARGIN: Final = 10 ** (MARGIN_DB / 20)
 
 
 
@@ -45,6 +46,7 @@ class EchoGate:
         self._floor = float("inf")  # RMS of the line's quietest stretch, rising slowly
         self._random = random.Random(seed)
         self.gated = 0  # frames replaced
+        self.limit = _EXPLAINED  # the loudest echo, over the loudest reference (the worst line)
 
     def reference(self, far: bytes | None) -> None:
         """The reference frame that played with the caller frame about to be passed."""
@@ -66,11 +68,29 @@ class EchoGate:
         if level <= 2 * self._floor:
             self._noise.append(near)
 
+    def learnt(self, couplings: list[float]) -> None:
+        """What the line's echo was found to be, as caller level over the loudest reference
+        of the window on frames of echo alone (their 90th percentile): a frame up to 3 dB
+        over that is echo from now on, rather than the worst line's (so a caller on a line
+        with little echo is not held back by the gate)."""
+        if couplings:
+            ranked = sorted(couplings)
+            self.limit = min(_EXPLAINED, _MARGIN * ranked[int(0.9 * (len(ranked) - 1))])
+
+    def explains(self, level: int) -> bool:
+        """A frame this loud could be the reply's echo (and is louder than the background)."""
+        return bool(self._refs) and self._floor < level <= max(self._refs) * self.limit
+
+    @property
+    def loudest(self) -> int:
+        """The loudest reference frame of the window (0: none)."""
+        return max(self._refs, default=0)
+
     def apply(self, near: bytes) -> bytes:
         """The frame, or comfort noise in its place if the reference explains it as echo."""
         level = rms(near)
         self._floor = min(level, self._floor * _FLOOR_RISE + 1.0)
-        if not self._refs or level > max(self._refs) * _EXPLAINED or level <= self._floor:
+        if not self.explains(level):
             return near
         self.gated += 1
         return self._comfort(len(near))
