@@ -165,3 +165,26 @@ class _Fifo:
             x = np.concatenate([np.zeros(n - len(x), np.int16), x])
         self._x = x[n:]
         return x[:n]
+
+
+class GatewayPath:
+    """The gateway's own caller path (:mod:`gateway.voice_dsp` behind
+    :class:`gateway.caller_processing.LineCleaner`): the echo's delay found by correlation, a
+    64 ms speex filter placed there, and the comfort-noise gate until it has learnt. Each
+    20 ms of reference plays at its time; the caller's frame carrying that moment arrives
+    20 ms later, as on a call."""
+
+    def __init__(self, rate: int) -> None:
+        from gateway.caller_processing import LineProcessing  # noqa: PLC0415
+        from gateway.voice_dsp import build_processing  # noqa: PLC0415
+
+        cleaner = build_processing(LineProcessing(True, False), rate, rate)
+        assert cleaner is not None
+        self.cleaner = cleaner
+        self.at = 1000.0
+        self.name = "gateway (delay + speex 64 ms + gate)"
+
+    def process(self, near: I16, far: I16) -> I16:
+        self.cleaner.far_end(far.tobytes(), self.at)
+        self.at += 0.02
+        return np.frombuffer(self.cleaner.near_end(near.tobytes(), self.at), np.int16)

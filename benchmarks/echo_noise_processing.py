@@ -33,7 +33,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-from echo_noise_engines import I16, Engine, NoiseGain, Passthrough, RnNoise, SpeexAec, WebRtcApm
+from echo_noise_engines import (
+    I16,
+    Engine,
+    GatewayPath,
+    NoiseGain,
+    Passthrough,
+    RnNoise,
+    SpeexAec,
+    WebRtcApm,
+)
 from pesq import pesq
 from pocketsphinx import Decoder
 
@@ -192,6 +201,7 @@ AEC: dict[str, Callable[[], Engine]] = {
     "speex 300 ms, 10 ms fr": lambda: SpeexAec(RATE, preprocess=False, frame_ms=10),
     "speex 300 ms": lambda: SpeexAec(RATE, tail_ms=300, preprocess=False),
     "speex 300 ms +pre": lambda: SpeexAec(RATE, tail_ms=300, preprocess=True),
+    "gateway: delay+64ms+gate": lambda: GatewayPath(RATE),
 }
 
 
