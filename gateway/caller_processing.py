@@ -39,6 +39,7 @@ MAX_AHEAD_S: Final = 60.0
 # Reference due but not yet matched by caller audio (caller frames arriving late, in bursts)
 # beyond this is stale: the oldest is dropped, so the two stay in step.
 MAX_DUE_S: Final = 0.5
+GAP_S: Final = 0.002  # reply audio sent this much after the last had played: a gap
 # An echo canceller only takes away: a frame it makes louder passes unprocessed (a filter
 # still converging, or one that learnt the caller's own speech as echo, would otherwise play
 # the agent's voice, inverted, into the model's ear). Made louder by far (twice the input
@@ -145,14 +146,27 @@ class ReferenceLine:
         self._max_ahead = int(MAX_AHEAD_S * rate) * 2
         self._max_due = int(MAX_DUE_S * rate) * 2
         self.silent_s = float("inf")  # how long the reference taken has been silence
+        # Where the reference resumes after a gap (a chunk sent after the one before had
+        # finished playing): the carrier may start it up to a frame later than sent, and the
+        # echo moves by as much. ``resumed`` says one became due with the latest take.
+        self._ends_at: float | None = None
+        self._gaps: deque[float] = deque(maxlen=64)
+        self.resumed = False
 
     def add(self, pcm: bytes, at: float) -> None:
+        if self._ends_at is not None and at - self._ends_at > GAP_S:
+            self._gaps.append(at)
+        self._ends_at = at + len(pcm) / 2 / self.rate
         self._ahead.append((at, pcm))
         self._ahead_bytes += len(pcm)
         while self._ahead_bytes > self._max_ahead:
             self._ahead_bytes -= len(self._ahead.popleft()[1])
 
     def _arrive(self, now: float) -> None:
+        gaps = self._gaps
+        self.resumed = bool(gaps) and gaps[0] <= now
+        while gaps and gaps[0] <= now:
+            gaps.popleft()
         ahead = self._ahead
         while ahead and ahead[0][0] <= now:
             pcm = ahead.popleft()[1]
@@ -162,6 +176,8 @@ class ReferenceLine:
             del self._due[:len(self._due) - self._max_due]
 
     def cut(self, at: float) -> None:
+        self._ends_at = None
+        self._gaps.clear()
         self._due.clear()
         kept: deque[tuple[float, bytes]] = deque()
         for start, pcm in self._ahead:
@@ -274,11 +290,12 @@ class LineCleaner:
         gate.reference(far)
         frame_s = len(near) / 2 / self.rate
         playing = gate.playing
-        if playing and not self._was_playing and self._settled and self._lag is not None:
-            # A reply after a silence: the carrier may start playing it a little earlier or
-            # later than the last one (its jitter buffer, the network), which moves the echo
-            # under the filter. The gate stands in again until the filter has shown it still
-            # takes the echo.
+        if (self.reference.resumed or (playing and not self._was_playing)) \
+                and self._settled and self._lag is not None:
+            # A reply after a silence, or after a gap in one: the carrier may start playing it
+            # a little earlier or later than the last (its jitter buffer, its frame clock),
+            # which moves the echo under the filter. The gate stands in again until the
+            # filter has shown it still takes the echo.
             self._settling, self._settled, self._clean_run = 0.0, False, 0.0
         self._was_playing = playing
         lag = path.delay

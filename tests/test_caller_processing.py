@@ -221,3 +221,20 @@ def test_each_frame_of_a_long_message_meets_the_reference_of_its_own_moment() ->
     silence = bytes(2 * FRAME)
     assert [cleaner.path.reference(k * FRAME) for k in range(4)] \
         == [silence, played, silence, silence]
+
+
+def test_a_gap_in_the_reply_is_noticed_where_it_plays() -> None:
+    """Reply audio sent after the last had finished playing: the carrier may start it a frame
+    later than sent, so the echo may move; the cleaner is told when that audio is due."""
+    line = ReferenceLine(RATE)
+    chunk = bytes(2 * FRAME)  # 20 ms
+    line.add(chunk, 1.00)
+    line.add(chunk, 1.02)  # back to back: no gap
+    line.add(chunk, 1.10)  # 60 ms after the last ended
+    assert line.take(2 * FRAME, 1.03) is not None and not line.resumed
+    line.take(2 * FRAME, 1.05)
+    assert not line.resumed
+    line.take(2 * FRAME, 1.11)
+    assert line.resumed  # once, when the resumed audio is due
+    line.take(2 * FRAME, 1.13)
+    assert not line.resumed
