@@ -24,6 +24,7 @@ the next reply starts converged. The library is plugged in by the server
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -68,6 +69,26 @@ _TAKEN: Final = 10 ** (TAKEN_DB / 20)
 # Reference heard with no echo found in it, for this long: the echo is too weak to find, and
 # then too weak to matter; the gate steps aside rather than hold back double-talk all call.
 GIVE_UP_S: Final = 3.0
+
+
+class EchoState(enum.Enum):
+    """Where a call's echo canceller stands; the gate holds back what the reply can explain
+    while it is SEARCHING or LEARNING."""
+
+    SEARCHING = "searching"  # no echo delay found yet
+    LEARNING = "learning"  # the filter is at the echo, not yet shown to take it
+    SETTLED = "settled"  # the filter takes the echo
+    ABSENT = "absent"  # GIVE_UP_S of reply with no echo found: too weak to matter
+
+
+_ECHO_MOVES: Final = {
+    EchoState.SEARCHING: {EchoState.LEARNING, EchoState.ABSENT},
+    EchoState.ABSENT: {EchoState.LEARNING},
+    # Again LEARNING: the delay moved by more than the filter absorbs, and it starts afresh.
+    EchoState.LEARNING: {EchoState.LEARNING, EchoState.SETTLED},
+    EchoState.SETTLED: {EchoState.LEARNING},
+}
+_GATED: Final = {EchoState.SEARCHING, EchoState.LEARNING}
 
 
 class CallerProcessing(Protocol):
@@ -230,9 +251,9 @@ class LineCleaner:
             self.window_s = MAX_DELAY_S + echo.tail_s  # the longest an echo lasts
             self.path = EchoPath(rate, frame)
             self.gate = EchoGate(frame, window_frames=-(-int(MAX_DELAY_S * rate) // frame) + 1)
+        self.echo_state = EchoState.SEARCHING
         self._lag: int | None = None  # where the echo stage's filter was put
-        self._settling = 0.0  # seconds of reference since the filter was put there
-        self._settled = False
+        self._settling = 0.0  # seconds of reference since the filter was last put to learn
         self._clean_run = 0.0  # seconds of echo in a row the filter has taken
         self._was_playing = False
         self._couplings: list[float] = []  # the echo's level, frames of the clean run
@@ -286,17 +307,18 @@ class LineCleaner:
         """The echo stage's filter sits at the echo's delay once :class:`EchoPath` has found
         it; until it has learnt there, :class:`EchoGate` holds back what the reply explains."""
         path, gate = self.path, self.gate
-        path.push(near, far)
-        gate.reference(far)
+        far_rms = rms(far) if far is not None else 0
+        path.push(near, far, far_rms)
+        gate.reference(far_rms)
         frame_s = len(near) / 2 / self.rate
         playing = gate.playing
         if (self.reference.resumed or (playing and not self._was_playing)) \
-                and self._settled and self._lag is not None:
+                and self.echo_state is EchoState.SETTLED:
             # A reply after a silence, or after a gap in one: the carrier may start playing it
             # a little earlier or later than the last (its jitter buffer, its frame clock),
             # which moves the echo under the filter. The gate stands in again until the
             # filter has shown it still takes the echo.
-            self._settling, self._settled, self._clean_run = 0.0, False, 0.0
+            self._learn()
         self._was_playing = playing
         lag = path.delay
         if lag is not None and (self._lag is None or not
@@ -305,23 +327,35 @@ class LineCleaner:
                 echo.reset()
                 self.resets += 1
             self._lag = max(0, lag - int(LEAD_S * self.rate))
-            self._settling, self._settled, self._clean_run = 0.0, False, 0.0
+            self._learn()
         if self._lag is not None:
             aligned = path.reference(self._lag)
             cleaned = self._cancel(echo, near, aligned)
             # Judged only where the echo should be (its reference has sound): in a pause of
             # the reply the line is background alone, which says nothing of the filter.
-            if not self._settled and rms(aligned) > ECHO_EXPECTED_RMS:
+            if self.echo_state is EchoState.LEARNING and rms(aligned) > ECHO_EXPECTED_RMS:
                 self._settling += frame_s
-                self._settled = self._learnt(near, cleaned, frame_s)
+                if self._learnt(near, cleaned, frame_s):
+                    self._move(EchoState.SETTLED)
             near = cleaned
         elif playing:
             self._searching += frame_s
-            self._settled = self._searching >= GIVE_UP_S
+            if self.echo_state is EchoState.SEARCHING and self._searching >= GIVE_UP_S:
+                self._move(EchoState.ABSENT)
         if not playing:
             gate.listen(near)
             return near
-        return near if self._settled else gate.apply(near)
+        return gate.apply(near) if self.echo_state in _GATED else near
+
+    def _move(self, new: EchoState) -> None:
+        if new not in _ECHO_MOVES[self.echo_state]:
+            raise ValueError(f"illegal echo move {self.echo_state.value} -> {new.value}")
+        self.echo_state = new
+
+    def _learn(self) -> None:
+        """The filter has to show again that it takes the echo."""
+        self._move(EchoState.LEARNING)
+        self._settling = self._clean_run = 0.0
 
     def _learnt(self, near: bytes, cleaned: bytes, frame_s: float) -> bool:
         out = rms(cleaned)

@@ -48,9 +48,10 @@ class EchoGate:
         self.gated = 0  # frames replaced
         self.limit = _EXPLAINED  # the loudest echo, over the loudest reference (the worst line)
 
-    def reference(self, far: bytes | None) -> None:
-        """The reference frame that played with the caller frame about to be passed."""
-        self._refs.append(rms(far) if far is not None else 0)
+    def reference(self, far_rms: int) -> None:
+        """The RMS of the reference frame that played with the caller frame about to be
+        passed (0: none played)."""
+        self._refs.append(far_rms)
 
     @property
     def floor(self) -> float:

@@ -23,8 +23,6 @@ from typing import Final
 
 import numpy as np
 
-from gateway.audio import rms
-
 MAX_DELAY_S: Final = 0.35  # a 250 ms network round trip, the echo path and some jitter
 WINDOW_S: Final = 0.5  # of caller audio per estimate: 0.25 s was too short at 250 ms
 CONFIDENT: Final = 12.0  # peak over mean |correlation| for a delay to be believed
@@ -54,14 +52,15 @@ class EchoPath:
         self.confidence = 0.0
         self.estimates = 0  # how many times the correlation ran (its CPU is counted by it)
 
-    def push(self, near: bytes, far: bytes | None) -> None:
-        """One frame of caller audio and the reference that played with it (None: none)."""
+    def push(self, near: bytes, far: bytes | None, far_rms: int) -> None:
+        """One frame of caller audio and the reference that played with it (None: none), with
+        that reference's RMS (the caller has it already)."""
         size = 2 * self.frame
         del self._far[:size]
         self._far += far if far is not None else bytes(size)
         del self._near[:size]
         self._near += near
-        loud = far is not None and rms(far) > SOUND_RMS
+        loud = far_rms > SOUND_RMS
         self._loud_count += loud - self._loud[0]
         self._loud.append(loud)
         self._since += self.frame

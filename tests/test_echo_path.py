@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gateway.audio import rms
 from gateway.caller_processing import LineCleaner
 from gateway.echo_gate import EchoGate
 from gateway.echo_path import EchoPath
@@ -37,7 +38,7 @@ def test_the_echo_delay_is_found_within_a_second_of_reply(delay_s: float) -> Non
     found_at = None
     for k in range(len(far) // FRAME):
         s = slice(k * FRAME, (k + 1) * FRAME)
-        path.push(mic[s].tobytes(), far[s].tobytes())
+        path.push(mic[s].tobytes(), far[s].tobytes(), rms(far[s].tobytes()))
         if path.delay is not None and found_at is None:
             found_at = (k + 1) * FRAME
     assert found_at is not None
@@ -52,7 +53,7 @@ def test_no_delay_is_found_where_there_is_no_echo() -> None:
     path = EchoPath(RATE, FRAME)
     for k in range(len(far) // FRAME):
         s = slice(k * FRAME, (k + 1) * FRAME)
-        path.push(mic[s].tobytes(), far[s].tobytes())
+        path.push(mic[s].tobytes(), far[s].tobytes(), rms(far[s].tobytes()))
     assert path.estimates > 10
     assert path.delay is None
 
@@ -81,16 +82,16 @@ def test_comfort_noise_keeps_the_line_s_own_level() -> None:
     gate = EchoGate(FRAME, window_frames=18)
     background = as_i16(rng.normal(0, NOISE_RMS, 50 * FRAME))
     for k in range(50):  # nothing playing: the gate learns the background
-        gate.reference(None)
+        gate.reference(0)
         gate.listen(background[k * FRAME:(k + 1) * FRAME].tobytes())
     loud_reply = (rng.normal(0, 4000, FRAME)).astype(np.int16).tobytes()
     echo = as_i16(rng.normal(0, 1500, FRAME)).tobytes()  # 8.5 dB under the reply
-    gate.reference(loud_reply)
+    gate.reference(rms(loud_reply))
     out = np.frombuffer(gate.apply(echo), np.int16).astype(np.float64)
     assert gate.gated == 1
     assert 0.5 * NOISE_RMS < np.sqrt(np.mean(out ** 2)) < 2 * NOISE_RMS
     caller = as_i16(rng.normal(0, 5000, FRAME)).tobytes()  # louder than the reply
-    gate.reference(loud_reply)
+    gate.reference(rms(loud_reply))
     assert gate.apply(caller) == caller
     assert gate.gated == 1
 
