@@ -23,18 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import structlog
-from playwright.async_api import async_playwright
 
-from gateway.rig.chromium import chromium_args, chromium_path, mic_wav
-from gateway.rig.console_pages import sign_in, talk
-from gateway.rig.console_stack import AGENT, console_stack
+from gateway.rig.console_pages import console_page, sign_in, talk
+from gateway.rig.console_stack import AGENT
 
 KEYS = {"speech_end_to_reply_ms": "speech end -> first reply audio",
         "barge_in_to_silence_ms": "barge-in -> reply silent",
@@ -49,29 +44,17 @@ def _line(label: str, values: list[float]) -> str:
 
 
 async def run(calls: int, formats: list[str]) -> dict[str, dict[str, list[float]]]:
-    browser_path = chromium_path()
-    if browser_path is None:
-        raise SystemExit("Debian's chromium is not installed (apt-get install chromium)")
     out: dict[str, dict[str, list[float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        os.environ.setdefault("VOICEGW_FRONT_DESK_DB", str(work / "front_desk.sqlite3"))
-        mic = mic_wav(work / "caller.wav")
-        async with console_stack(work) as stack, async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=browser_path,
-                                              args=chromium_args(mic))
-            context = await browser.new_context(base_url=stack.base)
-            page = await context.new_page()
-            await sign_in(page)
-            await page.wait_for_selector("#start")
-            for fmt in formats:
-                got: dict[str, list[float]] = {k: [] for k in KEYS}
-                for _ in range(calls):
-                    figures: dict[str, Any] = await talk(page, AGENT, fmt)
-                    for key in KEYS:
-                        got[key] += figures[key]
-                out[fmt] = got
-            await browser.close()
+    async with console_page() as (_, page):
+        await sign_in(page)
+        await page.wait_for_selector("#start")
+        for fmt in formats:
+            got: dict[str, list[float]] = {k: [] for k in KEYS}
+            for _ in range(calls):
+                figures: dict[str, Any] = await talk(page, AGENT, fmt)
+                for key in KEYS:
+                    got[key] += figures[key]
+            out[fmt] = got
     return out
 
 
