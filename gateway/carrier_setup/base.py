@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from gateway.callctl import CallControlApi
 from gateway.carriers.core import Carrier, CarrierStream
 from gateway.carriers.hooks import AnswerDocument, CarrierHooks, Verifier, WebhookRequest
+from gateway.dialing.carrier import Dialer, ReadProgress
 
 # A webhook route a provider needs beside its answer (``/plivo/transfer``): request in,
 # document out (an empty body answers 204).
@@ -31,6 +32,10 @@ class CarrierSetup:
     # Where the call's parameters ride on the media URL's query (a PBX's dial string adds
     # them, as Asterisk's v() does): a new stream given that query. Else ``new_stream``.
     new_stream_for_url: Callable[[Mapping[str, str]], CarrierStream] | None = None
+    # Outbound calls: its REST client's ``place`` (None without REST credentials, or where
+    # the provider has no API to place calls), and its status callbacks' reader.
+    dialer: Dialer | None = None
+    read_progress: ReadProgress | None = None
 
     def open_stream(self, query: Mapping[str, str]) -> CarrierStream:
         """The stream core for one media socket whose URL had ``query``."""
