@@ -24,8 +24,9 @@ means, and the hints become the JSON Schema of the parameters (``str``, ``int``,
 models, ``Annotated[..., Field(description=...)]``). The model's arguments are validated
 against the same schema before the function runs; a mistake goes back to the model as an
 error it can talk about. A parameter annotated :class:`CallContext` is filled in by the
-gateway (who is calling, per-call state, keypad digits, hang-up and transfer) and never shown
-to the model. Sync tools run in a worker thread so they never stall the call's audio.
+gateway (who is calling, per-call state, keypad digits, hang-up, transfer and pressing keys)
+and never shown to the model. Sync tools run in a worker thread so they never stall the
+call's audio.
 
 A tool returns a dict, or any JSON value (sent as ``{"result": value}``). To tell the model
 that something went wrong in words it should use, ``raise ToolError("No table at 8")``.
@@ -46,6 +47,7 @@ from typing import Any, Final, Protocol, overload
 import pydantic
 from pydantic import Field
 
+from gateway import dtmf
 from gateway.errors import GatewayError
 from gateway.live import SessionConfig
 from gateway.schema import ToolDefinitionError, derive
@@ -55,7 +57,7 @@ from gateway.turns import TurnTaking
 __all__ = ["Agent", "CallContext", "CallControl", "Field", "Scheduling", "Tool",
            "ToolDefinitionError", "ToolError", "TurnTaking", "tool"]
 
-BUILTINS: Final = ("end_call", "transfer_call")
+BUILTINS: Final = ("end_call", "transfer_call", "send_dtmf")
 _NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")  # the Live API's rule
 _AGENT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # safe in a URL path
 
@@ -96,10 +98,11 @@ class CallIdentity(Protocol):
 
 
 class CallControl(Protocol):
-    """What the bridge does for a tool that ends or transfers the call."""
+    """What the bridge does for a tool that ends or transfers the call, or presses keys."""
 
     async def end_call(self, reason: str) -> None: ...
     async def transfer_call(self, to: str) -> None: ...
+    async def send_dtmf(self, keys: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -109,7 +112,8 @@ class CallContext:
     ``call_sid`` is the carrier's id of the call, ``caller``/``dialled`` the From/To numbers,
     ``parameters`` the stream's custom parameters, ``dtmf`` the keypad digits pressed so far
     (oldest first), ``state`` a dict the agent's tools can share within the call.
-    ``end_call``/``transfer_call`` are coroutines: call them from ``async def`` tools.
+    ``end_call``/``transfer_call``/``send_dtmf`` are coroutines: call them from ``async def``
+    tools.
     """
 
     call_sid: str = ""
@@ -142,6 +146,15 @@ class CallContext:
             raise ToolError("no transfer destination is configured for this line")
         await self._control().transfer_call(target)
 
+    async def send_dtmf(self, digits: str) -> None:
+        """Press keypad keys (``0-9 * # A-D``; ``,`` waits half a second): their tones play
+        to the other end after what the agent has said; returns once they have played."""
+        try:
+            keys = dtmf.parse(digits)
+        except dtmf.DtmfError as exc:
+            raise ToolError(str(exc)) from None
+        await self._control().send_dtmf(keys)
+
     def _control(self) -> CallControl:
         if self.control is None:
             raise ToolError("call control is not available on this call")
@@ -166,6 +179,9 @@ class Tool:
                                                  compare=False)
     parameters: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
     injected: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # How the arguments appear in logs and the call record (default: as the model sent them).
+    shown: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = field(
+        default=None, repr=False, compare=False)
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], *, name: str | None = None,
@@ -217,6 +233,10 @@ class Tool:
             if inspect.isawaitable(result):
                 result = await result
         return normalise_result(self.name, result)
+
+    def shown_args(self, args: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``args`` as logs and the call record show them."""
+        return args if self.shown is None else self.shown(args)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the plain function, as if undecorated (handy in the agent's own tests)."""
@@ -283,6 +303,34 @@ async def _end_call(reason: str, ctx: CallContext) -> dict[str, Any]:
     return {"result": "Hanging up after your last words. Say nothing more."}
 
 
+async def _send_dtmf(digits: str, ctx: CallContext) -> dict[str, Any]:
+    """Press keys on the phone's keypad: their touch tones play to the other end of the call.
+    Use it when an automated menu asks you to press or enter something (an option, an
+    extension, an account number followed by #). Let the menu finish speaking first; it
+    returns once the keys have been heard.
+
+    Args:
+        digits: The keys, in order: 0-9, * and #, (rarely) A-D; a comma waits half a second.
+    """
+    await ctx.send_dtmf(digits)
+    # Not the digits themselves: this answer goes on the call record, an account number too.
+    pressed = sum(1 for k in dtmf.parse(digits) if k not in dtmf.PAUSES)
+    return {"result": f"Pressed {pressed} key{'s' if pressed != 1 else ''}; they were heard. "
+                      f"Listen to what the menu says next."}
+
+
+def _dtmf_tool() -> Tool:
+    # The longest press there can be, plus its wait behind the agent's words.
+    timeout = dtmf.duration_ms("," * dtmf.MAX_KEYS) / 1000 + dtmf.KEYS_WAIT_S + 5
+    built = Tool.from_function(_send_dtmf, name="send_dtmf", timeout_s=timeout)
+    return dataclasses.replace(built, shown=_masked_digits)
+
+
+def _masked_digits(args: Mapping[str, Any]) -> Mapping[str, Any]:
+    digits = args.get("digits")
+    return {**args, "digits": dtmf.mask(digits)} if isinstance(digits, str) else args
+
+
 def _transfer_tool(agent: Agent) -> Tool:
     targets = dict(agent.transfer_targets)
     names = ", ".join(targets)
@@ -316,12 +364,14 @@ class Agent:
     """One phone agent: persona, voice, tools and which call controls the model may use.
 
     ``tools`` takes :class:`Tool` objects or plain functions (wrapped with :func:`tool`).
-    ``call_control`` opts into the built-ins ``"end_call"`` (hang up) and ``"transfer_call"``
+    ``call_control`` opts into the built-ins ``"end_call"`` (hang up), ``"transfer_call"``
     (to ``transfer_to``, or one of the named ``transfer_targets`` such as
-    ``{"billing": "+15550100"}``). ``greeting`` is what the agent says when the call connects;
-    without it the agent waits for the caller to speak. ``turn_taking`` says who decides
-    when the caller has started and finished speaking (:class:`gateway.turns.TurnTaking`:
-    the Live API's detection, tuned, or the gateway's own with ``mode="local"``).
+    ``{"billing": "+15550100"}``) and ``"send_dtmf"`` (press keys: their tones play in the
+    call's audio, so an agent calling out can get through a menu on any carrier).
+    ``greeting`` is what the agent says when the call connects; without it the agent waits
+    for the caller to speak. ``turn_taking`` says who decides when the caller has started
+    and finished speaking (:class:`gateway.turns.TurnTaking`: the Live API's detection,
+    tuned, or the gateway's own with ``mode="local"``).
     """
 
     name: str
@@ -366,6 +416,8 @@ class Agent:
             builtins.append(Tool.from_function(_end_call, name="end_call"))
         if "transfer_call" in self.call_control:
             builtins.append(_transfer_tool(self))
+        if "send_dtmf" in self.call_control:
+            builtins.append(_dtmf_tool())
         by_name: dict[str, Tool] = {}
         for t in (*tools, *builtins):
             if t.name in by_name:

@@ -1,4 +1,5 @@
-"""Ending and transferring a call for a tool, after the agent's last words have been heard.
+"""Ending and transferring a call for a tool, after the agent's last words have been heard;
+pressing keys for it.
 
 A tool asks (``end_call``/``transfer_call`` on its :class:`~gateway.agent.CallContext`); the
 request is recorded and the tool returns at once, so its answer reaches the model. The call's
@@ -7,6 +8,10 @@ reply audio, and waits until the caller has heard it (the carrier confirms the m
 gateway's own pacing says it has played). Only then does it hang up: through the carrier's
 REST API when one is configured, else by closing the stream, after which the carrier ends the
 call (the answer document holds nothing after the stream). A transfer needs the REST API.
+
+Keys (``send_dtmf``) are played in-band, as Q.23 tones (:mod:`gateway.dtmf`) queued in the
+caller's audio behind what the agent has said so far, so they work on every carrier; the tool
+returns once the carrier confirms they have played (or the gateway's own clock says so).
 
 Carrier-neutral: the REST client is any :class:`CallControlApi`.
 """
@@ -18,7 +23,9 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from gateway import dtmf
 from gateway.agent import ToolError
+from gateway.audio import AudioFormat
 from gateway.ending import CallEnding, EndKind
 from gateway.errors import CallControlError
 from gateway.log import mask_number
@@ -46,9 +53,16 @@ class CallControlApi(Protocol):
 class Playout(Protocol):
     """What the controller needs from the call's playout."""
 
+    @property
+    def fmt(self) -> AudioFormat:
+        """The caller's audio format (tones are made at its rate)."""
+
     async def wait_turn_done(self) -> None: ...
-    async def play_out(self, name: str) -> None:
-        """Queue a mark behind all queued audio and return once the caller has heard it."""
+    async def play_out(self, name: str) -> bool:
+        """Queue a mark behind all queued audio and return once the caller has heard it
+        (True), or once a clear has dropped it (False)."""
+    def prompt(self, audio: bytes) -> None:
+        """Queue PCM16 at the carrier's rate behind all queued audio."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,8 @@ class CallController:
         self.can_transfer = can_transfer and api is not None and api.transfers
         self._request: Request | None = None
         self._requested = asyncio.Event()
+        self._playout: Playout | None = None  # from run(): the call's audio is ready
+        self._presses = 0
 
     async def end_call(self, reason: str) -> None:
         self._ask(Request("end", reason or "agent ended the call"))
@@ -82,6 +98,33 @@ class CallController:
             raise ToolError("transfers are not available on this line")
         self._ask(Request("transfer", to))
 
+    async def send_dtmf(self, keys: str) -> None:
+        """Play ``keys`` to the caller, behind what the agent has said so far; return once
+        they have been heard. :class:`ToolError` if they cannot be, or were cut off."""
+        if self._request is not None:
+            raise ToolError(f"the call is being ended ({self._request.action}); "
+                            f"no keys were pressed")
+        if self._playout is None:
+            raise ToolError("the call's audio is not connected yet; try again in a moment")
+        try:
+            keys = dtmf.parse(keys)
+            pcm = dtmf.tones(keys, self._playout.fmt.rate)
+        except dtmf.DtmfError as exc:
+            raise ToolError(str(exc)) from None
+        self._presses += 1
+        seconds = dtmf.duration_ms(keys) / 1000
+        self.log.info("dtmf_sent", keys=dtmf.mask(keys), tones_ms=round(seconds * 1000))
+        self._playout.prompt(pcm)
+        try:
+            async with asyncio.timeout(seconds + dtmf.KEYS_WAIT_S):
+                played = await self._playout.play_out(f"dtmf-{self._presses}")
+        except TimeoutError:
+            raise ToolError("the keys were sent but the line did not confirm they played; "
+                            "listen for whether the menu moved on") from None
+        if not played:
+            raise ToolError("the keys were cut off before they all played (the line was "
+                            "interrupted); press them again if the menu still asks")
+
     def _ask(self, request: Request) -> None:
         if self._request is not None:
             raise ToolError(f"the call is already being ended ({self._request.action})")
@@ -90,6 +133,7 @@ class CallController:
 
     async def run(self, playout: Playout) -> None:
         """Waits for a request, carries it out, then raises :class:`CallEnding`."""
+        self._playout = playout
         await self._requested.wait()
         request = self._request
         assert request is not None

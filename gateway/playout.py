@@ -90,7 +90,8 @@ class CallerPlayout:
         self.turn_done = asyncio.Event()
         self.turn_done.set()
         self._end_mark: str | None = None  # the last turn's end mark, until it has played
-        self._mark_waiters: dict[str, asyncio.Event] = {}
+        # Waited-on marks: True once played, False if a clear dropped the audio before them.
+        self._mark_waiters: dict[str, asyncio.Future[bool]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}  # own marks not yet played
         self._settled: set[str] = set()  # waited-on marks a clear settled before their echo
         self.heard: tuple[int, float] = (0, 0.0)  # (turn, ms) the caller has heard, from marks
@@ -215,10 +216,14 @@ class CallerPlayout:
         self.turn_done.set()
 
     def prompt(self, audio: bytes) -> None:
-        """Queue a recorded prompt (PCM16 at the carrier's rate) for the caller."""
+        """Queue a recorded prompt (PCM16 at the carrier's rate) for the caller, behind all
+        the reply audio received so far (a part-message the carrier's chunking held back
+        goes first, padded)."""
         encoded = self._encode(audio)
         step = self.fmt.bytes_per_second * PROMPT_MS // 1000
         now = time.perf_counter()
+        for chunk in self._chunker.flush():
+            self._send_audio(chunk, now)
         chunker = Chunker(self.stream.caps.chunking, self.fmt.codec.silence)
         for i in range(0, len(encoded), step):
             for chunk in chunker.push(encoded[i:i + step]):
@@ -241,7 +246,8 @@ class CallerPlayout:
             self._end_mark = None
         waiter = self._mark_waiters.pop(event.name, None)
         if waiter is not None:
-            waiter.set()
+            if not waiter.done():
+                waiter.set_result(True)
             return
         if event.name in self._settled:
             self._settled.discard(event.name)
@@ -265,7 +271,8 @@ class CallerPlayout:
             timer.cancel()
         self._timers.clear()
         for name, waiter in self._mark_waiters.items():
-            waiter.set()
+            if not waiter.done():
+                waiter.set_result(False)
             self._settled.add(name)
         self._mark_waiters.clear()
         if self.recording is not None:
@@ -280,11 +287,13 @@ class CallerPlayout:
     async def wait_turn_done(self) -> None:
         await self.turn_done.wait()
 
-    async def play_out(self, name: str) -> None:
-        # Confirmed when everything queued before it has played, or at once on a clear.
-        waiter = self._mark_waiters[name] = asyncio.Event()
+    async def play_out(self, name: str) -> bool:
+        """Queue mark ``name`` behind everything queued; True once the caller has heard all
+        of it, False as soon as a clear drops it (a barge-in)."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._mark_waiters[name] = waiter
         self.queue_mark(name)
-        await waiter.wait()
+        return await waiter
 
     # -- writer --------------------------------------------------------------------------
 

@@ -199,12 +199,13 @@ class ToolDispatcher:
             error = None
         elif error is not None:
             self.stats.errors += 1
-        record = ToolRecord(call.id, call.name, dict(call.args), result, error, latency,
-                            cancelled)
+        tool = self.agent.all_tools.get(call.name)
+        args = dict(call.args if tool is None else tool.shown_args(call.args))
+        record = ToolRecord(call.id, call.name, args, result, error, latency, cancelled)
         self._records.append(record)
         if self._watch is not None:
             self._watch.tool_finished(record)
-        self.log.info("tool_call", id=call.id, tool=call.name, args=_loggable(call.args),
+        self.log.info("tool_call", id=call.id, tool=call.name, args=_loggable(args),
                       outcome=record.outcome, error=error, latency_ms=round(latency * 1000, 1))
 
     async def _respond(self, call: live.FunctionCall, tool: Tool | None,

@@ -14,7 +14,7 @@ IO = ("aiohttp", "websockets", "asyncpg", "sqlite3", "socket", "asyncio", "subpr
       "urllib.request", "ssl")
 # Pure cores: bytes and text in, typed events and bytes out.
 PURE = ["audio.py", "live.py", "faults.py", "errors.py", "tokens.py", "ending.py",
-        "jsonio.py", "turns.py", "stall.py", "carriers", "caller_processing.py"]
+        "jsonio.py", "turns.py", "stall.py", "carriers", "caller_processing.py", "dtmf.py"]
 # Signal-processing libraries: each behind a protocol, imported by its adapter module only.
 DSP = ("pyaec", "webrtc_noise_gain", "livekit", "pyrnnoise")
 DSP_ADAPTERS = {"voice_dsp.py"}
