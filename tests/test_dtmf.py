@@ -70,7 +70,7 @@ def test_each_key_is_its_q23_pair_at_the_set_levels_and_twist(rate: int) -> None
         assert {dtmf.LOW[np.argmax(eight[:4])], dtmf.HIGH[np.argmax(eight[4:])]} == {low, high}
         # ...each peaking within 1 Hz of Q.23's (which allows 1.5 %).
         for f in (low, high):
-            scan = ToneBank(rate, len(steady), f + near).powers(steady)
+            scan = ToneBank(rate, len(steady), list(f + near)).powers(steady)
             assert abs(near[np.argmax(scan)]) <= 1.0, (key, f)
         pl, ph = ToneBank(rate, len(steady), (low, high)).powers(steady)
         assert dbm0(pl) == pytest.approx(-9.0, abs=0.2)
