@@ -67,6 +67,11 @@ class DtmfReceiver:
         self._armed = True  # a gap has been heard since the last key
         self.keys: list[Key] = []
 
+    @property
+    def holding(self) -> bool:
+        """A key has been taken and is still down (no ``min_gap_ms`` since)."""
+        return not self._armed
+
     def push(self, pcm: bytes) -> list[str]:
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
         self._buf = np.concatenate([self._buf, x])

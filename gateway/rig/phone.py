@@ -180,6 +180,16 @@ class CallObserver(Protocol):
     def cleared(self, t: float) -> None: ...
 
 
+class Callee(Protocol):
+    """The called side, where the phone plays one (an IVR, :mod:`gateway.rig.ivr`): it hears
+    each tick of what plays (PCM16 at ``rate``) and says what it decides, as utterances due at
+    once; the phone hangs up once it is ``done`` and has said all of it."""
+
+    def hear(self, pcm: bytes, rate: int) -> list[Utterance]: ...
+    @property
+    def done(self) -> bool: ...
+
+
 class _Script:
     """Decides, tick by tick, what the caller says next (in the peer's inbound format)."""
 
@@ -258,8 +268,11 @@ class _PhoneCall:
     """One call's state: the script, the playback buffer, and what was measured."""
 
     def __init__(self, peer: PhonePeer, script: _Script,
-                 observer: CallObserver | None = None, line: LineSpec | None = None) -> None:
+                 observer: CallObserver | None = None, line: LineSpec | None = None,
+                 callee: Callee | None = None) -> None:
         self.peer = peer
+        self.callee = callee
+        self._decode = decoder(peer.outbound.codec)
         self.line = None if line is None else PhoneLine(line, peer.inbound, peer.outbound)
         self.observer = observer
         self.script = script
@@ -340,6 +353,8 @@ class _PhoneCall:
         r.heard += played.audio
         if self.line is not None:  # its echo: exactly what played, when (a clear cuts it)
             self.line.hear(played.audio)
+        if self.callee is not None:
+            script.pending += self.callee.hear(self._decode(played.audio), self.peer.outbound.rate)
         if not played.had_audio and self.tick_audio_ms:  # the last tick's audio was the last
             r.quiet_at.append(self.audio_ends)
         self.tick_audio_ms = self.peer.outbound.ms(got)
@@ -361,6 +376,13 @@ class _PhoneCall:
         self.echoes = []
         return names
 
+    def finished(self, tail_ticks: int) -> bool:
+        """The script is said and its reply heard; or the callee is done and has said all."""
+        script = self.script
+        if self.callee is None:
+            return script.idle(self.tick, tail_ticks)
+        return self.callee.done and not script.pending and script.offset >= len(script.current)
+
 
 _GAP_TICKS: Final = 25  # 500 ms
 
@@ -373,7 +395,7 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                      observer: CallObserver | None = None,
                      peer: PhonePeer | None = None, answer_url: str | None = None,
                      secret: str | None = None, signed_url: str | None = None,
-                     line: LineSpec | None = None) -> CallResult:
+                     line: LineSpec | None = None, callee: Callee | None = None) -> CallResult:
     """Call a gateway, say ``utterances``, hang up when all is heard.
 
     ``url`` is the media socket's URL; with ``answer_url`` the phone first fetches the
@@ -389,12 +411,14 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
     ``observer`` is told the time of every frame sent and every reply frame received.
     ``line`` puts a simulated line (:mod:`gateway.rig.line`) between the caller and the
     gateway: the echo of what the phone played, noise, a codec leg (``result.sent``).
+    ``callee`` makes the phone the called side: it says what the callee decides as it hears
+    the gateway, and hangs up when the callee is done (``utterances`` go first).
     """
     if peer is None:
         peer = TwilioPeer(custom_parameters=parameters)
     call = _PhoneCall(peer, _Script(utterances, peer.inbound,
                                     reply_wait_ticks=int(reply_wait_s / TICK_S)), observer,
-                      line)
+                      line, callee)
     if result is not None:
         result.said_fmt, result.heard_fmt = call.result.said_fmt, call.result.heard_fmt
         call.result = result
@@ -462,7 +486,7 @@ async def _talk(ws: Link, call: _PhoneCall, *, speed: float,
             for message in peer.played(name):
                 await _send(ws, message)
             result.marks_echoed += 1
-        if call.script.idle(call.tick, tail_ms // TICK_MS):
+        if call.finished(tail_ms // TICK_MS):
             break
         call.tick += 1
         # Drift-corrected: sleep to the tick's due time, never a fixed 20 ms.

@@ -104,9 +104,9 @@ class Line:
 
 @contextlib.asynccontextmanager
 async def line(case: CarrierCase, turns: list[dict[str, Any]], tmp_path: Path,
-               **scenario: Any) -> AsyncIterator[Line]:
+               agent: Agent = DESK, **scenario: Any) -> AsyncIterator[Line]:
     fake = case.fake()
-    registry = AgentRegistry(agents={DESK.name: DESK}, default=DESK.name)
+    registry = AgentRegistry(agents={agent.name: agent}, default=agent.name)
     async with serving(fake.app()) as api_url:
         env, secret = case.credentials(api_url)
         options = case.gateway_options(env)
