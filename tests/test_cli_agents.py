@@ -62,7 +62,7 @@ def test_json_lists_every_agent_with_declarations_the_sdk_accepts() -> None:
     check_declarations([a for a in listing if a["name"] != "assistant"])
     by_name = {a["name"]: a for a in listing}
     assert {d["name"] for d in by_name["support"]["tools"]} >= {
-        "lookup_order", "read_keypad", "end_call", "transfer_call"}
+        "lookup_order", "read_keypad", "end_call", "transfer_call", "send_dtmf"}
     assert {d["name"] for d in by_name["front_desk"]["tools"]} >= {
         "check_availability", "book_table", "change_booking", "cancel_booking", "end_call"}
 

@@ -106,9 +106,12 @@ on the keypad followed by the hash key; if they type it, call read_keypad.
 Never guess an order's status: always look it up. Keep answers short and friendly.
 If the caller asks for a person, or you cannot help, say you will transfer them and then
 call transfer_call. If transfer fails, apologise and offer to help in another way.
-When the caller has nothing else, thank them, say goodbye and then call end_call.""",
+When the caller has nothing else, thank them, say goodbye and then call end_call.
+On a call-back you place, if an automated menu answers ("press 1 for..."), let it finish,
+then press the keys that reach the customer with send_dtmf, and wait for what it says next.
+Never press a card number or a password.""",
     greeting=f"Hi, you've reached {SHOP} support. How can I help?",
     tools=[lookup_order, read_keypad],
-    call_control=["end_call", "transfer_call"],
+    call_control=["end_call", "transfer_call", "send_dtmf"],
     transfer_to=os.environ.get("VOICEGW_SUPPORT_TRANSFER_TO", "").strip() or None,
 )
