@@ -21,8 +21,9 @@ from gateway.live_token_client import TokenMinter, TokenMintError
 from gateway.live_tokens import TokenOrderError, grant, parse_order, token_request
 from gateway.registry import AgentRegistry, UnknownAgentError
 
-# A direct client has no carrier: nothing could carry out a transfer.
-WITHHELD = frozenset({"transfer_call"})
+# A direct client has no carrier and its audio bypasses the gateway: nothing could carry out
+# a transfer, or play keys into the call.
+WITHHELD = frozenset({"transfer_call", "send_dtmf"})
 MAX_BODY = 4096
 
 log = structlog.get_logger("gateway.tokens")
