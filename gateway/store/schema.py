@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from gateway.store import campaign_schema
+
 Dialect = Literal["sqlite", "postgres"]
 
 _TYPES: Final[dict[Dialect, dict[str, str]]] = {
@@ -108,6 +110,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         # NULL in records written before.
         "ALTER TABLE calls ADD COLUMN stalls {json}",
     )),
+    Migration(6, campaign_schema.DESCRIPTION, campaign_schema.STATEMENTS),
 )
 
 LATEST: Final = MIGRATIONS[-1].version

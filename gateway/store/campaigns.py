@@ -1,0 +1,256 @@
+"""Campaigns, their contacts and the do-not-call list, in the call-record database.
+
+One class for both databases: the SQL is shared (``?`` placeholders, numbered for PostgreSQL)
+and runs through a small adapter over each store's own connection (SQLite's one thread,
+PostgreSQL's pool), so the campaign tables need nothing from the stores' own classes.
+
+A contact is saved with compare and set: the update applies only if the row is still in the
+state the runner read, so a move is never applied twice or over another runner's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+
+from gateway.campaign.model import CallSettings, Campaign, Contact, ContactState, Result
+from gateway.dialing.model import AnsweredBy, DialStatus
+from gateway.store import sql
+from gateway.store.base import CallStore, StoreError
+from gateway.store.postgres import PostgresStore
+from gateway.store.schema import Dialect
+from gateway.store.sqlite import SqliteStore
+
+_CONTACT_COLUMNS: Final = (
+    "campaign_id", "seq", "number", "zones", "parameters", "state", "attempts", "next_at",
+    "dial_id", "last_status", "answered_by", "dial_ids", "result", "error", "first_dial_at",
+    "last_dial_at", "ended_at")
+_CAMPAIGN_COLUMNS: Final = ("id", "name", "source", "digest", "call", "created_at",
+                            "finished_at")
+# Built from the constant column lists only, never from input.
+_INSERT_CONTACT: Final = (f"INSERT INTO campaign_contacts ({', '.join(_CONTACT_COLUMNS)}) "  # noqa: S608
+                          f"VALUES ({', '.join('?' for _ in _CONTACT_COLUMNS)})")
+_INSERT_CAMPAIGN: Final = (f"INSERT INTO campaigns ({', '.join(_CAMPAIGN_COLUMNS)}) "  # noqa: S608
+                           f"VALUES ({', '.join('?' for _ in _CAMPAIGN_COLUMNS)})")
+_SAVE_CONTACT: Final = ("UPDATE campaign_contacts SET "  # noqa: S608
+                        + ", ".join(f"{c} = ?" for c in _CONTACT_COLUMNS[5:])
+                        + " WHERE campaign_id = ? AND seq = ? AND state = ?")
+_CAMPAIGN: Final = f"SELECT {', '.join(_CAMPAIGN_COLUMNS)} FROM campaigns"  # noqa: S608
+_CONTACTS: Final = (f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM campaign_contacts "  # noqa: S608
+                    "WHERE campaign_id = ?")
+
+
+@dataclass(frozen=True, slots=True)
+class DncEntry:
+    number: str
+    added_at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """How many contacts of a campaign stand where."""
+
+    states: dict[ContactState, int]
+    results: dict[Result, int]
+    attempts: int
+    last_dial_at: float | None
+
+
+class _Db(ABC):
+    dialect: Dialect
+
+    @abstractmethod
+    async def rows(self, statement: str, params: Sequence[Any]) -> list[sql.Row]: ...
+
+    @abstractmethod
+    async def run(self, statement: str, params: Sequence[Any]) -> int:
+        """Execute; the number of rows it changed."""
+
+    @abstractmethod
+    async def run_all(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Each statement with each of its parameter rows, all in one transaction."""
+
+
+class _Sqlite(_Db):
+    dialect = "sqlite"
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def rows(self, statement: str, params: Sequence[Any]) -> list[sql.Row]:
+        return await self._store._run(lambda db: db.execute(statement, params).fetchall())
+
+    async def run(self, statement: str, params: Sequence[Any]) -> int:
+        return await self._store._run(lambda db: db.execute(statement, params).rowcount)
+
+    async def run_all(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        def go(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            try:
+                for statement, rows in steps:
+                    db.executemany(statement, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._store._run(go)
+
+
+class _Postgres(_Db):
+    dialect = "postgres"
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    async def rows(self, statement: str, params: Sequence[Any]) -> list[sql.Row]:
+        return list(await self._store._require().fetch(sql.numbered(statement), *params))
+
+    async def run(self, statement: str, params: Sequence[Any]) -> int:
+        status = await self._store._require().execute(sql.numbered(statement), *params)
+        last = str(status).rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def run_all(self, steps: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        async with self._store._require().acquire() as db, db.transaction():
+            for statement, rows in steps:
+                if rows:
+                    await db.executemany(sql.numbered(statement), rows)
+
+
+class CampaignStore:
+    """The campaign tables of an opened :class:`CallStore`."""
+
+    def __init__(self, store: CallStore) -> None:
+        if isinstance(store, SqliteStore):
+            self._db: _Db = _Sqlite(store)
+        elif isinstance(store, PostgresStore):
+            self._db = _Postgres(store)
+        else:
+            raise StoreError(f"campaigns need SQLite or PostgreSQL, not {type(store).__name__}")
+        self.where = store.where
+
+    # -- campaigns --------------------------------------------------------------------------
+
+    async def create(self, campaign: Campaign, contacts: Sequence[Contact]) -> None:
+        """The campaign and all its contacts, in one transaction."""
+        d = self._db.dialect
+        row = (campaign.id, campaign.name, campaign.source, campaign.digest,
+               sql.dumps(campaign.call.as_json()), _ts(campaign.created_at, d),
+               _ts(campaign.finished_at, d))
+        try:
+            await self._db.run_all([(_INSERT_CAMPAIGN, [row]),
+                                    (_INSERT_CONTACT, [_contact_row(c, d) for c in contacts])])
+        except (sqlite3.IntegrityError, asyncpg.UniqueViolationError):
+            raise StoreError(f"a campaign named {campaign.name!r} already exists") from None
+
+    async def find(self, name: str) -> Campaign | None:
+        rows = await self._db.rows(_CAMPAIGN + " WHERE name = ?", [name])
+        return _campaign(rows[0]) if rows else None
+
+    async def campaigns(self) -> list[Campaign]:
+        return [_campaign(r) for r in await self._db.rows(_CAMPAIGN + " ORDER BY created_at",
+                                                          [])]
+
+    async def finish(self, campaign_id: str, at: float | None) -> None:
+        await self._db.run("UPDATE campaigns SET finished_at = ? WHERE id = ?",
+                           [_ts(at, self._db.dialect), campaign_id])
+
+    # -- contacts ---------------------------------------------------------------------------
+
+    async def contacts(self, campaign_id: str,
+                       states: Collection[ContactState] | None = None) -> list[Contact]:
+        rows = await self._db.rows(_CONTACTS + " ORDER BY seq", [campaign_id])
+        found = [_contact(r) for r in rows]
+        return found if states is None else [c for c in found if c.state in states]
+
+    async def save(self, contact: Contact, was: ContactState) -> bool:
+        """Store ``contact`` if its row is still in state ``was``; whether it was."""
+        values = _contact_row(contact, self._db.dialect)[5:]
+        return await self._db.run(_SAVE_CONTACT, [*values, contact.campaign_id, contact.seq,
+                                                  was.value]) == 1
+
+    async def tally(self, campaign_id: str) -> Tally:
+        rows = await self._db.rows(
+            "SELECT state, result, COUNT(*) AS n, SUM(attempts) AS a, "
+            "MAX(last_dial_at) AS last FROM campaign_contacts WHERE campaign_id = ? "
+            "GROUP BY state, result", [campaign_id])
+        states: dict[ContactState, int] = {}
+        results: dict[Result, int] = {}
+        attempts = 0
+        last: float | None = None
+        for r in rows:
+            state = ContactState(r["state"])
+            states[state] = states.get(state, 0) + int(r["n"])
+            if r["result"] is not None:
+                results[Result(r["result"])] = int(r["n"])
+            attempts += int(r["a"] or 0)
+            at = _unix(r["last"])
+            last = at if last is None or (at is not None and at > last) else last
+        return Tally(states, results, attempts, last)
+
+    # -- do not call ------------------------------------------------------------------------
+
+    async def dnc_add(self, number: str, reason: str, at: float) -> bool:
+        """Put ``number`` on the list; False if it already was."""
+        return await self._db.run(
+            "INSERT INTO do_not_call (number, added_at, reason) VALUES (?, ?, ?) "
+            "ON CONFLICT (number) DO NOTHING", [number, _ts(at, self._db.dialect), reason]) == 1
+
+    async def dnc_remove(self, number: str) -> bool:
+        return await self._db.run("DELETE FROM do_not_call WHERE number = ?", [number]) == 1
+
+    async def dnc_has(self, number: str) -> bool:
+        return bool(await self._db.rows("SELECT 1 FROM do_not_call WHERE number = ?",
+                                        [number]))
+
+    async def dnc_list(self) -> list[DncEntry]:
+        rows = await self._db.rows("SELECT number, added_at, reason FROM do_not_call "
+                                   "ORDER BY number", [])
+        return [DncEntry(r["number"], _unix(r["added_at"]) or 0.0, r["reason"]) for r in rows]
+
+
+def _ts(at: float | None, dialect: Dialect) -> Any:
+    return sql._time_param(None if at is None else datetime.fromtimestamp(at, UTC), dialect)
+
+
+def _unix(value: Any) -> float | None:
+    at = sql._time_value(value)
+    return None if at is None else at.timestamp()
+
+
+def _contact_row(c: Contact, dialect: Dialect) -> tuple[Any, ...]:
+    return (c.campaign_id, c.seq, c.number, " ".join(c.zones), sql.dumps(dict(c.parameters)),
+            c.state.value, c.attempts, _ts(c.next_at, dialect), c.dial_id,
+            c.last_status.value if c.last_status else None,
+            c.answered_by.value if c.answered_by else None, sql.dumps(list(c.dial_ids)),
+            c.result.value if c.result else None, c.error, _ts(c.first_dial_at, dialect),
+            _ts(c.last_dial_at, dialect), _ts(c.ended_at, dialect))
+
+
+def _contact(r: sql.Row) -> Contact:
+    return Contact(
+        campaign_id=r["campaign_id"], seq=int(r["seq"]), number=r["number"],
+        zones=tuple(r["zones"].split()), parameters=sql._json_value(r["parameters"]),
+        state=ContactState(r["state"]), attempts=int(r["attempts"]),
+        next_at=_unix(r["next_at"]), dial_id=r["dial_id"],
+        last_status=DialStatus(r["last_status"]) if r["last_status"] else None,
+        answered_by=AnsweredBy(r["answered_by"]) if r["answered_by"] else None,
+        dial_ids=tuple(sql._json_value(r["dial_ids"])),
+        result=Result(r["result"]) if r["result"] else None, error=r["error"],
+        first_dial_at=_unix(r["first_dial_at"]), last_dial_at=_unix(r["last_dial_at"]),
+        ended_at=_unix(r["ended_at"]))
+
+
+def _campaign(r: sql.Row) -> Campaign:
+    created = _unix(r["created_at"])
+    return Campaign(r["id"], r["name"], r["source"], r["digest"],
+                    CallSettings.from_json(sql._json_value(r["call"])), created or 0.0,
+                    _unix(r["finished_at"]))
