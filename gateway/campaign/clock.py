@@ -1,15 +1,15 @@
 """The campaign's clock, injected so the pure core and the runner never read time themselves.
 
-:class:`SystemClock` is the wall clock. :class:`ScaledClock` runs faster than the wall clock
-from a given moment (a day of calling windows in a minute or two): tests and the benchmark use
-it, and a resumed run given the same three figures carries on the very same timeline. Only
-the runner's waits for its schedule are scaled; network timeouts and polling stay real.
+:class:`SystemClock` is the wall clock. :class:`FastClock`, for tests and the benchmark, runs
+``speed`` times faster than the wall clock from a given moment and jumps over any wait longer
+than ``skip_over_s`` (a window opening hours away) at once, so a day of calling windows takes
+seconds while the rate's spacing and the calls themselves still take real time. Only the
+runner's waits for its schedule go through the clock; network timeouts and polling are real.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -18,7 +18,7 @@ class Clock(Protocol):
         """Unix time."""
 
     def real_s(self, until: float) -> float:
-        """Real seconds from now until the clock reads ``until`` (0 if it has)."""
+        """Real seconds to wait from now until the clock reads ``until`` (0 if it has)."""
 
 
 class SystemClock:
@@ -29,25 +29,20 @@ class SystemClock:
         return max(until - time.time(), 0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class ScaledClock:
-    origin: float  # the wall-clock Unix time at which ...
-    start: float  # ... this clock read ``start``
-    speed: float  # clock seconds per real second
+class FastClock:
+    def __init__(self, start: float, *, speed: float = 1.0, skip_over_s: float = 60.0) -> None:
+        self._start = start
+        self._origin = time.monotonic()
+        self.speed = speed
+        self.skip_over_s = skip_over_s
+        self.skipped_s = 0.0
 
     def now(self) -> float:
-        return self.start + (time.time() - self.origin) * self.speed
+        return self._start + (time.monotonic() - self._origin) * self.speed + self.skipped_s
 
     def real_s(self, until: float) -> float:
-        return max((until - self.now()) / self.speed, 0.0)
-
-    def __str__(self) -> str:
-        return f"{self.origin!r}:{self.start!r}:{self.speed!r}"
-
-    @classmethod
-    def parse(cls, text: str) -> ScaledClock:
-        """``ORIGIN:START:SPEED`` (as :meth:`__str__` writes it)."""
-        origin, start, speed = (float(part) for part in text.split(":"))
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        return cls(origin, start, speed)
+        gap = until - self.now()
+        if gap > self.skip_over_s:
+            self.skipped_s += gap
+            return 0.0
+        return max(gap / self.speed, 0.0)

@@ -138,6 +138,7 @@ class Contact:
     last_status: DialStatus | None = None
     answered_by: AnsweredBy | None = None
     dial_ids: tuple[str, ...] = ()
+    dial_times: tuple[float, ...] = ()  # when each attempt started
     result: Result | None = None
     error: str | None = None  # why it was skipped or refused, in a few words
     first_dial_at: float | None = None
@@ -158,7 +159,7 @@ class Contact:
         return self.move(ContactState.DIALING, attempts=self.attempts + 1, dial_id=None,
                          last_status=None, answered_by=None, next_at=None,
                          first_dial_at=self.first_dial_at if self.first_dial_at else now,
-                         last_dial_at=now)
+                         last_dial_at=now, dial_times=(*self.dial_times, now))
 
     def placed(self, dial_id: str, status: DialStatus) -> Contact:
         """The gateway's answer to the attempt: its call id (same state)."""

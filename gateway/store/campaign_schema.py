@@ -31,7 +31,8 @@ STATEMENTS: Final = (
         dial_id TEXT,
         last_status TEXT,               -- gateway.dialing.model.DialStatus
         answered_by TEXT,
-        dial_ids {json} NOT NULL,
+        dial_ids {json} NOT NULL,       -- the gateway's call ids, one per attempt answered
+        dial_times {json} NOT NULL,     -- when each attempt started
         result TEXT,                    -- gateway.campaign.model.Result
         error TEXT,
         first_dial_at {ts},

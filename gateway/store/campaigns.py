@@ -29,8 +29,8 @@ from gateway.store.sqlite import SqliteStore
 
 _CONTACT_COLUMNS: Final = (
     "campaign_id", "seq", "number", "zones", "parameters", "state", "attempts", "next_at",
-    "dial_id", "last_status", "answered_by", "dial_ids", "result", "error", "first_dial_at",
-    "last_dial_at", "ended_at")
+    "dial_id", "last_status", "answered_by", "dial_ids", "dial_times", "result", "error",
+    "first_dial_at", "last_dial_at", "ended_at")
 _CAMPAIGN_COLUMNS: Final = ("id", "name", "source", "digest", "call", "created_at",
                             "finished_at")
 # Built from the constant column lists only, never from input.
@@ -231,6 +231,7 @@ def _contact_row(c: Contact, dialect: Dialect) -> tuple[Any, ...]:
             c.state.value, c.attempts, _ts(c.next_at, dialect), c.dial_id,
             c.last_status.value if c.last_status else None,
             c.answered_by.value if c.answered_by else None, sql.dumps(list(c.dial_ids)),
+            sql.dumps(list(c.dial_times)),
             c.result.value if c.result else None, c.error, _ts(c.first_dial_at, dialect),
             _ts(c.last_dial_at, dialect), _ts(c.ended_at, dialect))
 
@@ -244,6 +245,7 @@ def _contact(r: sql.Row) -> Contact:
         last_status=DialStatus(r["last_status"]) if r["last_status"] else None,
         answered_by=AnsweredBy(r["answered_by"]) if r["answered_by"] else None,
         dial_ids=tuple(sql._json_value(r["dial_ids"])),
+        dial_times=tuple(float(t) for t in sql._json_value(r["dial_times"])),
         result=Result(r["result"]) if r["result"] else None, error=r["error"],
         first_dial_at=_unix(r["first_dial_at"]), last_dial_at=_unix(r["last_dial_at"]),
         ended_at=_unix(r["ended_at"]))
