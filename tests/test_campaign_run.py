@@ -138,8 +138,9 @@ async def test_an_attempt_written_but_unanswered_is_asked_again_with_its_key(
         data = b"number\n+442071838702\n"
         opened = await open_campaign(db, name="one", source="one.csv", data=data, call=CALL,
                                      now=clock.now())
-        contact = (await db.contacts(opened.campaign.id))[0].attempt(clock.now())
-        assert await db.save(contact, ContactState.PENDING)
+        (pending,) = await db.contacts(opened.campaign.id)
+        contact = pending.attempt(clock.now())
+        assert await db.save(contact, pending)
         # The crash came after the gateway placed the call, before its answer was stored.
         api = GatewayCalls(url, TOKEN)
         try:

@@ -57,16 +57,20 @@ async def test_a_move_applies_once_from_the_state_read(kind: str, tmp_path: Path
         await db.create(campaign(), contacts())
         first = contacts()[0]
         dialing = first.attempt(T0 + 1)
-        assert await db.save(dialing, ContactState.PENDING)
+        assert await db.save(dialing, first)
         # A second runner that read the contact as pending cannot move it again.
-        assert not await db.save(dialing, ContactState.PENDING)
+        assert not await db.save(dialing, first)
         placed = dialing.placed("dl_1", DialStatus.QUEUED)
-        assert await db.save(placed, ContactState.DIALING)
+        assert await db.save(placed, dialing)
         busy = ended(placed, DialStatus.BUSY, None, RetryPolicy(2, 300), T0 + 30)
-        assert await db.save(busy, ContactState.DIALING)
-        done = ended(busy.attempt(T0 + 400).placed("dl_2", DialStatus.QUEUED),
-                     DialStatus.COMPLETED, AnsweredBy.HUMAN, RetryPolicy(2, 300), T0 + 500)
-        assert await db.save(done, ContactState.PENDING)
+        assert await db.save(busy, placed)
+        second = busy.attempt(T0 + 400)
+        assert await db.save(second, busy)
+        # A late answer about attempt 1 cannot land on attempt 2, though both are dialing.
+        assert not await db.save(busy, placed)
+        done = ended(second.placed("dl_2", DialStatus.QUEUED), DialStatus.COMPLETED,
+                     AnsweredBy.HUMAN, RetryPolicy(2, 300), T0 + 500)
+        assert await db.save(done, second)
         got = (await db.contacts("c0ffee", [ContactState.DONE]))[0]
         assert got == done
         assert (got.attempts, got.dial_ids, got.result) == (2, ("dl_1", "dl_2"),

@@ -139,8 +139,8 @@ class CampaignRunner:
             await self._save(contact.skip(Result.DO_NOT_CALL, "on the do-not-call list", now))
             return
         if contact.state is ContactState.PENDING:
-            contact = contact.attempt(now)
-            if not await self._save(contact, ContactState.PENDING):
+            pending, contact = contact, contact.attempt(now)
+            if not await self._save(contact, pending):
                 return
         self._planner.started(now)
         self._started += 1
@@ -229,10 +229,9 @@ class CampaignRunner:
                 f"{type(exc).__name__}: {exc}")
         self._wake.set()
 
-    async def _save(self, contact: Contact, was: ContactState | None = None) -> bool:
+    async def _save(self, contact: Contact, was: Contact | None = None) -> bool:
         before = self._contacts.get(contact.seq)
-        expected = was or (before.state if before else contact.state)
-        if not await self.store.save(contact, expected):
+        if not await self.store.save(contact, was or before or contact):
             log.warning("campaign_contact_moved_elsewhere", campaign=self.campaign.name,
                         row=contact.seq)
             return False

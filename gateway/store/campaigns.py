@@ -5,7 +5,8 @@ and runs through a small adapter over each store's own connection (SQLite's one 
 PostgreSQL's pool), so the campaign tables need nothing from the stores' own classes.
 
 A contact is saved with compare and set: the update applies only if the row is still in the
-state the runner read, so a move is never applied twice or over another runner's.
+state and at the attempt the runner read, so a move is never applied twice or over another
+runner's.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _INSERT_CAMPAIGN: Final = (f"INSERT INTO campaigns ({', '.join(_CAMPAIGN_COLUMNS
                            f"VALUES ({', '.join('?' for _ in _CAMPAIGN_COLUMNS)})")
 _SAVE_CONTACT: Final = ("UPDATE campaign_contacts SET "  # noqa: S608
                         + ", ".join(f"{c} = ?" for c in _CONTACT_COLUMNS[5:])
-                        + " WHERE campaign_id = ? AND seq = ? AND state = ?")
+                        + " WHERE campaign_id = ? AND seq = ? AND state = ? AND attempts = ?")
 _CAMPAIGN: Final = f"SELECT {', '.join(_CAMPAIGN_COLUMNS)} FROM campaigns"  # noqa: S608
 _CONTACTS: Final = (f"SELECT {', '.join(_CONTACT_COLUMNS)} FROM campaign_contacts "  # noqa: S608
                     "WHERE campaign_id = ?")
@@ -171,11 +172,12 @@ class CampaignStore:
         found = [_contact(r) for r in rows]
         return found if states is None else [c for c in found if c.state in states]
 
-    async def save(self, contact: Contact, was: ContactState) -> bool:
-        """Store ``contact`` if its row is still in state ``was``; whether it was."""
+    async def save(self, contact: Contact, was: Contact) -> bool:
+        """Store ``contact`` if its row still stands where ``was`` did (state and attempt);
+        whether it did."""
         values = _contact_row(contact, self._db.dialect)[5:]
         return await self._db.run(_SAVE_CONTACT, [*values, contact.campaign_id, contact.seq,
-                                                  was.value]) == 1
+                                                  was.state.value, was.attempts]) == 1
 
     async def tally(self, campaign_id: str) -> Tally:
         rows = await self._db.rows(
