@@ -12,11 +12,17 @@ do-not-call list (in the database, at the gateway, and one added while the campa
 The runner is killed (its task cancelled, calls in flight left as they are) ``--kills`` times
 at random points, and resumed each time from the database alone.
 
+With ``--sigkill`` the runner is ``voicegw campaign run`` in a process of its own, killed
+with SIGKILL (no clean-up of any kind) and started again, on the wall clock (a fast clock
+cannot be shared between processes), so ``--window`` should hold the present moment.
+
 With ``--gateway URL`` it runs against a real gateway (``VOICEGW_API_TOKEN``) on the wall
 clock instead; duplicates are then counted from each call's record as ``GET /v1/calls/{id}``
 gives it (a call the runner never learnt of is only visible in the gateway's own dials table).
 
 Run: .venv/bin/python benchmarks/campaign.py [--contacts 1000] [--kills 2] [--speed 60]
+     .venv/bin/python benchmarks/campaign.py --sigkill --window 00:00-24:00 --rate 3000 \
+         --retry-delay 2
      .venv/bin/python benchmarks/campaign.py --gateway http://127.0.0.1:8080 \\
          --window 00:00-24:00 --contacts 200 --rate 120
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -88,6 +95,8 @@ async def main() -> None:
     p.add_argument("--start", default="2026-03-08T11:00", help="UTC; the default is the day "
                    "North America moves its clocks")
     p.add_argument("--gateway", help="a real gateway's URL (wall clock; VOICEGW_API_TOKEN)")
+    p.add_argument("--sigkill", action="store_true", help="run voicegw campaign run in a "
+                   "process, killed with SIGKILL (wall clock)")
     p.add_argument("--agent", default="concierge")
     p.add_argument("--seed", type=int, default=19)
     a = p.parse_args()
@@ -95,8 +104,8 @@ async def main() -> None:
     window = Window.parse(a.window)
     text, numbers = contacts_csv(a.contacts, rng)
     clock: Clock
-    if a.gateway:
-        clock, token = SystemClock(), os.environ.get("VOICEGW_API_TOKEN", "")
+    if a.gateway or a.sigkill:
+        clock, token = SystemClock(), os.environ.get("VOICEGW_API_TOKEN", TOKEN)
     else:
         start = datetime.fromisoformat(a.start).replace(tzinfo=UTC).timestamp()
         clock, token = FastClock(start, speed=a.speed, skip_over_s=120), TOKEN
@@ -113,7 +122,10 @@ async def main() -> None:
         for number in rng.sample(numbers, 5):
             await db.dnc_add(number, "benchmark", clock.now())
         try:
-            if a.gateway:
+            if a.sigkill:
+                async with fake.serve() as url:
+                    await killed_processes(a, db, url, Path(tmp), text, fake)
+            elif a.gateway:
                 await campaign(a, db, a.gateway, token, clock, text, numbers, settings, None)
             else:
                 async with fake.serve() as url:
@@ -158,6 +170,54 @@ async def campaign(a: argparse.Namespace, db: CampaignStore, url: str, token: st
     report(a, contacts, placed, window=settings.limits.window, runs=runs,
            wall_s=time.monotonic() - began, virtual_s=clock.now() - virtual_began,
            replays=fake.replays if fake else None)
+
+
+async def killed_processes(a: argparse.Namespace, db: CampaignStore, url: str, tmp: Path,
+                           text: str, fake: FakeCallsApi) -> None:
+    """``voicegw campaign run`` in a process, SIGKILLed ``--kills`` times and started again."""
+    began = time.monotonic()
+    csv_path = tmp / "benchmark.csv"
+    csv_path.write_text(text)
+    env = {**os.environ, "VOICEGW_DATABASE": str(tmp / "calls.db"), "VOICEGW_API_TOKEN": TOKEN}
+    argv = [sys.executable, "-m", "gateway", "--log-level", "warning", "campaign", "run",
+            str(csv_path), "--agent", a.agent, "--gateway", url, "--window", a.window,
+            "--rate", str(a.rate), "--concurrency", str(a.concurrency), "--retry-delay",
+            f"{a.retry_delay}s", "--max-attempts", str(a.max_attempts), "--poll",
+            str(a.call_s / 5), "--no-progress"]
+    expected = a.contacts * 1.25  # calls, retries included, roughly
+    kill_at = [int(expected * (k + 1) / (a.kills + 1)) for k in range(a.kills)]
+    runs = 0
+    while True:
+        runs += 1
+        proc = await asyncio.create_subprocess_exec(*argv, env=env,
+                                                    stderr=asyncio.subprocess.DEVNULL)
+        target = kill_at[runs - 1] if runs <= len(kill_at) else None
+        while target is not None and proc.returncode is None and len(fake.placed) < target:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.02)
+        if proc.returncode is None and target is not None:
+            proc.kill()  # SIGKILL: no finally, no flush, calls in flight as they were
+            await proc.wait()
+            dialing = len([c for c in await db.contacts(await _id(db))
+                           if c.state is ContactState.DIALING])
+            print(f"SIGKILLed after {len(fake.placed)} calls placed, {dialing} contacts "
+                  "dialing", flush=True)
+            if runs == 1:  # a number added to the list while the campaign is down
+                pending = await db.contacts(await _id(db), [ContactState.PENDING])
+                if pending:
+                    await db.dnc_add(pending[-1].number, "added mid-campaign", time.time())
+            continue
+        await proc.wait()
+        break
+    contacts = await db.contacts(await _id(db))
+    report(a, contacts, fake.placed, window=Window.parse(a.window), runs=runs,
+           wall_s=time.monotonic() - began, virtual_s=0.0, replays=fake.replays)
+
+
+async def _id(db: CampaignStore) -> str:
+    found = await db.find("benchmark")
+    assert found is not None
+    return found.id
 
 
 async def one_run(db: CampaignStore, api: GatewayCalls, campaign: Campaign,
@@ -215,7 +275,8 @@ def report(a: argparse.Namespace, contacts: list[Contact], placed: list[PlacedCa
     print(f"results CSV rows: {rows} of {len(contacts)}; contacts unfinished: {unfinished}")
     print("results: " + ", ".join(f"{k} {v}" for k, v in sorted(results.items(),
                                                                 key=lambda x: -x[1])))
-    print(f"wall time: {wall_s:.1f} s (campaign clock: {virtual_s / 3600:.1f} h)")
+    clock = f" (campaign clock: {virtual_s / 3600:.1f} h)" if virtual_s else ""
+    print(f"wall time: {wall_s:.1f} s{clock}")
     ok = checked.duplicates == 0 and checked.outside_window == 0 and unfinished == 0 \
         and rows == len(contacts) and checked.max_per_minute <= a.rate \
         and checked.max_concurrent <= a.concurrency and checked.calls == checked.known

@@ -110,9 +110,11 @@ async def _run(job: Job) -> int:
         progress = Progress(name, total, done, bar=job.bar)
         runner = CampaignRunner(db, api, campaign, job.settings, clock,
                                 on_change=progress.changed)
-        finished = await _until_interrupted(runner)
-        progress.close()
-        write_results(results, await db.contacts(campaign.id))
+        try:
+            finished = await _until_interrupted(runner)
+        finally:
+            progress.close()
+            write_results(results, await db.contacts(campaign.id))
         print(f"campaign {name}: {'finished' if finished else 'stopped'}; results in "
               f"{results}" + ("" if finished else "; run the same command again to resume"),
               file=sys.stderr)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from gateway.campaign.contacts import ContactList, read_contacts
+from gateway.campaign.contacts import ContactList, digest_of, read_contacts
 from gateway.campaign.model import CallSettings, Campaign, Contact
 from gateway.errors import GatewayError
 from gateway.store.campaigns import CampaignStore
@@ -41,7 +41,7 @@ async def open_campaign(store: CampaignStore, *, name: str, source: str, data: b
     them, because a resumed attempt must send the same body its key was first sent with."""
     found = await store.find(name)
     if found is not None:
-        digest = read_contacts(data, found.id).digest if data else found.digest
+        digest = digest_of(data) if data else found.digest
         if digest != found.digest:
             raise CampaignMismatch(f"campaign {name!r} was started from another file "
                                    f"({found.source}); give it another --name")

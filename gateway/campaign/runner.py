@@ -93,7 +93,8 @@ class CampaignRunner:
                 now = self.clock.now()
                 decision = self._planner.next(now)
                 if isinstance(decision, Finished):
-                    await self.store.finish(self.campaign.id, now)
+                    if self.campaign.finished_at is None:
+                        await self.store.finish(self.campaign.id, now)
                     return RunReport(True, self._started)
                 if isinstance(decision, Wait):
                     await self._sleep(decision.until)
