@@ -222,3 +222,20 @@ async def test_hanging_up_a_ringing_call_cancels_it(tmp_path: Path) -> None:
         [call] = ob.net.calls.values()
     assert call.hung_up_by_api
     assert done["status"] == "canceled"
+
+
+async def test_voicegw_dial_places_a_call_and_follows_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import _parser
+    from gateway.dialing.cli import run
+
+    monkeypatch.setenv("VOICEGW_API_TOKEN", API_TOKEN)
+    async with outbound(tmp_path, book({BUSY: Callee(CalleeKind.BUSY)})) as ob:
+        args = _parser().parse_args(["dial", BUSY, "--agent", "reminder", "--param",
+                                     "patient=Ada", "--gateway", ob.url, "--wait"])
+        assert await run(args) == 0
+        [call] = ob.net.calls.values()
+    out = capsys.readouterr().out
+    assert '"status": "busy"' in out
+    assert call.to == BUSY
