@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--full-numbers", action="store_true",
                          help="print phone numbers whole (masked by default, as in the logs)")
 
+    from gateway.dialing.cli import add_command as add_dial
+
+    add_dial(sub)
+
     from gateway.campaign.cli import add_commands as add_campaign_commands
 
     add_campaign_commands(sub)
@@ -99,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args)
         if args.command == "calls":
             return asyncio.run(_calls(args))
+        if args.command == "dial":
+            from gateway.dialing.cli import run as dial
+
+            return asyncio.run(dial(args))
         if args.command in ("campaign", "dnc"):
             from gateway.campaign.cli import run as run_campaign_command
 
@@ -156,8 +164,11 @@ def _serve(args: argparse.Namespace) -> int:
                                               allow_unsigned=args.allow_unsigned,
                                               env=os.environ)
         audiosocket_auth = registration_auth(os.environ)
+    from gateway.dialing.setup import OutboundSettings
+
     gateway = Gateway(settings, services=services, carriers=carriers, audiosocket=audiosocket,
-                      audiosocket_auth=audiosocket_auth, console=console)
+                      audiosocket_auth=audiosocket_auth, console=console,
+                      outbound=OutboundSettings.from_env())
     eventloop.run(serve(gateway), args.loop)
     return 0
 

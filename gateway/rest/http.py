@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -82,7 +82,7 @@ class RestTransport:
         return self._session
 
     async def request(self, method: str, path: str, *, action: str, call: str,
-                      form: Mapping[str, str] | None = None,
+                      form: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
                       json: Mapping[str, Any] | None = None) -> Reply | None:
         """Send until the carrier accepts (a 2xx :class:`Reply`), says the call is gone
         (``None``, a 404), or refuses (:class:`CallControlError`)."""
@@ -91,7 +91,7 @@ class RestTransport:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 async with self._http().request(
-                        method, url, data=dict(form) if form is not None else None, json=json,
+                        method, url, data=_form(form), json=json,
                         headers=dict(self._authorise()), allow_redirects=False) as resp:
                     body = await _body(resp)
                     if resp.status < 300:
@@ -117,6 +117,14 @@ class RestTransport:
                 await asyncio.sleep(delay)
         raise CallControlError(f"{self.carrier} {action} for {call} failed after "
                                f"{self.retry.attempts} attempts: {problem}")
+
+
+def _form(form: Mapping[str, str] | Sequence[tuple[str, str]] | None
+          ) -> list[tuple[str, str]] | None:
+    # Pairs, not a dict: a field may repeat (Twilio's StatusCallbackEvent, one per event).
+    if form is None:
+        return None
+    return list(form.items()) if isinstance(form, Mapping) else list(form)
 
 
 async def _body(resp: aiohttp.ClientResponse) -> dict[str, Any]:
