@@ -59,6 +59,7 @@ from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, discover_agents
 from gateway.stall import StallTimes
 from gateway.store import CallRecorder, store_from_env
+from gateway.store.campaigns import CampaignStore
 from gateway.tasks import cancel_and_wait
 from gateway.token_route import TokenRoute
 from gateway.tokens import StreamTokens
@@ -160,9 +161,11 @@ class Gateway:
         if outbound is None or outbound.api_token is None:
             return None, None
         recorders = self._recorders()
-        service = build_dial_service(self.carriers,
-                                     recorders[0].store if recorders else None,
-                                     self.settings.public_url, outbound)
+        store = recorders[0].store if recorders else None
+        # The do-not-call list campaigns keep (``voicegw dnc``): refused here too, with 403.
+        blocked = CampaignStore(store).dnc_has if store is not None else None
+        service = build_dial_service(self.carriers, store, self.settings.public_url, outbound,
+                                     blocked=blocked)
         if service is None:
             return None, None
         agents = self.services.agents

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,23 @@ async def test_a_campaign_round_trips(kind: str, tmp_path: Path) -> None:
         await db.finish("c0ffee", T0 + 60)
         found = await db.campaigns()
         assert [c.finished_at for c in found] == [T0 + 60]
+
+
+async def test_a_campaign_left_half_made_is_invisible_and_replaced(kind: str,
+                                                                  tmp_path: Path) -> None:
+    async with new_store(kind, tmp_path) as store:
+        db = CampaignStore(store)
+        # A crash while its contacts went in: the count that marks it complete never came.
+        await store.execute("INSERT INTO campaigns (id, name, source, digest, call, "
+                            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            ["dead", "spring", "x.csv", "00", "{}",
+                             "2026-01-01T00:00:00+00:00" if kind == "sqlite"
+                             else datetime.fromtimestamp(T0, UTC)])
+        assert await db.find("spring") is None
+        many = [dataclasses.replace(c, seq=i + 1) for i, c in enumerate(contacts() * 40)]
+        await db.create(campaign(), many)  # more than one batch of contacts
+        assert (await db.find("spring")) == campaign()
+        assert len(await db.contacts("c0ffee")) == 120
 
 
 async def test_a_move_applies_once_from_the_state_read(kind: str, tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ STATEMENTS: Final = (
         digest TEXT NOT NULL,           -- the CSV's sha256: resuming from another is refused
         call {json} NOT NULL,           -- agent, carrier, from, machine detection...
         created_at {ts} NOT NULL,
-        finished_at {ts}
+        finished_at {ts},
+        contacts INTEGER                -- how many: set once all are in (NULL: importing)
     )""",
     """
     CREATE TABLE campaign_contacts (
