@@ -269,7 +269,12 @@ def report(a: argparse.Namespace, contacts: list[Contact], placed: list[PlacedCa
           f"{checked.attempts}; calls the runner holds an id for {checked.known}")
     print(f"contacts retried: {retried}; idempotent replays on resume: {replays}")
     print(f"duplicates: {checked.duplicates} (must be 0)")
-    print(f"max concurrency seen: {checked.max_concurrent} (cap {a.concurrency})")
+    if a.gateway:
+        print("calls placed and duplicates: from each call id the runner holds, as the "
+              "gateway reports it; calls it never learnt of show only in the dials table")
+        print(f"max concurrency seen: n/a here (cap {a.concurrency})")
+    else:
+        print(f"max concurrency seen: {checked.max_concurrent} (cap {a.concurrency})")
     print(f"max calls in any minute: {checked.max_per_minute} (rate {a.rate:g})")
     print(f"calls outside the window: {checked.outside_window} (must be 0; window {window})")
     print(f"results CSV rows: {rows} of {len(contacts)}; contacts unfinished: {unfinished}")

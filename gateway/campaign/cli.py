@@ -74,7 +74,7 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--results", type=Path, metavar="CSV", help="where to write the results "
                      "(default: NAME-results.csv beside the contacts file)")
     run.add_argument("--gateway", metavar="URL", help="the gateway (default: "
-                     f"VOICEGW_PUBLIC_URL or {DEFAULT_GATEWAY})")
+                     f"VOICEGW_GATEWAY_URL, VOICEGW_PUBLIC_URL or {DEFAULT_GATEWAY})")
     run.add_argument("--poll", type=_positive(float), default=1.0, metavar="S",
                      help="seconds between two looks at a call's status (default 1)")
     run.add_argument("--no-progress", action="store_true",

@@ -66,7 +66,8 @@ def run_campaign(args: argparse.Namespace) -> int:
                            RetryPolicy(args.max_attempts, args.retry_delay), args.poll)
     name = args.name or args.csv.stem
     results = args.results or args.csv.with_name(f"{name}-results.csv")
-    url = args.gateway or os.environ.get("VOICEGW_PUBLIC_URL") or DEFAULT_GATEWAY
+    url = args.gateway or os.environ.get("VOICEGW_GATEWAY_URL") \
+        or os.environ.get("VOICEGW_PUBLIC_URL") or DEFAULT_GATEWAY
     job = Job(name, str(args.csv), data, call, settings, url, token, results,
               bar=not args.no_progress)
     try:
