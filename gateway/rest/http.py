@@ -147,12 +147,13 @@ def error_code(body: Mapping[str, Any]) -> object:
 
 def _message(body: Mapping[str, Any]) -> str:
     """The carrier's own explanation, from whichever error field it uses: Twilio's
-    ``message``, Telnyx's ``errors[0]``, Vonage's ``title``/``detail``, Plivo's ``error``."""
+    ``message``, Telnyx's ``errors[0]``, Vonage's ``title``/``detail``, Plivo's ``error``,
+    jambonz's ``msg``."""
     errors = body.get("errors")
     first = errors[0] if isinstance(errors, list) and errors else None
     if isinstance(first, dict):
         body = first
-    for key in ("message", "detail", "title", "error"):
+    for key in ("message", "detail", "title", "error", "msg"):
         if isinstance(body.get(key), str) and body[key]:
             return str(body[key])[:240]
     return ""
