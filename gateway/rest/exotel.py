@@ -52,10 +52,10 @@ class ExotelCredentials:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ExotelCredentials | None:
         """From ``EXOTEL_ACCOUNT_SID``, ``EXOTEL_API_KEY``, ``EXOTEL_API_TOKEN`` and
-        ``VOICEGW_EXOTEL_FLOW_ID``: None when none is set (no calls placed), all four or a
-        ConfigError."""
+        ``VOICEGW_EXOTEL_FLOW_ID``: None without a flow (no calls placed; the API key alone
+        is no reason to), else all four or a ConfigError."""
         account, key, token, flow = (env.get(name, "").strip() for name in _VARIABLES)
-        if not (account or key or token or flow):
+        if not flow:
             return None
         if not (account and key and token and flow):
             raise ConfigError("placing Exotel calls needs EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, "

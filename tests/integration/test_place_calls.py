@@ -184,8 +184,9 @@ async def test_exotel_dials_into_the_flow_and_cannot_hang_up() -> None:
         "StatusCallbackEvents[1]": "terminal", "StatusCallbackContentType": "application/json",
         "CustomField": AMD.dial_id}
     assert ExotelCredentials.from_env({}) is None
+    assert ExotelCredentials.from_env({"EXOTEL_API_KEY": "k"}) is None  # no flow to dial into
     with pytest.raises(ConfigError, match="together"):
-        ExotelCredentials.from_env({"EXOTEL_API_KEY": "k"})
+        ExotelCredentials.from_env({"VOICEGW_EXOTEL_FLOW_ID": "774411"})
 
 
 async def test_refusals_name_the_carriers_reason_and_never_the_secret() -> None:
