@@ -114,6 +114,7 @@ class AnswerScreen:
         self._heard_ms = 0.0
         self._beep_wait_from = 0.0
         self._forget: Callable[[], None] | None = None
+        self._message_made = asyncio.Event()  # the model has begun the voicemail message
 
     @classmethod
     def for_call(cls, parameters: Mapping[str, str], calls: OutboundCalls | None, *,
@@ -210,6 +211,9 @@ class AnswerScreen:
             self.playout.turn_began.clear()
             self.spawn(self.send_text(live.text_message(VOICEMAIL_TEXT.format(
                 message=message))), "voicemail-request")
+            # The message's turn may open and close while held (made faster than it plays):
+            # noticed here, whenever the beep comes.
+            self.spawn(self._notice_message(), "voicemail-made")
 
     def _beep(self, end_ms: float | None, why: str) -> None:
         if self.stage is not Stage.AWAITING_BEEP:
@@ -227,10 +231,14 @@ class AnswerScreen:
         self._save()
         self.spawn(self._leave_message(), "voicemail-message")
 
+    async def _notice_message(self) -> None:
+        await self.playout.turn_began.wait()
+        self._message_made.set()
+
     async def _leave_message(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(MESSAGE_START_WAIT_S):
-                await self.playout.turn_began.wait()
+                await self._message_made.wait()
         self._move(Stage.ENDING)
         await self.control.end_call("voicemail message left", EndKind.VOICEMAIL_LEFT)
 

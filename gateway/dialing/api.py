@@ -17,6 +17,7 @@ from gateway.dialing.model import DialInputError, parse_dial_request
 from gateway.dialing.service import DialService
 from gateway.errors import CallControlError
 from gateway.jsonio import JSONDecodeError, loads
+from gateway.store.base import StoreError
 
 MAX_BODY = 64 * 1024
 log = structlog.get_logger("gateway.dialing")
@@ -61,6 +62,10 @@ class DialApi:
         except DialInputError as exc:
             log.info("dial_request_refused", field=exc.field, error=str(exc))
             return web.json_response(exc.as_json(), status=exc.status)
+        except StoreError as exc:  # without its record a call is not placed: nothing lost
+            log.error("dial_store_unavailable", error=str(exc))
+            return web.json_response({"error": "call records unavailable; try again"},
+                                     status=503, headers={"Retry-After": "5"})
         headers = {"Location": f"/v1/calls/{record.id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"

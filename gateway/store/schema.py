@@ -121,7 +121,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             request {json} NOT NULL,        -- gateway.dialing.model.DialRequest.as_json()
             status TEXT NOT NULL,           -- gateway.dialing.model.DialStatus's value
             carrier_call_id TEXT,
-            history {json} NOT NULL,        -- [{status, at, detail}]
+            history {json} NOT NULL,        -- a list of status, at, detail
             amd {json},                     -- gateway.dialing.model.AmdResult.as_json()
             error TEXT,
             created_at {real} NOT NULL,

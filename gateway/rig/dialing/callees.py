@@ -81,7 +81,7 @@ def machine(*, beep_hz: float = BEEP_HZ, beep_ms: int = 400, beep: bool = True) 
     audio = greeting + tone(beep_hz, beep_ms) if beep else greeting
     end = audio.seconds * 1000 + 200 if beep else None  # + the utterance's start delay
     return Callee(CalleeKind.MACHINE, (Utterance(audio, When.START, delay_ms=200),),
-                  beep_end_ms=end, tail_ms=15_000, max_s=40.0)
+                  beep_end_ms=end, tail_ms=60_000, max_s=120.0)
 
 
 Book = Callable[[str], Callee]

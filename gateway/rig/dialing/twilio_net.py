@@ -46,15 +46,17 @@ class PlacedCall:
 
 
 class FakeTwilioNetwork:
-    """``callees`` says who answers each number; ``speed`` scales ringing (not the media)."""
+    """``callees`` says who answers each number; ``ring_speed`` scales ringing, and
+    ``speed`` the callee's audio (4: four times real time, as the simulator's ``speed``)."""
 
     def __init__(self, account: str, token: str, callees: Book | None = None, *,
-                 prefix: str = "", ring_speed: float = 1.0) -> None:
+                 prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0) -> None:
         self.account = account
         self.token = token
         self.callees = callees or by_last_digit()
         self.prefix = prefix
         self.ring_speed = ring_speed
+        self.speed = speed
         self.calls: dict[str, PlacedCall] = {}
         self.refused: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,7 +134,7 @@ class FakeTwilioNetwork:
                               custom_parameters={"From": call.from_, "To": call.to})
             call.result = CallResult()
             await place_call("", list(callee.utterances), peer=peer,
-                             answer_url=call.first("Url"), secret=self.token,
+                             answer_url=call.first("Url"), secret=self.token, speed=self.speed,
                              tail_ms=callee.tail_ms, max_s=callee.max_s, result=call.result)
             await self._post(call, "completed")
         except asyncio.CancelledError:  # hung up through the API
@@ -185,10 +187,11 @@ class FakeTwilioNetwork:
 
 @contextlib.asynccontextmanager
 async def fake_twilio_network(account: str, token: str, callees: Book | None = None, *,
-                              prefix: str = "", ring_speed: float = 1.0
+                              prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0
                               ) -> AsyncIterator[tuple[FakeTwilioNetwork, str]]:
     """The network and its API's base URL (for ``VOICEGW_TWILIO_API_URL``)."""
-    net = FakeTwilioNetwork(account, token, callees, prefix=prefix, ring_speed=ring_speed)
+    net = FakeTwilioNetwork(account, token, callees, prefix=prefix, ring_speed=ring_speed,
+                            speed=speed)
     runner = await listen(net.app(), "127.0.0.1", 0)
     try:
         yield net, f"http://127.0.0.1:{runner.addresses[0][1]}"
