@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,8 +25,8 @@ from gateway.errors import CallControlError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import scrub
 
-__all__ = ["CallControlError", "Gone", "Reply", "RestTransport", "basic_auth", "error_code",
-           "not_found"]
+__all__ = ["CallControlError", "Gone", "Reply", "RestTransport", "basic_auth", "created_id",
+           "error_code", "not_found"]
 
 _RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 
@@ -146,12 +147,28 @@ def error_code(body: Mapping[str, Any]) -> object:
 
 def _message(body: Mapping[str, Any]) -> str:
     """The carrier's own explanation, from whichever error field it uses: Twilio's
-    ``message``, Telnyx's ``errors[0]``, Vonage's ``title``/``detail``, Plivo's ``error``."""
+    ``message``, Telnyx's ``errors[0]``, Vonage's ``title``/``detail``, Plivo's ``error``,
+    jambonz's ``msg``."""
     errors = body.get("errors")
     first = errors[0] if isinstance(errors, list) and errors else None
     if isinstance(first, dict):
         body = first
-    for key in ("message", "detail", "title", "error"):
+    for key in ("message", "detail", "title", "error", "msg"):
         if isinstance(body.get(key), str) and body[key]:
             return str(body[key])[:240]
     return ""
+
+
+def created_id(reply: Reply | None, carrier: str, pattern: re.Pattern[str],
+               *paths: tuple[str, ...]) -> str:
+    """The id a carrier gave a call it accepted to place: the first of ``paths`` (keys into
+    its JSON answer, ``("data", "call_sid")``) that holds a string ``pattern`` matches.
+    :class:`CallControlError` if none does: the call may exist, but it cannot be followed."""
+    for path in paths:
+        value: Any = reply.body if reply is not None else None
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and pattern.match(value):
+            return value
+    raise CallControlError(f"{carrier} accepted the call but named no call id",
+                           status=reply.status if reply is not None else 404)
