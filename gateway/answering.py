@@ -35,6 +35,7 @@ from gateway.dialing.model import (
     MachineDetection,
 )
 from gateway.ending import EndKind
+from gateway.handover import HANDOVER_PARAMETER, SUMMARY_PARAMETER, WHISPER_TEXT
 
 GREETING_TEXT: Final = ("The person you called has just answered the phone. Greet them now "
                         "and say why you are calling.")
@@ -43,6 +44,7 @@ VOICEMAIL_TEXT: Final = ("The call reached an answering machine. Leave this voic
 # A greeting that never ends in a beep or a silence: leave the message anyway.
 MAX_BEEP_WAIT_MS: Final = 30_000
 MESSAGE_START_WAIT_S: Final = 15.0  # the model starting the message it was asked for
+WHISPER_WAIT_S: Final = 45.0  # a warm transfer's word to the person, said and heard
 _RATE: Final = live.INPUT_RATE
 
 
@@ -53,6 +55,7 @@ class OutboundCalls(Protocol):
     async def answered(self, dial_id: str, amd: AmdResult) -> None: ...
     def watch(self, dial_id: str, screen: Callable[[AnsweredBy, bool], None]
               ) -> Callable[[], None]: ...
+    def handover_ready(self, handover: str) -> bool: ...
 
 
 class Playout(Protocol):
@@ -60,6 +63,8 @@ class Playout(Protocol):
 
     def hold(self) -> None: ...
     def release(self) -> None: ...
+    async def wait_turn_done(self) -> None: ...
+    async def play_out(self, name: str) -> None: ...
 
 
 class Control(Protocol):
@@ -97,7 +102,10 @@ class AnswerScreen:
 
     def __init__(self, dial_id: str, calls: OutboundCalls, *, playout: Playout,
                  control: Control, send_text: SendText, spawn: Spawn, log: Any,
-                 greeting: str | None = None, detector: MachineDetector | None = None) -> None:
+                 greeting: str | None = None, detector: MachineDetector | None = None,
+                 handover: tuple[str, str] | None = None) -> None:
+        """``handover``: this call fetches a person for a warm transfer (its id and what to
+        tell them); once they have heard it, the waiting call joins them."""
         self.dial_id = dial_id
         self.calls = calls
         self.playout = playout
@@ -105,7 +113,9 @@ class AnswerScreen:
         self.send_text = send_text
         self.spawn = spawn
         self.log = log.bind(dial=dial_id)
-        self.greeting = greeting or GREETING_TEXT
+        self.handover = handover
+        self.greeting = WHISPER_TEXT.format(summary=handover[1]) if handover \
+            else greeting or GREETING_TEXT
         self.detector = detector or MachineDetector(_RATE)
         self.stage = Stage.LOADING
         self.record: DialRecord | None = None
@@ -125,8 +135,11 @@ class AnswerScreen:
         dial = parameters.get(DIAL_PARAMETER)
         if not dial or calls is None:
             return None
+        handover = parameters.get(HANDOVER_PARAMETER)
         screen = cls(dial, calls, playout=playout, control=control, send_text=send_text,
-                     spawn=spawn, log=log, greeting=greeting)
+                     spawn=spawn, log=log, greeting=greeting,
+                     handover=(handover, parameters.get(SUMMARY_PARAMETER, ""))
+                     if handover else None)
         spawn(screen.run(), "answer-screen")
         return screen
 
@@ -198,7 +211,10 @@ class AnswerScreen:
         choice = self.record.request.machine_detection
         if by is not AnsweredBy.MACHINE or choice is MachineDetection.CONTINUE:
             self._move(Stage.TALKING)
+            self.playout.turn_began.clear()
             self.spawn(self.send_text(live.text_message(self.greeting)), "greet")
+            if self.handover is not None:
+                self.spawn(self._whisper_heard(self.handover[0]), "handover-whisper")
         elif choice is MachineDetection.HANGUP:
             self._move(Stage.ENDING)
             self.spawn(self.control.end_call("an answering machine answered",
@@ -241,6 +257,16 @@ class AnswerScreen:
                 await self._message_made.wait()
         self._move(Stage.ENDING)
         await self.control.end_call("voicemail message left", EndKind.VOICEMAIL_LEFT)
+
+    async def _whisper_heard(self, handover: str) -> None:
+        """The person has heard who is calling: the waiting call joins them."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WHISPER_WAIT_S):
+                await self.playout.turn_began.wait()
+                await self.playout.wait_turn_done()
+                await self.playout.play_out("handover-whisper")
+        if not self.calls.handover_ready(handover):
+            self.log.warning("handover_gone", handover=handover)  # the caller hung up
 
     def _save(self) -> None:
         if self.result is not None:

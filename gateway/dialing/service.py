@@ -87,6 +87,10 @@ class DialService:
         self.clock = clock
         self.counts = DialCounts()
         self._screens: dict[str, CarrierVerdict] = {}  # dial id -> its call's screen
+        # Calls waiting on another: a warm transfer follows the person's call's status, and
+        # waits for that call to say the person has heard who is calling.
+        self._status: dict[str, Callable[[DialRecord], None]] = {}
+        self._ready: dict[str, Callable[[], None]] = {}
 
     @property
     def carriers(self) -> frozenset[Carrier]:
@@ -195,6 +199,8 @@ class DialService:
                          error=error if error is not None else record.error)
         await self.book.save(record)
         self.log.info("dial_status", dial=record.id, status=status.value, detail=detail)
+        if (listener := self._status.get(record.id)) is not None:
+            listener(record)
         return record
 
     async def answered(self, dial_id: str, amd: AmdResult) -> None:
@@ -206,11 +212,25 @@ class DialService:
     def watch(self, dial_id: str, screen: CarrierVerdict) -> Callable[[], None]:
         """Route the carrier's detection for ``dial_id`` to its call's screen while it runs."""
         self._screens[dial_id] = screen
+        return lambda: _forget(self._screens, dial_id)
 
-        def forget() -> None:
-            self._screens.pop(dial_id, None)
+    def on_status(self, dial_id: str, listener: Callable[[DialRecord], None]
+                  ) -> Callable[[], None]:
+        """Tell ``listener`` each status ``dial_id`` moves to, until forgotten."""
+        self._status[dial_id] = listener
+        return lambda: _forget(self._status, dial_id)
 
-        return forget
+    def expect_ready(self, handover: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Tell ``listener`` once the call placed for ``handover`` says its person is ready."""
+        self._ready[handover] = listener
+        return lambda: _forget(self._ready, handover)
+
+    def handover_ready(self, handover: str) -> bool:
+        """The person's call: they have heard who is calling; False if nobody waits."""
+        listener = self._ready.pop(handover, None)
+        if listener is not None:
+            listener()
+        return listener is not None
 
     async def hang_up(self, dial_id: str) -> DialRecord | None:
         """``DELETE /v1/calls/{id}``: cancel it while it rings, end it once answered."""
@@ -226,6 +246,10 @@ class DialService:
         status = DialStatus.COMPLETED if record.status is DialStatus.ANSWERED \
             else DialStatus.CANCELED
         return await self._move(record, status, "hung up through the API")
+
+
+def _forget(table: dict[str, Any], key: str) -> None:
+    table.pop(key, None)
 
 
 def check_key(key: str) -> str:

@@ -78,6 +78,15 @@ def dial_twiml(number: str) -> str:
     return f"<Response><Dial>{escape(target)}</Dial></Response>"
 
 
+def conference_twiml(room: str) -> str:
+    """TwiML that puts the call into conference ``room``; the conference ends when either
+    leaves (a warm transfer's two calls: the caller and the person)."""
+    if not room.strip():
+        raise ValueError("empty conference name")
+    return ("<Response><Dial><Conference beep=\"false\" endConferenceOnExit=\"true\" "
+            f"startConferenceOnEnter=\"true\">{escape(room)}</Conference></Dial></Response>")
+
+
 class TwilioRest:
     """:class:`gateway.callctl.CallControlApi` for Twilio (and SignalWire's LaML API)."""
 
@@ -121,6 +130,15 @@ class TwilioRest:
             link = self.links.link(to, time.time())
             return await self._update(call, {"Url": link, "Method": "POST"}, "redirect")
         return await self.redirect(call, dial_twiml(to))
+
+    @property
+    def joins(self) -> bool:
+        # A conference takes inline TwiML; SignalWire's API takes only a URL to fetch it from.
+        return self.carrier is Carrier.TWILIO
+
+    async def join(self, call: str, room: str) -> bool:
+        """Move the call into conference ``room`` (its media stream ends); False if over."""
+        return await self.redirect(call, conference_twiml(room))
 
     async def place(self, call: PlaceCall) -> str:
         """Create the call (``POST .../Calls.json``); its SID. Twilio fetches ``answer_url``
