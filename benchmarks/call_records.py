@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -54,6 +55,12 @@ class NullStore(CallStore):
 
     async def get_call(self, call_sid: str) -> CallRecord | None:
         return None
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        return []
+
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        return 0
 
     async def version(self) -> int:
         return 1

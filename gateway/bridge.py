@@ -20,7 +20,6 @@ in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
 import functools
@@ -32,7 +31,7 @@ import structlog
 
 from gateway import live
 from gateway.agent import Agent, CallContext
-from gateway.audio import Resampler
+from gateway.answering import AnswerScreen
 from gateway.bridge_config import BridgeSettings, CallerSocket, CallServices
 from gateway.call_watch import CallWatch
 from gateway.callctl import CallController
@@ -43,7 +42,7 @@ from gateway.carriers.core import CarrierProtocolError, CarrierStream, Started
 from gateway.ending import CallEnding, EndKind, EndReason, first_reason
 from gateway.errors import GatewayError, LiveClosedError
 from gateway.faults import caller_fault_close
-from gateway.goodbye import say_goodbye
+from gateway.goodbye import play_prompt, say_goodbye
 from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper
 from gateway.log import mask_number
 from gateway.model_events import ModelEvents
@@ -118,6 +117,7 @@ class CallBridge:
         self.caller_path: CallerPath | None = None  # the caller's audio to the model, once started
         self.model: ModelEvents | None = None
         self.watchdog: StallWatchdog | None = None
+        self.screen: AnswerScreen | None = None  # a call the gateway placed
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -153,6 +153,8 @@ class CallBridge:
         finally:
             if self.tools is not None:
                 await self.tools.aclose()
+            if self.screen is not None:
+                self.screen.close()
             await self._close_peers()
             for keeper in (self.recorder, self.capture):
                 if keeper is not None:
@@ -412,8 +414,12 @@ class CallBridge:
                                  stats=self.stats, log=self.log,
                                  protocol_error=self._live_protocol_error, updated=updated,
                                  watchdog=self.watchdog)
+        self.screen = AnswerScreen.for_call(
+            event.parameters, self.services.dials, playout=playout, control=self.control,
+            send_text=self._send_live, spawn=self._spawn, log=self.log,
+            greeting=agent.greeting_prompt())
         self.caller_path = CallerPath(
-            inbound, self.keeper, self.model, clean=clean,
+            inbound, self.keeper, self.model, clean=clean, screen=self.screen,
             recording=self.recorder.audio if self.recorder else None,
             turns=LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
                                        self.keeper.mark), watch=self.watch)
@@ -423,13 +429,7 @@ class CallBridge:
     async def _apologise(self, kind: EndKind, reason: str, *, ending: bool = True) -> None:
         """Play the recorded apology and wait until it has been heard; then end the call."""
         assert self.playout is not None
-        prompt = self.services.unavailable_prompt
-        if prompt.pcm:
-            pcm = Resampler(prompt.rate, self.playout.fmt.rate).process(prompt.pcm)
-            self.playout.prompt(pcm)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(len(prompt.pcm) / 2 / prompt.rate + 5):
-                    await self.playout.play_out("apology")
+        await play_prompt(self.playout, self.services.unavailable_prompt, "apology")
         if ending:
             raise CallEnding(kind, reason)
 
@@ -483,7 +483,7 @@ class CallBridge:
         self._move(CallState.ACTIVE)
         self.log.info("live_ready", held_frames=self.stats.frames_in)
         greeting = agent.greeting_prompt()
-        if greeting:
+        if greeting and self.screen is None:  # a screened call greets once a person answers
             await self.keeper.send_text(live.text_message(greeting))
             if self.watchdog is not None:
                 self.watchdog.asked(StallTrigger.PROMPTED)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway import live
+from gateway.answering import OutboundCalls
 from gateway.callctl import CallControlApi
 from gateway.caller_processing import LineProcessing, ProcessingFactory
 from gateway.carriers.core import Carrier, Outgoing
@@ -90,3 +91,5 @@ class CallServices:
     processing: ProcessingFactory | None = None
     # The live-call monitor, told as things happen (who speaks, transcript, tools); None: none.
     monitor: CallMonitor | None = None
+    # The dial service, for calls the gateway placed (who answered); None: no outbound calls.
+    dials: OutboundCalls | None = None

@@ -69,6 +69,7 @@ class Playout(Protocol):
 class Request:
     action: str  # "end" | "transfer"
     detail: str  # the reason, or the destination
+    kind: EndKind = EndKind.AGENT_ENDED  # how an "end" goes on the record
 
 
 class CallController:
@@ -90,8 +91,10 @@ class CallController:
         self._playout: Playout | None = None  # from run(): the call's audio is ready
         self._presses = 0
 
-    async def end_call(self, reason: str) -> None:
-        self._ask(Request("end", reason or "agent ended the call"))
+    async def end_call(self, reason: str, kind: EndKind = EndKind.AGENT_ENDED) -> None:
+        """End the call once what is being said has been heard; ``kind`` goes on the record
+        (an outbound call's screen ends it as a machine's)."""
+        self._ask(Request("end", reason or "agent ended the call", kind))
 
     async def transfer_call(self, to: str) -> None:
         if not self.can_transfer:
@@ -149,6 +152,8 @@ class CallController:
         if request.action == "transfer":
             await self._transfer(request.detail)
         await self._hang_up()
+        if request.kind is not EndKind.AGENT_ENDED:
+            raise CallEnding(request.kind, request.detail)
         raise CallEnding(EndKind.AGENT_ENDED, f"agent ended the call: {request.detail}")
 
     async def _transfer(self, to: str) -> None:

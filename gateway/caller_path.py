@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Final
 
 from gateway import live
+from gateway.answering import AnswerScreen
 from gateway.audio import AudioFormat, Resampler, decoder, peak
 from gateway.call_watch import CallWatch
 from gateway.caller_processing import CallerProcessing
@@ -28,13 +29,15 @@ class CallerPath:
     def __init__(self, fmt: AudioFormat, keeper: LiveKeeper, model: ModelEvents, *,
                  recording: CallRecording | None = None,
                  clean: CallerProcessing | None = None,
-                 turns: LocalTurns | None = None, watch: CallWatch | None = None) -> None:
+                 turns: LocalTurns | None = None, watch: CallWatch | None = None,
+                 screen: AnswerScreen | None = None) -> None:
         self.keeper = keeper
         self.watch = watch  # the live-call monitor's view: who is speaking
         self.model = model
         self.recording = recording
         self.clean = clean
         self.turns = turns
+        self.screen = screen  # a call the gateway placed: who answered, before the model hears
         self._decode: Callable[[bytes], bytes] = decoder(fmt.codec)
         self._to_live = Resampler(fmt.rate, live.INPUT_RATE)
         self._ms_per_byte = 1000 / fmt.bytes_per_second
@@ -54,6 +57,9 @@ class CallerPath:
         # Every frame goes through the resampler, forwarded now or not, so its state stays
         # continuous; the keeper holds the carrier's own bytes for a replay.
         live_pcm = self._to_live.process(pcm)
+        if self.screen is not None and self.screen.holding:
+            self.screen.heard(live_pcm)
+            return
         if self.turns is not None:  # local turn-taking hears exactly what the model hears
             await self.turns.heard(live_pcm)
         await self.keeper.forward(payload, len(payload) * self._ms_per_byte, live_pcm,

@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--full-numbers", action="store_true",
                          help="print phone numbers whole (masked by default, as in the logs)")
 
+    from gateway.dialing.cli import add_command as add_dial
+
+    add_dial(sub)
+
+    from gateway.campaign.cli import add_commands as add_campaign_commands
+
+    add_campaign_commands(sub)
+
     # The rig's commands (simulator, phone calls, load test, demo): the one place the
     # product's entry point reaches into the rig, and only when one of them runs.
     from gateway.rig.cli import add_commands
@@ -95,6 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args)
         if args.command == "calls":
             return asyncio.run(_calls(args))
+        if args.command == "dial":
+            from gateway.dialing.cli import run as dial
+
+            return asyncio.run(dial(args))
+        if args.command in ("campaign", "dnc"):
+            from gateway.campaign.cli import run as run_campaign_command
+
+            return run_campaign_command(args)
         if args.command == "console":
             from gateway.console.settings import hash_password
 
@@ -148,8 +164,11 @@ def _serve(args: argparse.Namespace) -> int:
                                               allow_unsigned=args.allow_unsigned,
                                               env=os.environ)
         audiosocket_auth = registration_auth(os.environ)
+    from gateway.dialing.setup import OutboundSettings
+
     gateway = Gateway(settings, services=services, carriers=carriers, audiosocket=audiosocket,
-                      audiosocket_auth=audiosocket_auth, console=console)
+                      audiosocket_auth=audiosocket_auth, console=console,
+                      outbound=OutboundSettings.from_env())
     eventloop.run(serve(gateway), args.loop)
     return 0
 

@@ -18,6 +18,8 @@ class EndKind(enum.Enum):
     CALLER_DISCONNECTED = "caller_disconnected"  # the socket went away with no goodbye
     AGENT_ENDED = "agent_ended"
     TRANSFERRED = "transferred"
+    MACHINE_ANSWERED = "machine_answered"  # a call placed reached a machine: hung up on it
+    VOICEMAIL_LEFT = "voicemail_left"  # a call placed reached a machine: message left
     LIVE_UNAVAILABLE = "live_unavailable"  # the Live API could not serve the call
     PROTOCOL_ERROR = "protocol_error"  # the carrier's stream broke its protocol
     REFUSED = "refused"  # the stream's token was missing, forged, expired or replayed

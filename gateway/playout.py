@@ -89,6 +89,7 @@ class CallerPlayout:
         self.turn_open = False  # the model is mid-turn (audio or a tool call, no turnComplete)
         self.turn_done = asyncio.Event()
         self.turn_done.set()
+        self.turn_began = asyncio.Event()  # set while a reply's turn is open
         self._end_mark: str | None = None  # the last turn's end mark, until it has played
         # Waited-on marks: True once played, False if a clear dropped the audio before them.
         self._mark_waiters: dict[str, asyncio.Future[bool]] = {}
@@ -99,7 +100,8 @@ class CallerPlayout:
         self._plays_until = 0.0  # the same, across turns (reset by a clear only)
         self._writing = False  # the writer task holds an item it is sending
         self._barge_ins = 0  # how many; a paced item held across one is not sent
-        self.paused = False  # the carrier asked for no more audio for now (flow control)
+        self._carrier_paused = False  # the carrier asked for no more audio (flow control)
+        self._held = False  # the call holds reply audio back (a voicemail's beep awaited)
         self._wake = asyncio.Event()  # a writer holding audio while paused: look again
         self._holding = False  # the writer holds an audio item until the carrier resumes
         # The echo canceller's reference: each chunk as the caller hears it, when it plays.
@@ -138,18 +140,33 @@ class CallerPlayout:
             self.queue_mark(f"{self.turn}:{self.turn_sent_ms:.0f}")
             self._last_mark_ms = self.turn_sent_ms
 
+    @property
+    def paused(self) -> bool:
+        """Reply audio is held: the carrier's flow control, or the call's own :meth:`hold`."""
+        return self._carrier_paused or self._held
+
     def pause(self) -> None:
         """The carrier takes no more audio for now: hold it (bounded) until :meth:`resume`."""
-        if not self.paused:
-            self.paused = True
+        if not self._carrier_paused:
+            self._carrier_paused = True
             self.stats.flow_pauses += 1
             self.log.info("reply_audio_paused", queued=len(self.out))
 
     def resume(self) -> None:
-        if self.paused:
-            self.paused = False
+        if self._carrier_paused:
+            self._carrier_paused = False
             self._wake.set()
             self.log.info("reply_audio_resumed", queued=len(self.out))
+
+    def hold(self) -> None:
+        """Keep reply audio queued (bounded) until :meth:`release`: a voicemail message made
+        while the greeting plays, so that it starts the moment the beep ends."""
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._wake.set()
 
     def interrupted(self, received: float) -> None:
         self._barge_ins += 1
@@ -206,6 +223,7 @@ class CallerPlayout:
         if not self.turn_open:
             self.turn_open = True
             self.turn_done.clear()
+            self.turn_began.set()
 
     def next_turn(self) -> None:
         if self.turn_sent_ms:
@@ -214,6 +232,7 @@ class CallerPlayout:
         self._last_mark_ms = 0.0
         self.turn_open = False
         self.turn_done.set()
+        self.turn_began.clear()
 
     def prompt(self, audio: bytes) -> None:
         """Queue a recorded prompt (PCM16 at the carrier's rate) for the caller, behind all

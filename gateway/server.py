@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping
 from importlib import resources
@@ -35,20 +34,18 @@ from gateway.caller_socket import MAX_FRAME_BYTES, AiohttpCaller
 from gateway.carrier_setup import CarrierSetup, all_setups, enabled
 from gateway.carriers.audiosocket_routes import RouteBook
 from gateway.carriers.basic_auth import BasicAuthCheck
-from gateway.carriers.core import TOKEN_PARAMETER, Carrier
+from gateway.carriers.core import Carrier
 from gateway.carriers.hooks import (
-    AnswerDocument,
-    StreamPlan,
     Verdict,
     WebhookError,
-    WebhookRequest,
-    public_urls,
-    ws_url,
 )
 from gateway.config import Settings, is_loopback
 from gateway.console.auth import Authorize, ConsoleAuth
 from gateway.console.service import Console, serving_beside
 from gateway.console.settings import ConsoleSettings
+from gateway.dialing.api import DialApi
+from gateway.dialing.service import DialService
+from gateway.dialing.setup import OutboundSettings, build_dial_service
 from gateway.drain import SHUTDOWN_REASON, Drain
 from gateway.ending import EndKind
 from gateway.listen import listen
@@ -62,11 +59,13 @@ from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, DEFAULT_AGENT_NAME, AgentRegistry, discover_agents
 from gateway.stall import StallTimes
 from gateway.store import CallRecorder, store_from_env
+from gateway.store.campaigns import CampaignStore
 from gateway.tasks import cancel_and_wait
 from gateway.token_route import TokenRoute
 from gateway.tokens import StreamTokens
 from gateway.voice_dsp import build_processing
 from gateway.wav import read_wav
+from gateway.webhook_routes import WebhookRoutes, document
 
 FINISHED_KEPT: Final = 200
 
@@ -84,12 +83,15 @@ class Gateway:
                  browser: Authorize | None = None,
                  console: ConsoleSettings | None = None,
                  token_auth: Authorize | None = None,
-                 token_minter: TokenMinter | None = None) -> None:
+                 token_minter: TokenMinter | None = None,
+                 outbound: OutboundSettings | None = None) -> None:
         """``token_auth`` (by default the console's operator check, when the console is
         enabled): with it, ``POST /v1/tokens`` mints ephemeral Live API tokens (through
         ``token_minter``, by default one for the Live endpoint's host); without it that
-        route is not served."""
+        route is not served. ``outbound`` (its API token) serves ``/v1/calls``, placing calls
+        on the carriers that have REST credentials."""
         self.settings = settings
+        self.webhooks = WebhookRoutes(self)
         # Without explicit carriers (tests, the demo): every one, unsigned.
         self.carriers = dict(carriers) if carriers is not None else all_setups({})
         self.services = services or CallServices(
@@ -129,6 +131,9 @@ class Gateway:
                              if s.call_control is not None}, **self.services.call_control},
             # Echo cancellation, noise suppression: which of them a call gets is a setting.
             processing=self.services.processing or build_processing)
+        self.dialing, self.dial_api = self._outbound(outbound)
+        if self.dialing is not None:
+            self.services = dataclasses.replace(self.services, dials=self.dialing)
         # Media handlers past admission whose bridge is not registered yet (upgrading).
         self.opening: set[asyncio.Task[object]] = set()
         self.call_done = asyncio.Event()
@@ -151,6 +156,23 @@ class Gateway:
         self.console = Console.for_gateway(console, self, console_auth) \
             if console is not None else None
 
+    def _outbound(self, outbound: OutboundSettings | None
+                  ) -> tuple[DialService | None, DialApi | None]:
+        if outbound is None or outbound.api_token is None:
+            return None, None
+        recorders = self._recorders()
+        store = recorders[0].store if recorders else None
+        # The do-not-call list campaigns keep (``voicegw dnc``): refused here too, with 403.
+        blocked = CampaignStore(store).dnc_has if store is not None else None
+        service = build_dial_service(self.carriers, store, self.settings.public_url, outbound,
+                                     blocked=blocked)
+        if service is None:
+            return None, None
+        agents = self.services.agents
+        return service, DialApi(service, outbound.api_token,
+                                lambda: agents.agents if agents else (DEFAULT_AGENT_NAME,),
+                                self.admission_refusal)
+
     @property
     def accepting(self) -> bool:
         return self.drain_state.accepting
@@ -163,19 +185,23 @@ class Gateway:
         app = web.Application()
         for carrier, setup in self.carriers.items():
             name = carrier.value
-            answer = functools.partial(self.answer, setup)
+            answer = functools.partial(self.webhooks.answer, setup)
             for method in setup.hooks.answer_methods if setup.hooks is not None else ():
                 app.router.add_route(method, f"/{name}/answer", answer)
                 app.router.add_route(method, f"/{name}/answer/{{agent}}", answer)
             media = functools.partial(self.media, setup)
             app.router.add_get(f"/{name}/media", media)
             app.router.add_get(f"/{name}/media/{{agent}}", media)
+            if setup.read_progress is not None:
+                status = functools.partial(self.webhooks.status, setup)
+                app.router.add_route("POST", f"/{name}/status", status)
+                app.router.add_route("GET", f"/{name}/status", status)
             for suffix in setup.extra_hooks:
-                hook = functools.partial(self.extra_hook, setup, suffix)
+                hook = functools.partial(self.webhooks.extra_hook, setup, suffix)
                 app.router.add_route("*", f"/{name}/{suffix}", hook)
         twilio = self.carriers.get(Carrier.TWILIO)
         if twilio is not None:  # the routes from before there were carriers to choose
-            legacy = functools.partial(self.answer, twilio, legacy=True)
+            legacy = functools.partial(self.webhooks.answer, twilio, legacy=True)
             app.router.add_post("/twiml", legacy)
             app.router.add_get("/twiml", legacy)
             app.router.add_get("/media", functools.partial(self.media, twilio))
@@ -184,6 +210,8 @@ class Gateway:
             app.router.add_post("/audiosocket/calls", self.register_audiosocket)
         if self.browser is not None and self.console is None:
             self.browser.add_to(app)  # else where the console is, which its pages call
+        if self.dial_api is not None:
+            self.dial_api.add_to(app)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics.handle)
@@ -214,45 +242,6 @@ class Gateway:
 
     # -- webhooks ------------------------------------------------------------------------
 
-    def _base_urls(self, request: web.Request) -> list[str]:
-        """Origins (plus path prefix) a carrier may have used to reach us."""
-        if self.settings.public_url:
-            return [self.settings.public_url]
-        # Without VOICEGW_PUBLIC_URL, answers point carriers at wss://<Host>, so the webhook
-        # was most likely https through a TLS-terminating proxy; also try the scheme we saw.
-        # The Host header is the caller's to choose, but forging a signature needs the secret.
-        return list(dict.fromkeys([f"https://{request.host}",
-                                   f"{request.scheme}://{request.host}"]))
-
-    async def _webhook(self, request: web.Request, *, websocket: bool = False
-                       ) -> WebhookRequest:
-        body = b"" if websocket else await request.read()
-        form: tuple[tuple[str, str], ...] = ()
-        if request.method == "POST" and request.content_type == \
-                "application/x-www-form-urlencoded":
-            form = tuple((k, v) for k, v in (await request.post()).items()
-                         if isinstance(v, str))
-        urls = tuple(u for base in self._base_urls(request)
-                     for u in public_urls(base, request.raw_path, websocket=websocket))
-        return WebhookRequest(method=request.method, urls=urls, headers=request.headers,
-                              body=body, form=form, query=tuple(request.query.items()),
-                              now=time.time())
-
-    def _refuse_unsigned(self, setup: CarrierSetup, request: web.Request,
-                         hook: WebhookRequest, *, upgrade: bool = False) -> web.Response | None:
-        """A 403 if the carrier signs and this request is not its, else None."""
-        verifier = setup.verify_upgrade if upgrade else setup.verify
-        if verifier is None:
-            return None
-        verdict = verifier.verify(hook)
-        if verdict is Verdict.VALID:
-            return None
-        self.counters[(setup.carrier.value, "signature")] += 1
-        # Never the header's value: a valid signature for another URL is still a credential.
-        log.warning("signature_rejected", carrier=setup.carrier.value, reason=verdict.value,
-                    method=request.method, path=request.path, remote=request.remote)
-        return web.Response(status=403, text=f"{verdict.value} {verifier.header}\n")
-
     def count_refusal(self, carrier: Carrier, reason: str) -> None:
         self.counters[(carrier.value, reason)] += 1
 
@@ -266,39 +255,6 @@ class Gateway:
                         max_calls=self.settings.max_calls,
                         loop_lag_ms=round(self.lag.lag_s * 1000, 1))
         return refusal
-
-    async def answer(self, setup: CarrierSetup, request: web.Request, *,
-                     legacy: bool = False) -> web.Response:
-        hooks = setup.hooks
-        assert hooks is not None  # routed only for carriers with an answer webhook
-        hook = await self._webhook(request)
-        if (rejected := self._refuse_unsigned(setup, request, hook)) is not None:
-            return rejected
-        if self.refuse_call(setup.carrier, "answer") is not None:
-            return _document(hooks.busy())
-        try:
-            call = hooks.call_info(hook)
-        except WebhookError as exc:
-            log.warning("webhook_refused", carrier=setup.carrier.value, error=str(exc))
-            return web.Response(status=400, text=f"{exc}\n")
-        params = dict(call.forwarded)
-        if setup.needs_token:
-            params[TOKEN_PARAMETER] = self.tokens.mint(setup.carrier.value, call.call_id)
-        agent = request.match_info.get("agent")
-        path = "/media" if legacy else f"/{setup.carrier.value}/media"
-        path += f"/{agent}" if agent else ""
-        base = self.settings.public_url or f"https://{request.host}"
-        return _document(hooks.answer(call, StreamPlan(ws_url(base, path), params)))
-
-    async def extra_hook(self, setup: CarrierSetup, suffix: str,
-                         request: web.Request) -> web.Response:
-        hook = await self._webhook(request)
-        if (rejected := self._refuse_unsigned(setup, request, hook)) is not None:
-            return rejected
-        try:
-            return _document(setup.extra_hooks[suffix](hook))
-        except WebhookError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "active_calls": len(self.calls)})
@@ -337,8 +293,8 @@ class Gateway:
         # Everything here is decided before the upgrade, so a refused stream costs no Live
         # session; admission and registration happen with no await in between.
         if setup.verify_upgrade is not None:
-            hook = await self._webhook(request, websocket=True)
-            if (rejected := self._refuse_unsigned(setup, request, hook,
+            hook = await self.webhooks.read(request, websocket=True)
+            if (rejected := self.webhooks.refuse_unsigned(setup, request, hook,
                                                   upgrade=True)) is not None:
                 return rejected
         if (refusal := self.refuse_call(setup.carrier, "media")) is not None:
@@ -381,7 +337,7 @@ class Gateway:
 
     async def register_audiosocket(self, request: web.Request) -> web.Response:
         """``POST /audiosocket/calls`` from the dialplan: a call's agent and parameters."""
-        hook = await self._webhook(request)
+        hook = await self.webhooks.read(request)
         if self.audiosocket_auth is not None:
             verdict = self.audiosocket_auth.verify(hook)
             if verdict is not Verdict.VALID:
@@ -391,7 +347,7 @@ class Gateway:
                 return web.Response(status=401, text=f"{verdict.value} Authorization\n",
                                     headers={"WWW-Authenticate": 'Basic realm="voicegw"'})
         try:
-            return _document(self.routes.hook(hook))
+            return document(self.routes.hook(hook))
         except WebhookError as exc:
             log.warning("webhook_refused", carrier=Carrier.AUDIOSOCKET.value, error=str(exc))
             return web.Response(status=400, text=f"{exc}\n")
@@ -450,12 +406,6 @@ class Gateway:
         await self.drain(self.settings.shutdown_grace_s)
         for api in self.services.call_control.values():
             await api.aclose()
-
-
-def _document(doc: AnswerDocument) -> web.Response:
-    if not doc.body:
-        return web.Response(status=204)
-    return web.Response(text=doc.body, content_type=doc.content_type)
 
 
 def default_agent(settings: Settings) -> Agent:

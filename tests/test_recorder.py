@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,12 @@ class MemoryStore(CallStore):
 
     async def get_call(self, call_sid: str) -> CallRecord | None:
         return self.calls.get(call_sid)
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        return []
+
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        return 0
 
     async def version(self) -> int:
         return 1

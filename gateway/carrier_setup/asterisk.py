@@ -1,5 +1,11 @@
 """Asterisk's WebSocket channel driver: no answer webhook (the dialplan dials the gateway's
-socket), HTTP Basic credentials on the socket's upgrade, hang-up in band (``HANGUP``)."""
+socket), HTTP Basic credentials on the socket's upgrade, hang-up in band (``HANGUP``).
+
+No dialer: placing a call on Asterisk means originating a channel through ARI (or AMI) and
+bridging it to the WebSocket channel, an API and credentials this gateway does not hold; a
+dialplan (``Originate``, a call file) can still place calls that dial the gateway's socket.
+AudioSocket and the browser carrier have no carrier at all to ask: nothing to place calls
+with."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Exotel: the Voicebot applet's dynamic stream URL and bidirectional stream, Basic credentials
 on both. Exotel has no REST call to end or transfer a call the applet holds: the gateway ends
-one by closing the stream, and the flow goes on to its next applet."""
+one by closing the stream, and the flow goes on to its next applet. It places calls into a
+call flow (:mod:`gateway.rest.exotel`) whose Voicebot applet streams to the gateway."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.basic_auth import BasicAuthCheck
 from gateway.carriers.core import Carrier
 from gateway.carriers.exotel import DEFAULT_RATE, RATES, ExotelStream
-from gateway.carriers.exotel_hooks import ExotelHooks
+from gateway.carriers.exotel_hooks import ExotelHooks, read_progress
 from gateway.errors import ConfigError
 from gateway.log import register_secret
+from gateway.rest.exotel import DEFAULT_BASE_URL, ExotelCredentials, ExotelRest
 
 
 def sample_rate(env: Mapping[str, str]) -> int:
@@ -28,7 +30,11 @@ def sample_rate(env: Mapping[str, str]) -> int:
 
 def from_env(env: Mapping[str, str]) -> CarrierSetup:
     """``EXOTEL_STREAM_USER`` and ``EXOTEL_STREAM_PASSWORD``: the Basic credentials the
-    applet's answer request and the stream's upgrade must carry (both or neither)."""
+    applet's answer request and the stream's upgrade must carry (both or neither).
+    ``EXOTEL_ACCOUNT_SID``, ``EXOTEL_API_KEY``, ``EXOTEL_API_TOKEN`` and
+    ``VOICEGW_EXOTEL_FLOW_ID`` (the call flow whose Voicebot applet's URL is the gateway's
+    ``/exotel/answer``) place calls, through ``VOICEGW_EXOTEL_API_URL`` (default Exotel's
+    Singapore cluster; ``https://api.in.exotel.com`` for Mumbai)."""
     user = env.get("EXOTEL_STREAM_USER", "").strip()
     password = env.get("EXOTEL_STREAM_PASSWORD", "").strip()
     if bool(user) != bool(password):
@@ -44,4 +50,10 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
         carrier=Carrier.EXOTEL, new_stream=ExotelStream,
         hooks=ExotelHooks((user, password) if check is not None else None,
                           rate=sample_rate(env)),
-        verify=check, verify_upgrade=check)
+        verify=check, verify_upgrade=check, dialer=dialer(env), read_progress=read_progress)
+
+
+def dialer(env: Mapping[str, str]) -> ExotelRest | None:
+    credentials = ExotelCredentials.from_env(env)
+    base = env.get("VOICEGW_EXOTEL_API_URL", "").strip() or DEFAULT_BASE_URL
+    return ExotelRest(credentials, base_url=base) if credentials is not None else None

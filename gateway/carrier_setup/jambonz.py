@@ -1,5 +1,5 @@
 """jambonz: a listen verb answer, its bidirectional stream, signed webhooks, the REST API's
-call updates."""
+calls (placed, hung up, transferred)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gateway.carriers.jambonz_hooks import (
     JambonzHooks,
     JambonzSignature,
     WsAuth,
+    read_progress,
     transfer_links,
 )
 from gateway.errors import ConfigError
@@ -46,7 +47,9 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     """``JAMBONZ_WEBHOOK_SECRET`` checks the webhooks' ``Jambonz-Signature``;
     ``JAMBONZ_WS_USER`` with ``JAMBONZ_WS_PASSWORD`` are the Basic credentials the listen verb
     makes jambonz send on the media socket's upgrade, which the gateway then requires.
-    ``JAMBONZ_ACCOUNT_SID``, ``JAMBONZ_API_KEY`` and ``VOICEGW_JAMBONZ_API_URL`` hang up, and,
+    ``JAMBONZ_ACCOUNT_SID``, ``JAMBONZ_API_KEY`` and ``VOICEGW_JAMBONZ_API_URL`` place calls
+    (with ``VOICEGW_JAMBONZ_APPLICATION_SID``, where set, as the application whose speech and
+    carrier settings a placed call takes) and hang up, and,
     given ``VOICEGW_PUBLIC_URL`` for jambonz to fetch the transfer's verbs from, transfer.
     ``VOICEGW_JAMBONZ_SAMPLE_RATE`` picks the audio rate (default 16000)."""
     rate = sample_rate(env)
@@ -62,10 +65,13 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     # key, so the two cannot disagree.
     links = transfer_links(credentials.api_key, public_url) \
         if credentials is not None and public_url else None
+    application = env.get("VOICEGW_JAMBONZ_APPLICATION_SID", "").strip() or None
+    rest = JambonzRest(credentials, links=links, application_sid=application) \
+        if credentials else None
     return CarrierSetup(
         carrier=Carrier.JAMBONZ, new_stream=JambonzStream,
         hooks=JambonzHooks(rate, auth), verify=verify,
         verify_upgrade=BasicAuthCheck(auth.username, auth.password) if auth else None,
-        call_control=JambonzRest(credentials, links=links) if credentials else None,
+        call_control=rest, dialer=rest, read_progress=read_progress,
         subprotocols=SUBPROTOCOLS,
         extra_hooks={"transfer": links.dial} if links is not None else {})

@@ -8,7 +8,12 @@ from collections.abc import Mapping
 from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.core import Carrier
 from gateway.carriers.plivo import DEFAULT_CONTENT_TYPE, ContentType, PlivoStream
-from gateway.carriers.plivo_hooks import PlivoHooks, PlivoSignature, transfer_links
+from gateway.carriers.plivo_hooks import (
+    PlivoHooks,
+    PlivoSignature,
+    read_progress,
+    transfer_links,
+)
 from gateway.errors import ConfigError
 from gateway.log import register_secret
 from gateway.rest.plivo import DEFAULT_BASE_URL, PlivoCredentials, PlivoRest
@@ -30,7 +35,8 @@ def content_type(env: Mapping[str, str]) -> ContentType:
 
 def from_env(env: Mapping[str, str]) -> CarrierSetup:
     """``PLIVO_AUTH_TOKEN`` signs (webhooks, the stream's upgrade unless
-    ``VOICEGW_PLIVO_CHECK_UPGRADE=off``); with ``PLIVO_AUTH_ID`` the gateway also hangs up,
+    ``VOICEGW_PLIVO_CHECK_UPGRADE=off``); with ``PLIVO_AUTH_ID`` the gateway also places calls
+    and hangs up,
     through ``VOICEGW_PLIVO_API_URL`` (default Plivo's), and, given ``VOICEGW_PUBLIC_URL``
     for Plivo to fetch the transfer's XML from, transfers. ``VOICEGW_PLIVO_CONTENT_TYPE``
     picks the audio (default L16 at 16 kHz)."""
@@ -49,10 +55,11 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     links = transfer_links(credentials.auth_token, public_url) \
         if credentials is not None and public_url else None
     base = env.get("VOICEGW_PLIVO_API_URL", "").strip() or DEFAULT_BASE_URL
+    rest = PlivoRest(credentials, base_url=base, links=links) \
+        if credentials is not None else None
     return CarrierSetup(
         carrier=Carrier.PLIVO,
         new_stream=functools.partial(PlivoStream, content=content),
         hooks=PlivoHooks(content), verify=verify, verify_upgrade=upgrade,
-        call_control=PlivoRest(credentials, base_url=base, links=links)
-        if credentials is not None else None,
+        call_control=rest, dialer=rest, read_progress=read_progress,
         extra_hooks={"transfer": links.dial} if links is not None else {})

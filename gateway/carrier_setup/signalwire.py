@@ -1,4 +1,5 @@
-"""SignalWire: cXML answer, Media Streams as Twilio's, its own signing key, its LaML API."""
+"""SignalWire: cXML answer, Media Streams as Twilio's, its own signing key, its LaML API (which
+places calls as Twilio's Calls API does, and posts Twilio's status and AsyncAmd callbacks)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.core import Carrier
 from gateway.carriers.signalwire import SignalWireSignature, signalwire_hooks, transfer_links
 from gateway.carriers.twilio import TwilioStream
+from gateway.carriers.twilio_hooks import read_progress
 from gateway.errors import ConfigError
 from gateway.log import register_secret
 from gateway.rest.twilio import TwilioCredentials, TwilioRest
@@ -17,9 +19,9 @@ from gateway.rest.twilio import TwilioCredentials, TwilioRest
 def from_env(env: Mapping[str, str]) -> CarrierSetup:
     """``SIGNALWIRE_SIGNING_KEY`` signs the webhooks. With ``SIGNALWIRE_PROJECT_ID``,
     ``SIGNALWIRE_API_TOKEN`` and ``SIGNALWIRE_SPACE_URL`` (``example.signalwire.com``) the
-    gateway hangs up through the space's compatibility API (``VOICEGW_SIGNALWIRE_API_URL``
-    overrides its base), and, given ``VOICEGW_PUBLIC_URL`` for SignalWire to fetch the
-    transfer's cXML from, transfers."""
+    gateway places calls and hangs up through the space's compatibility API
+    (``VOICEGW_SIGNALWIRE_API_URL`` overrides its base), and, given ``VOICEGW_PUBLIC_URL``
+    for SignalWire to fetch the transfer's cXML from, transfers."""
     key = env.get("SIGNALWIRE_SIGNING_KEY", "").strip()
     verify = None
     if key:
@@ -42,5 +44,6 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     return CarrierSetup(
         carrier=Carrier.SIGNALWIRE,
         new_stream=functools.partial(TwilioStream, carrier=Carrier.SIGNALWIRE),
-        hooks=signalwire_hooks(), verify=verify, call_control=rest,
+        hooks=signalwire_hooks(), verify=verify, call_control=rest, dialer=rest,
+        read_progress=read_progress,
         extra_hooks={"transfer": links.dial} if links is not None else {})

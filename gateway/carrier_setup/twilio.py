@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.core import Carrier
 from gateway.carriers.twilio import TwilioStream
-from gateway.carriers.twilio_hooks import TwilioHooks, TwilioSignature
+from gateway.carriers.twilio_hooks import TwilioHooks, TwilioSignature, read_progress
 from gateway.log import register_secret
 from gateway.rest.twilio import DEFAULT_BASE_URL, TwilioCredentials, TwilioRest
 
 
 def from_env(env: Mapping[str, str]) -> CarrierSetup:
     """``TWILIO_AUTH_TOKEN`` signs (webhooks and the stream's upgrade); with
-    ``TWILIO_ACCOUNT_SID`` (or an API key) it also hangs up and transfers, through
+    ``TWILIO_ACCOUNT_SID`` (or an API key) it also places calls, hangs up and transfers, through
     ``VOICEGW_TWILIO_API_URL`` (default Twilio's)."""
     token = env.get("TWILIO_AUTH_TOKEN", "").strip()
     verify = None
@@ -23,7 +23,8 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
         verify = TwilioSignature(token)
     credentials = TwilioCredentials.from_env(env)
     base = env.get("VOICEGW_TWILIO_API_URL", "").strip() or DEFAULT_BASE_URL
+    rest = TwilioRest(credentials, base_url=base) if credentials else None
     return CarrierSetup(
         carrier=Carrier.TWILIO, new_stream=TwilioStream, hooks=TwilioHooks(),
-        verify=verify, verify_upgrade=verify,
-        call_control=TwilioRest(credentials, base_url=base) if credentials else None)
+        verify=verify, verify_upgrade=verify, call_control=rest, dialer=rest,
+        read_progress=read_progress)

@@ -1,4 +1,5 @@
-"""Vonage: NCCO answer, Voice API WebSockets, signed callbacks, the Voice API's call updates."""
+"""Vonage: NCCO answer, Voice API WebSockets, signed callbacks, the Voice API's calls (placed,
+hung up, transferred)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.core import Carrier
 from gateway.carriers.hooks import AnswerDocument, WebhookRequest
 from gateway.carriers.vonage import VonageStream
-from gateway.carriers.vonage_hooks import NCCO_TYPE, VonageHooks, VonageSignature, call_event
+from gateway.carriers.vonage_hooks import (
+    NCCO_TYPE,
+    VonageHooks,
+    VonageSignature,
+    call_event,
+    read_progress,
+)
 from gateway.log import mask_number, register_secret
 from gateway.rest.vonage import DEFAULT_BASE_URL, VonageCredentials, VonageRest
 
@@ -31,7 +38,7 @@ def event_hook(request: WebhookRequest) -> AnswerDocument:
 def from_env(env: Mapping[str, str]) -> CarrierSetup:
     """``VONAGE_SIGNATURE_SECRET`` checks the signed callbacks (Vonage does not sign the media
     socket's upgrade: the stream token guards it). ``VONAGE_APPLICATION_ID`` with
-    ``VONAGE_PRIVATE_KEY`` (PEM text or a file) hangs up and transfers through
+    ``VONAGE_PRIVATE_KEY`` (PEM text or a file) places calls, hangs up and transfers through
     ``VOICEGW_VONAGE_API_URL`` (default Vonage's); a transferred call shows
     ``VONAGE_TRANSFER_FROM`` as its caller id where set."""
     secret = env.get("VONAGE_SIGNATURE_SECRET", "").strip()
@@ -43,8 +50,8 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
         verify = VonageSignature(secret, application_id=app_id or None)
     base = env.get("VOICEGW_VONAGE_API_URL", "").strip() or DEFAULT_BASE_URL
     caller_id = env.get("VONAGE_TRANSFER_FROM", "").strip() or None
+    rest = VonageRest(credentials, base_url=base, caller_id=caller_id) if credentials else None
     return CarrierSetup(
         carrier=Carrier.VONAGE, new_stream=VonageStream, hooks=VonageHooks(), verify=verify,
-        call_control=(VonageRest(credentials, base_url=base, caller_id=caller_id)
-                      if credentials else None),
+        call_control=rest, dialer=rest, read_progress=read_progress,
         extra_hooks={"event": event_hook})

@@ -19,6 +19,11 @@ must both carry them (:class:`gateway.carriers.basic_auth.BasicAuthCheck`). The 
 checked, not only the upgrade: the URL it returns holds the credentials. That URL is never
 logged.
 
+**Placed calls.** Exotel posts a placed call's ``answered`` and ``terminal`` events to its
+status callback (JSON, or a form): ``CallSid``, ``EventType`` and ``Status`` (completed,
+failed, busy, no-answer); :func:`read_progress` reads them. Exotel has no machine detection to
+report.
+
 **Busy.** At capacity the answer carries no URL (HTTP 204): the applet cannot stream, and the
 call goes on to the flow's next applet, where the operator can say that all lines are busy.
 """
@@ -37,7 +42,9 @@ from gateway.carriers.hooks import (
     StreamPlan,
     WebhookError,
     WebhookRequest,
+    webhook_fields,
 )
+from gateway.dialing.model import CallProgress, DialStatus
 
 CONTENT_TYPE: Final = "application/json"
 #: Exotel's limit on what the stream URL's query carries, in characters.
@@ -96,3 +103,26 @@ class ExotelHooks:
 
     def busy(self) -> AnswerDocument:
         return AnswerDocument("", CONTENT_TYPE)  # 204: no URL, the flow moves on
+
+
+# -- status callbacks of placed calls ------------------------------------------------------
+
+_STATUSES: Final = {
+    "queued": DialStatus.QUEUED, "ringing": DialStatus.RINGING,
+    "in-progress": DialStatus.ANSWERED, "completed": DialStatus.COMPLETED,
+    "busy": DialStatus.BUSY, "no-answer": DialStatus.NO_ANSWER, "failed": DialStatus.FAILED,
+    "canceled": DialStatus.CANCELED,
+}
+
+
+def read_progress(request: WebhookRequest) -> CallProgress:
+    """An ``answered`` or ``terminal`` status callback of a call the gateway placed."""
+    fields = webhook_fields(request)
+    sid = fields.get("CallSid", "")
+    if not sid or len(sid) > _MAX_SID:
+        raise WebhookError("no CallSid in the status callback")
+    event = fields.get("EventType", "").strip().lower()
+    word = fields.get("Status", "").strip().lower()
+    if event == "answered":
+        return CallProgress(sid, DialStatus.ANSWERED, "answered")
+    return CallProgress(sid, _STATUSES.get(word), word)

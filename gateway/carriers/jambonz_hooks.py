@@ -13,6 +13,13 @@ numbers. Where the operator set credentials for the socket, ``wsAuth`` makes jam
 as HTTP Basic auth on the upgrade. Nothing follows the verb, so when the socket closes the
 application is over and jambonz ends the call.
 
+**Placed calls.** jambonz posts each change of a placed call's ``call_status`` (trying,
+ringing, early-media, in-progress, completed, failed, busy, no-answer, with its
+``sip_status``) to the call's status hook, and each finding of its ``amd`` (``type``:
+amd_human_detected, amd_machine_detected, amd_tone_detected...) to the amd's action hook;
+:func:`read_progress` reads both. A ``failed`` call says why by its SIP status: 486 is busy,
+487 the call cancelled, 480 and 408 nobody answering.
+
 **Signing.** With a webhook secret set on the account, every webhook carries
 ``Jambonz-Signature: t=<unix seconds>,v1=<hex>``: HMAC-SHA256, keyed by the secret, of the
 timestamp, a ``.``, and the JSON body as sent (the scheme Stripe's webhooks use; jambonz's own
@@ -45,6 +52,7 @@ from gateway.carriers.hooks import (
 )
 from gateway.carriers.jambonz import DEFAULT_RATE, METADATA_KEY, SID_RE
 from gateway.carriers.transfer_links import TransferLinks
+from gateway.dialing.model import AnsweredBy, CallProgress, DialStatus
 
 SIGNATURE_HEADER: Final = "Jambonz-Signature"
 SCHEME: Final = "v1"
@@ -220,3 +228,47 @@ class JambonzSignature:
         if abs(request.now - int(timestamp)) > self.tolerance_s:
             return Verdict.STALE
         return Verdict.VALID
+
+
+# -- status callbacks of placed calls ------------------------------------------------------
+
+_STATUSES: Final = {
+    "queued": DialStatus.QUEUED, "trying": DialStatus.QUEUED, "ringing": DialStatus.RINGING,
+    "early-media": DialStatus.RINGING, "in-progress": DialStatus.ANSWERED,
+    "completed": DialStatus.COMPLETED, "failed": DialStatus.FAILED, "busy": DialStatus.BUSY,
+    "no-answer": DialStatus.NO_ANSWER,
+}
+# What a "failed" call's final SIP status says of it.
+_FAILED_SIP: Final = {
+    "486": DialStatus.BUSY, "600": DialStatus.BUSY, "487": DialStatus.CANCELED,
+    "480": DialStatus.NO_ANSWER, "408": DialStatus.NO_ANSWER,
+}
+# amd's findings: who answered, and whether the greeting ended on a beep. The rest (amd_error,
+# amd_stopped) say nothing of who answered.
+_AMD: Final = {
+    "amd_human_detected": (AnsweredBy.HUMAN, False),
+    "amd_machine_detected": (AnsweredBy.MACHINE, False),
+    "amd_machine_stopped_speaking": (AnsweredBy.MACHINE, False),
+    "amd_tone_detected": (AnsweredBy.MACHINE, True),
+    "amd_no_speech_detected": (AnsweredBy.UNKNOWN, False),
+    "amd_decision_timeout": (AnsweredBy.UNKNOWN, False),
+}
+
+
+def read_progress(request: WebhookRequest) -> CallProgress:
+    """A status or amd callback of a call the gateway placed."""
+    body = json_body(request) or {}
+    fields = webhook_fields(request)
+    sid = fields.get("call_sid", "")
+    if not SID_RE.match(sid):
+        raise WebhookError("no call_sid in the status callback")
+    kind = fields.get("type", "").strip().lower()
+    if kind.startswith("amd_"):
+        by, beep = _AMD.get(kind, (None, False))
+        return CallProgress(sid, None, kind, by, beep)
+    word = fields.get("call_status", "").strip().lower()
+    sip = str(body.get("sip_status", fields.get("sip_status", "")))
+    status = _STATUSES.get(word)
+    if status is DialStatus.FAILED:
+        status = _FAILED_SIP.get(sip, status)
+    return CallProgress(sid, status, word + (f" (SIP {sip})" if sip else ""))

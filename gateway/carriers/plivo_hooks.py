@@ -23,6 +23,13 @@ is signed (Node: the ``https://`` form of the request; Python: ``http://``, with
 ``/websocket`` appended to the path), so :class:`PlivoSignature` with ``upgrade=True`` tries
 each form; every one still needs the Auth Token.
 
+**Placed calls.** Plivo posts a placed call's progress to the ``ring_url``, ``hangup_url`` and
+``machine_detection_url`` it was given (all the gateway's status URL): ``CallStatus``
+(ringing, in-progress, completed, busy, no-answer, timeout, failed, cancel) with its
+``HangupCause``, or ``Event=MachineDetection`` with ``Machine`` true or false.
+:func:`read_progress` reads each; the call is named by its ``RequestUUID``, the id placing it
+returned.
+
 **Transfers.** Plivo transfers a call by fetching new XML from a URL (``aleg_url``), so the
 gateway serves ``/plivo/transfer``, which answers ``<Dial>`` to the number in its query. That
 route is signed by Plivo like the answer, and the number is signed by the gateway
@@ -48,11 +55,14 @@ from gateway.carriers.hooks import (
     CallInfo,
     StreamPlan,
     Verdict,
+    WebhookError,
     WebhookRequest,
     form_call_info,
+    webhook_fields,
 )
 from gateway.carriers.plivo import DEFAULT_CONTENT_TYPE, ContentType, encode_parameters
 from gateway.carriers.transfer_links import TransferLinks
+from gateway.dialing.model import AnsweredBy, CallProgress, DialStatus
 
 SIGNATURE_HEADER: Final = "X-Plivo-Signature-V3"
 MAIN_SIGNATURE_HEADER: Final = "X-Plivo-Signature-Ma-V3"
@@ -222,3 +232,30 @@ def transfer_links(token: str, public_url: str) -> TransferLinks:
     the Auth Token, answering Plivo's ``<Dial>``."""
     return TransferLinks(token, public_url, TRANSFER_PATH,
                          lambda number: AnswerDocument(dial_xml(number), CONTENT_TYPE))
+
+
+# -- status callbacks of placed calls ------------------------------------------------------
+
+# Plivo's CallStatus words. "timeout" is its ring timeout running out: nobody answered.
+_STATUSES: Final = {
+    "queued": DialStatus.QUEUED, "ringing": DialStatus.RINGING,
+    "in-progress": DialStatus.ANSWERED, "completed": DialStatus.COMPLETED,
+    "busy": DialStatus.BUSY, "no-answer": DialStatus.NO_ANSWER,
+    "timeout": DialStatus.NO_ANSWER, "failed": DialStatus.FAILED,
+    "cancel": DialStatus.CANCELED, "canceled": DialStatus.CANCELED,
+}
+_MACHINE: Final = {"true": AnsweredBy.MACHINE, "false": AnsweredBy.HUMAN}
+
+
+def read_progress(request: WebhookRequest) -> CallProgress:
+    """A ring, hang-up or machine-detection callback of a call the gateway placed."""
+    fields = webhook_fields(request)
+    call = fields.get("RequestUUID") or fields.get("CallUUID")
+    if not call:
+        raise WebhookError("no RequestUUID or CallUUID in the status callback")
+    if fields.get("Event") == "MachineDetection" or "Machine" in fields:
+        machine = fields.get("Machine", "").strip().lower()
+        return CallProgress(call, None, f"Machine={machine}", _MACHINE.get(machine))
+    word = fields.get("CallStatus", "").strip().lower()
+    cause = fields.get("HangupCause", "")
+    return CallProgress(call, _STATUSES.get(word), word + (f" ({cause})" if cause else ""))

@@ -13,6 +13,9 @@ the stream's ``start`` says which it sent). What the stream needs to know travel
 the ``CallSid`` it was minted for. Telnyx does not sign the media socket's upgrade, so the
 token is what keeps the socket to calls the gateway answered.
 
+**Placed calls.** Their status and detection callbacks are read by Twilio's reader
+(:func:`read_progress`): TeXML sends the same fields and words.
+
 **Signing.** Telnyx signs every webhook with the account's Ed25519 key: the
 ``telnyx-signature-ed25519`` header is the base64 signature of ``"{telnyx-timestamp}|{raw
 body}"``, and the portal shows the public key (``TELNYX_PUBLIC_KEY``, base64 of its 32
@@ -44,6 +47,7 @@ from gateway.carriers.hooks import (
     form_call_info,
 )
 from gateway.carriers.telnyx import DEFAULT_FORMAT, texml_codec
+from gateway.carriers.twilio_hooks import read_progress as twiml_progress
 from gateway.errors import ConfigError
 
 SIGNATURE_HEADER: Final = "telnyx-signature-ed25519"
@@ -134,3 +138,10 @@ class TelnyxHooks:
 
     def busy(self) -> AnswerDocument:
         return AnswerDocument(busy_texml(), "text/xml")
+
+
+# A placed call's TeXML status callbacks (``CallSid``, ``CallStatus``: initiated, ringing,
+# in-progress, completed, busy, no-answer, failed, canceled) and its AsyncAmd callback
+# (``AnsweredBy``: human, machine_start, machine_end_beep, machine_end_silence,
+# machine_end_other, fax, unknown) carry Twilio's fields and words: one reader serves both.
+read_progress: Final = twiml_progress

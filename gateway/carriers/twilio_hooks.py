@@ -39,9 +39,11 @@ from gateway.carriers.hooks import (
     CallInfo,
     StreamPlan,
     Verdict,
+    WebhookError,
     WebhookRequest,
     form_call_info,
 )
+from gateway.dialing.model import AnsweredBy, CallProgress, DialStatus
 
 SIGNATURE_HEADER: Final = "X-Twilio-Signature"
 # Webhook fields the stream needs and its `start` does not carry: passed on as <Parameter>s.
@@ -125,3 +127,37 @@ class TwilioHooks:
 
     def busy(self) -> AnswerDocument:
         return AnswerDocument(busy_twiml(), "text/xml")
+
+
+# -- status callbacks of placed calls ------------------------------------------------------
+
+# Twilio's CallStatus words. "initiated" says the call left Twilio: still queued for us.
+_STATUSES: Final = {
+    "queued": DialStatus.QUEUED, "initiated": DialStatus.QUEUED,
+    "ringing": DialStatus.RINGING, "in-progress": DialStatus.ANSWERED,
+    "busy": DialStatus.BUSY, "no-answer": DialStatus.NO_ANSWER, "failed": DialStatus.FAILED,
+    "canceled": DialStatus.CANCELED, "completed": DialStatus.COMPLETED,
+}
+# AsyncAmd's AnsweredBy words, and whether the greeting ended on a beep.
+_ANSWERED_BY: Final = {
+    "human": (AnsweredBy.HUMAN, False), "unknown": (AnsweredBy.UNKNOWN, False),
+    "fax": (AnsweredBy.MACHINE, False), "machine_start": (AnsweredBy.MACHINE, False),
+    "machine_end_beep": (AnsweredBy.MACHINE, True),
+    "machine_end_silence": (AnsweredBy.MACHINE, False),
+    "machine_end_other": (AnsweredBy.MACHINE, False),
+}
+
+
+def read_progress(request: WebhookRequest) -> CallProgress:
+    """A status callback (``CallStatus``) or an AsyncAmd callback (``AnsweredBy``) of a call
+    the gateway placed; SignalWire's LaML sends the same fields."""
+    sid = request.param("CallSid")
+    if not sid:
+        raise WebhookError("no CallSid in the status callback")
+    word = (request.param("CallStatus") or "").strip().lower()
+    answered = (request.param("AnsweredBy") or "").strip().lower()
+    by, beep = _ANSWERED_BY.get(answered, (None, False))
+    if answered:  # the detection's own callback: its CallStatus is the call's, unchanged
+        return CallProgress(sid, None, f"AnsweredBy={answered}", by, beep)
+    code = request.param("SipResponseCode")
+    return CallProgress(sid, _STATUSES.get(word), word + (f" (SIP {code})" if code else ""))

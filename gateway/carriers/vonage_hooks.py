@@ -11,6 +11,12 @@ E.164 (``+447700900000``), as every other carrier's are, so an agent chosen by i
 number is chosen the same way here. When the socket closes nothing follows in the NCCO, so
 the call ends.
 
+**Placed calls.** Their events come to the event URL the call was placed with, as JSON:
+``uuid`` and ``status`` (started, ringing, answered, completed, busy, cancelled, failed,
+rejected, timeout, unanswered), ``detail`` on a failure, and, with advanced machine detection,
+``human`` or ``machine`` (``sub_state`` ``beep_start`` when the greeting's beep is heard).
+:func:`read_progress` reads them.
+
 **Signing.** With signed callbacks, each webhook carries ``Authorization: Bearer <JWT>``,
 signed HS256 with the account's signature secret. Its claims are ``iat`` (Unix seconds),
 ``jti``, ``iss`` ("Vonage"), ``payload_hash``, ``api_key`` and ``application_id``.
@@ -58,6 +64,7 @@ from gateway.carriers.vonage import (
     UUID_RE,
     content_type,
 )
+from gateway.dialing.model import AnsweredBy, CallProgress, DialStatus
 
 SIGNATURE_HEADER: Final = "Authorization"
 TOLERANCE_S: Final = 300.0  # a signed webhook older (or newer) than this is a replay
@@ -260,3 +267,34 @@ class VonageSignature:
         except jwt.PyJWTError:
             return None
         return claims
+
+
+# -- events of placed calls ----------------------------------------------------------------
+
+# Vonage's status words. "timeout" and "unanswered" are its ring timer running out;
+# "rejected" is the call refused on its way (a barred or invalid number, the far end's 403).
+_STATUSES: Final = {
+    "started": DialStatus.QUEUED, "ringing": DialStatus.RINGING,
+    "answered": DialStatus.ANSWERED, "completed": DialStatus.COMPLETED,
+    "busy": DialStatus.BUSY, "cancelled": DialStatus.CANCELED, "failed": DialStatus.FAILED,
+    "rejected": DialStatus.FAILED, "timeout": DialStatus.NO_ANSWER,
+    "unanswered": DialStatus.NO_ANSWER,
+}
+_DETECTED: Final = {"human": AnsweredBy.HUMAN, "machine": AnsweredBy.MACHINE}
+_BEEP: Final = "beep_start"
+
+
+def read_progress(request: WebhookRequest) -> CallProgress:
+    """One event of a call the gateway placed; ``status=None`` for events that do not move
+    it (a detection result, an NCCO action's own events)."""
+    fields = webhook_fields(request)
+    uuid = fields.get("uuid", "")
+    if not UUID_RE.match(uuid):
+        raise WebhookError("no call uuid in the event")
+    word = fields.get("status", "").strip().lower()
+    sub_state = fields.get("sub_state", "").strip().lower()
+    if word in _DETECTED:
+        detail = word + (f" ({sub_state})" if sub_state else "")
+        return CallProgress(uuid, None, detail, _DETECTED[word], sub_state == _BEEP)
+    reason = fields.get("detail", "")[:40]
+    return CallProgress(uuid, _STATUSES.get(word), word + (f" ({reason})" if reason else ""))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,8 +25,8 @@ from gateway.errors import CallControlError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import scrub
 
-__all__ = ["CallControlError", "Gone", "Reply", "RestTransport", "basic_auth", "error_code",
-           "not_found"]
+__all__ = ["CallControlError", "Gone", "Reply", "RestTransport", "basic_auth", "created_id",
+           "error_code", "not_found"]
 
 _RETRY_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 
@@ -82,7 +83,7 @@ class RestTransport:
         return self._session
 
     async def request(self, method: str, path: str, *, action: str, call: str,
-                      form: Mapping[str, str] | None = None,
+                      form: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
                       json: Mapping[str, Any] | None = None) -> Reply | None:
         """Send until the carrier accepts (a 2xx :class:`Reply`), says the call is gone
         (``None``, a 404), or refuses (:class:`CallControlError`)."""
@@ -91,7 +92,7 @@ class RestTransport:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 async with self._http().request(
-                        method, url, data=dict(form) if form is not None else None, json=json,
+                        method, url, data=_form(form), json=json,
                         headers=dict(self._authorise()), allow_redirects=False) as resp:
                     body = await _body(resp)
                     if resp.status < 300:
@@ -119,6 +120,14 @@ class RestTransport:
                                f"{self.retry.attempts} attempts: {problem}")
 
 
+def _form(form: Mapping[str, str] | Sequence[tuple[str, str]] | None
+          ) -> list[tuple[str, str]] | None:
+    # Pairs, not a dict: a field may repeat (Twilio's StatusCallbackEvent, one per event).
+    if form is None:
+        return None
+    return list(form.items()) if isinstance(form, Mapping) else list(form)
+
+
 async def _body(resp: aiohttp.ClientResponse) -> dict[str, Any]:
     try:
         data = await resp.json(content_type=None)
@@ -138,12 +147,28 @@ def error_code(body: Mapping[str, Any]) -> object:
 
 def _message(body: Mapping[str, Any]) -> str:
     """The carrier's own explanation, from whichever error field it uses: Twilio's
-    ``message``, Telnyx's ``errors[0]``, Vonage's ``title``/``detail``, Plivo's ``error``."""
+    ``message``, Telnyx's ``errors[0]``, Vonage's ``title``/``detail``, Plivo's ``error``,
+    jambonz's ``msg``."""
     errors = body.get("errors")
     first = errors[0] if isinstance(errors, list) and errors else None
     if isinstance(first, dict):
         body = first
-    for key in ("message", "detail", "title", "error"):
+    for key in ("message", "detail", "title", "error", "msg"):
         if isinstance(body.get(key), str) and body[key]:
             return str(body[key])[:240]
     return ""
+
+
+def created_id(reply: Reply | None, carrier: str, pattern: re.Pattern[str],
+               *paths: tuple[str, ...]) -> str:
+    """The id a carrier gave a call it accepted to place: the first of ``paths`` (keys into
+    its JSON answer, ``("data", "call_sid")``) that holds a string ``pattern`` matches.
+    :class:`CallControlError` if none does: the call may exist, but it cannot be followed."""
+    for path in paths:
+        value: Any = reply.body if reply is not None else None
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and pattern.match(value):
+            return value
+    raise CallControlError(f"{carrier} accepted the call but named no call id",
+                           status=reply.status if reply is not None else 404)

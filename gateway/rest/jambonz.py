@@ -1,4 +1,4 @@
-"""jambonz's REST API, for hanging up and transferring: a thin typed client.
+"""jambonz's REST API, for placing, hanging up and transferring calls: a thin typed client.
 
 Both are ``PUT /v1/Accounts/{account_sid}/Calls/{call_sid}`` with a JSON body (jambonz's API
 server also takes ``POST`` there, for older clients; ``PUT`` is the documented method).
@@ -7,6 +7,17 @@ server also takes ``POST`` there, for older clients; ``PUT`` is the documented m
 and run them instead of the ``listen`` (which closes the media socket). That URL is the
 gateway's own ``/jambonz/transfer``, in a link that names the number and is signed by the
 gateway (:class:`gateway.carriers.transfer_links.TransferLinks`), answering a ``dial``.
+
+Placing a call is ``POST /v1/Accounts/{account_sid}/Calls`` (201 with the call's ``sid``):
+``from``, ``to`` (a ``phone`` target), ``call_hook`` (the gateway's answer URL, which answers
+the ``listen`` verb as for an inbound call), ``call_status_hook`` (the gateway's status URL,
+posted at every change of ``call_status``), ``timeout`` (seconds to ring) and, where set,
+``application_sid`` (``VOICEGW_JAMBONZ_APPLICATION_SID``: the application whose speech and
+carrier settings the call takes). jambonz's own detection is its ``amd``: it listens beside the
+call and posts each finding (``amd_human_detected``, ``amd_machine_detected``,
+``amd_tone_detected``...) to its ``actionHook``, the status URL too. Hanging up sends
+``call_status`` ``completed``; jambonz documents ``no-answer`` for cancelling a call that
+still rings, which the gateway does not send yet (a ringing call ends at its ``timeout``).
 
 jambonz is self-hosted (or its hosted service at an address of the operator's account), so
 the API's base URL is always configured: ``VOICEGW_JAMBONZ_API_URL`` (a trailing ``/v1`` is
@@ -24,10 +35,11 @@ from typing import Any, Final
 
 from gateway.carriers.jambonz import SID_RE
 from gateway.carriers.transfer_links import TransferLinks
+from gateway.dialing.model import PlaceCall
 from gateway.errors import CallControlError, ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
-from gateway.rest.http import RestTransport
+from gateway.rest.http import RestTransport, created_id
 
 _ACCOUNT_SID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}\Z")
 _VARIABLES: Final = ("JAMBONZ_ACCOUNT_SID", "JAMBONZ_API_KEY", "VOICEGW_JAMBONZ_API_URL")
@@ -66,8 +78,12 @@ class JambonzRest:
     for jambonz to fetch the transfer's verbs from) it can hang up but not transfer."""
 
     def __init__(self, credentials: JambonzCredentials, *, links: TransferLinks | None = None,
-                 timeout_s: float = 10.0, retry: RetryPolicy = REST_RETRY, log: Any = None,
+                 application_sid: str | None = None, timeout_s: float = 10.0,
+                 retry: RetryPolicy = REST_RETRY, log: Any = None,
                  clock: Callable[[], float] = time.time) -> None:
+        if application_sid is not None and not SID_RE.match(application_sid):
+            raise ConfigError("VOICEGW_JAMBONZ_APPLICATION_SID does not look like a sid")
+        self.application_sid = application_sid
         self.credentials = credentials
         self.links = links
         self._clock = clock
@@ -87,6 +103,22 @@ class JambonzRest:
         """End a call in progress. False if jambonz no longer knows it (already over)."""
         return await self.http.request("PUT", self._path(call), action="hang_up", call=call,
                                        json={"call_status": "completed"}) is not None
+
+    async def place(self, call: PlaceCall) -> str:
+        """Create the call; its sid."""
+        body: dict[str, Any] = {
+            "from": call.from_, "to": {"type": "phone", "number": call.to},
+            "call_hook": {"url": call.answer_url, "method": "POST"},
+            "call_status_hook": {"url": call.status_url, "method": "POST"},
+            "timeout": call.timeout_s}
+        if self.application_sid:
+            body["application_sid"] = self.application_sid
+        if call.carrier_amd:
+            body["amd"] = {"actionHook": {"url": call.status_url, "method": "POST"}}
+        reply = await self.http.request(
+            "POST", f"/v1/Accounts/{self.credentials.account_sid}/Calls", action="place",
+            call=call.dial_id, json=body)
+        return created_id(reply, "jambonz", SID_RE, ("sid",))
 
     @property
     def transfers(self) -> bool:

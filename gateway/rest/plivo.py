@@ -1,4 +1,4 @@
-"""Plivo's Call API, for hanging up and transferring: a thin typed client.
+"""Plivo's Call API, for placing, hanging up and transferring calls: a thin typed client.
 
 Hanging up is ``DELETE /v1/Account/{auth_id}/Call/{call_uuid}/`` (204). A transfer is
 ``POST`` to the same URL with ``legs=aleg`` and ``aleg_url``: Plivo fetches new XML there and
@@ -6,6 +6,16 @@ runs it instead of the stream (202). That URL is the gateway's own ``/plivo/tran
 link that names the number and is signed by the gateway
 (:class:`gateway.carriers.transfer_links.TransferLinks`). A call that has ended is a 404: it is
 gone, not an error. Credentials are the Auth ID and Auth Token, as HTTP Basic auth.
+
+**Placing a call** is ``POST /v1/Account/{auth_id}/Call/`` (JSON: ``from``, ``to``,
+``answer_url``, ``ring_url``, ``hangup_url``, ``ring_timeout``; numbers as Plivo writes them,
+without the ``+``), answered 201 with a ``request_uuid``. Plivo fetches the answer URL when
+the callee picks up, posts ``ring_url`` when it rings and ``hangup_url`` when the call ends
+(answered or not), all to the gateway's status URL. Its machine detection
+(``machine_detection=true``) runs beside the answered call and posts ``Machine`` to
+``machine_detection_url``. The call is known by its ``request_uuid`` (every callback of a call
+the API placed carries it as ``RequestUUID``): hanging it up ends the call, or, while it is
+still queued or ringing, cancels the request (``DELETE .../Request/{request_uuid}/``).
 
 Why not the official ``plivo`` package: it is synchronous (``requests``), so every call would
 need a thread, and it brings lxml and a client for every Plivo product; two requests do not
@@ -22,10 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gateway.carriers.transfer_links import TransferLinks
+from gateway.dialing.model import PlaceCall
 from gateway.errors import CallControlError, ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
-from gateway.rest.http import RestTransport, basic_auth
+from gateway.rest.http import RestTransport, basic_auth, created_id
 
 DEFAULT_BASE_URL: Final = "https://api.plivo.com"
 # An account (MA...) or subaccount (SA...) Auth ID: 20 characters, as Plivo's SDK checks.
@@ -85,9 +96,29 @@ class PlivoRest:
         return f"/v1/Account/{self.credentials.auth_id}/Call/{call}/"
 
     async def hang_up(self, call: str) -> bool:
-        """End a call in progress. False if Plivo no longer knows it (already over)."""
-        return await self.http.request("DELETE", self._path(call), action="hang_up",
-                                       call=call) is not None
+        """End a call in progress, or cancel a placed call that has not been answered (its
+        request). False if Plivo knows neither (already over)."""
+        if await self.http.request("DELETE", self._path(call), action="hang_up",
+                                   call=call) is not None:
+            return True
+        path = f"/v1/Account/{self.credentials.auth_id}/Request/{call}/"
+        return await self.http.request("DELETE", path, action="cancel", call=call) is not None
+
+    async def place(self, call: PlaceCall) -> str:
+        """Fire the call; its ``request_uuid``."""
+        body: dict[str, str | int] = {
+            "from": call.from_.removeprefix("+"), "to": call.to.removeprefix("+"),
+            "answer_url": call.answer_url, "answer_method": "POST",
+            "ring_url": call.status_url, "ring_method": "POST",
+            "hangup_url": call.status_url, "hangup_method": "POST",
+            "ring_timeout": call.timeout_s}
+        if call.carrier_amd:
+            body |= {"machine_detection": "true", "machine_detection_url": call.status_url,
+                     "machine_detection_method": "POST"}
+        reply = await self.http.request(
+            "POST", f"/v1/Account/{self.credentials.auth_id}/Call/", action="place",
+            call=call.dial_id, json=body)
+        return created_id(reply, "plivo", _CALL_UUID, ("request_uuid",))
 
     @property
     def transfers(self) -> bool:

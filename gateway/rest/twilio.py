@@ -1,4 +1,4 @@
-"""Twilio's call-update API, for hanging up and transferring: a thin typed client.
+"""Twilio's Calls API, for placing, hanging up and transferring calls: a thin typed client.
 
 Both are ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` with a form body:
 ``Status=completed`` ends the call, ``Twiml=<Response>...`` replaces what the call is doing
@@ -25,13 +25,16 @@ from xml.sax.saxutils import escape
 
 from gateway.carriers.core import Carrier
 from gateway.carriers.transfer_links import TransferLinks
-from gateway.errors import ConfigError
+from gateway.dialing.model import PlaceCall
+from gateway.errors import CallControlError, ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
 from gateway.rest.http import RestTransport, basic_auth
 
 DEFAULT_BASE_URL: Final = "https://api.twilio.com"
 _SID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$")
+# Every status Twilio can post for a placed call (it posts none it is not asked for).
+_STATUS_EVENTS: Final = ("initiated", "ringing", "answered", "completed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,15 @@ def dial_twiml(number: str) -> str:
     if target.lower().startswith("sip:"):
         return f"<Response><Dial><Sip>{escape(target)}</Sip></Dial></Response>"
     return f"<Response><Dial>{escape(target)}</Dial></Response>"
+
+
+def conference_twiml(room: str) -> str:
+    """TwiML that puts the call into conference ``room``; the conference ends when either
+    leaves (a warm transfer's two calls: the caller and the person)."""
+    if not room.strip():
+        raise ValueError("empty conference name")
+    return ("<Response><Dial><Conference beep=\"false\" endConferenceOnExit=\"true\" "
+            f"startConferenceOnEnter=\"true\">{escape(room)}</Conference></Dial></Response>")
 
 
 class TwilioRest:
@@ -118,6 +130,40 @@ class TwilioRest:
             link = self.links.link(to, time.time())
             return await self._update(call, {"Url": link, "Method": "POST"}, "redirect")
         return await self.redirect(call, dial_twiml(to))
+
+    @property
+    def joins(self) -> bool:
+        # A conference takes inline TwiML; SignalWire's API takes only a URL to fetch it from.
+        return self.carrier is Carrier.TWILIO
+
+    async def join(self, call: str, room: str) -> bool:
+        """Move the call into conference ``room`` (its media stream ends); False if over."""
+        return await self.redirect(call, conference_twiml(room))
+
+    async def place(self, call: PlaceCall) -> str:
+        """Create the call (``POST .../Calls.json``); its SID. Twilio fetches ``answer_url``
+        once the callee answers and posts each status change to ``status_url``; with
+        ``carrier_amd`` its asynchronous detection posts ``AnsweredBy`` there too, while the
+        call already streams to us (the synchronous kind would hold the call silent until it
+        decides)."""
+        form: list[tuple[str, str]] = [
+            ("To", call.to), ("From", call.from_), ("Url", call.answer_url), ("Method", "POST"),
+            ("StatusCallback", call.status_url), ("StatusCallbackMethod", "POST"),
+            *(("StatusCallbackEvent", event) for event in _STATUS_EVENTS),
+            ("Timeout", str(call.timeout_s)),
+        ]
+        if call.carrier_amd:
+            form += [("MachineDetection", "DetectMessageEnd"), ("AsyncAmd", "true"),
+                     ("AsyncAmdStatusCallback", call.status_url),
+                     ("AsyncAmdStatusCallbackMethod", "POST")]
+        path = f"/2010-04-01/Accounts/{self.credentials.account_sid}/Calls.json"
+        reply = await self.http.request("POST", path, action="place", call=call.dial_id,
+                                        form=form)
+        sid = reply.body.get("sid") if reply is not None else None
+        if not isinstance(sid, str) or not _SID.match(sid):
+            raise CallControlError(f"{self.carrier.value} accepted the call but named no "
+                                   f"call SID", status=reply.status if reply else 404)
+        return sid
 
     async def _update(self, call: str, form: Mapping[str, str], action: str) -> bool:
         if not _SID.match(call):

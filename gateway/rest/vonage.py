@@ -1,9 +1,17 @@
-"""Vonage's Voice API, for hanging up and transferring: a thin typed client.
+"""Vonage's Voice API, for placing, hanging up and transferring calls: a thin typed client.
 
 Both are ``PUT /v1/calls/{uuid}`` with a JSON body: ``{"action": "hangup"}`` ends the call;
 ``{"action": "transfer", "destination": {"type": "ncco", "ncco": [...]}}`` replaces what the
 call is doing with a new NCCO (for a transfer, a ``connect`` to the number, which also ends
 the media socket). Vonage writes phone numbers in E.164 without the ``+``.
+
+Placing a call is ``POST /v1/calls`` (201 with the call's ``uuid``): ``to`` a ``phone``
+endpoint, ``from`` one of the application's numbers, ``answer_url`` (fetched with ``GET``, as
+an inbound call's answer is), ``event_url`` for every event of the call (``POST``), and
+``ringing_timer`` as the ring timeout. Vonage's own detection is its advanced machine
+detection in ``default`` mode (asynchronous, with beep detection): the NCCO runs while it
+listens, and it posts ``human`` or ``machine`` (then ``machine`` with ``sub_state``
+``beep_start``) to the event URL.
 
 Each request is authorised by a fresh JWT, signed RS256 with the Vonage application's private
 key, with the claims Vonage's own SDK (``vonage-jwt``) puts in one: ``application_id``,
@@ -33,12 +41,14 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from gateway.carriers.core import Carrier
 from gateway.carriers.vonage import UUID_RE
 from gateway.carriers.vonage_hooks import msisdn
+from gateway.dialing.model import PlaceCall
 from gateway.errors import ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
 from gateway.log import register_secret
-from gateway.rest.http import RestTransport
+from gateway.rest.http import RestTransport, created_id
 
 DEFAULT_BASE_URL: Final = "https://api.nexmo.com"
+BEEP_TIMEOUT_S: Final = 45  # the least Vonage takes: a greeting's beep comes early or never
 TOKEN_TTL_S: Final = 300  # each token is used once, right away; a short life is enough
 _APPLICATION_ID: Final = UUID_RE
 
@@ -150,6 +160,21 @@ class VonageRest:
         return await self._update(call, {"action": "transfer",
                                          "destination": {"type": "ncco", "ncco": ncco}},
                                   "transfer")
+
+    async def place(self, call: PlaceCall) -> str:
+        """Create the call; its uuid."""
+        body: dict[str, Any] = {
+            "to": [{"type": "phone", "number": msisdn(call.to)}],
+            "from": {"type": "phone", "number": msisdn(call.from_)},
+            "answer_url": [call.answer_url], "answer_method": "GET",
+            "event_url": [call.status_url], "event_method": "POST",
+            "ringing_timer": call.timeout_s}
+        if call.carrier_amd:
+            body["advanced_machine_detection"] = {
+                "behavior": "continue", "mode": "default", "beep_timeout": BEEP_TIMEOUT_S}
+        reply = await self.http.request("POST", "/v1/calls", action="place",
+                                        call=call.dial_id, json=body)
+        return created_id(reply, self.carrier.value, UUID_RE, ("uuid",))
 
     async def _update(self, call: str, body: Mapping[str, Any], action: str) -> bool:
         if not UUID_RE.match(call):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.store.model import CallListing, CallPage, CallQuery, CallRecord
 from gateway.store.schema import LATEST, Dialect
+from gateway.store.sql import Row
 
 
 class StoreError(GatewayError):
@@ -43,6 +45,15 @@ class CallStore(ABC):
 
     @abstractmethod
     async def get_call(self, call_sid: str) -> CallRecord | None: ...
+
+    @abstractmethod
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of one statement written with ``?`` placeholders (for tables beside the
+        calls': outbound calls, campaigns), so their SQL is written once for both stores."""
+
+    @abstractmethod
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement (its own transaction); the number of rows it changed."""
 
     @abstractmethod
     async def version(self) -> int:

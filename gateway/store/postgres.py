@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -114,6 +114,15 @@ class PostgresStore(CallStore):
             turns = await db.fetch(sql.numbered(sql.GET_TURNS), call_sid)
             tools = await db.fetch(sql.numbered(sql.GET_TOOLS), call_sid)
         return sql.record_from_rows(row, turns, tools)
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[sql.Row]:
+        return list(await self._require().fetch(sql.numbered(statement), *params))
+
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        status = await self._require().execute(sql.numbered(statement), *params)
+        # asyncpg answers the command tag: "INSERT 0 1", "UPDATE 3", "DELETE 0".
+        last = str(status).rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None

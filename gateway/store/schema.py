@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from gateway.store import campaign_schema
+
 Dialect = Literal["sqlite", "postgres"]
 
 _TYPES: Final[dict[Dialect, dict[str, str]]] = {
@@ -108,6 +110,29 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         # NULL in records written before.
         "ALTER TABLE calls ADD COLUMN stalls {json}",
     )),
+    Migration(5, "outbound calls: each request, its statuses and what answered", (
+        # Times are Unix seconds: a dial's history is read back as numbers, in both stores.
+        """
+        CREATE TABLE dials (
+            id TEXT PRIMARY KEY,
+            idempotency_key TEXT UNIQUE,
+            fingerprint TEXT NOT NULL,      -- of the request, to refuse a key reused
+            carrier TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            request {json} NOT NULL,        -- gateway.dialing.model.DialRequest.as_json()
+            status TEXT NOT NULL,           -- gateway.dialing.model.DialStatus's value
+            carrier_call_id TEXT,
+            history {json} NOT NULL,        -- a list of status, at, detail
+            amd {json},                     -- gateway.dialing.model.AmdResult.as_json()
+            error TEXT,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        )""",
+        "CREATE INDEX dials_created_at ON dials (created_at)",
+        "CREATE INDEX dials_carrier_call ON dials (carrier, carrier_call_id)",
+    )),
+    Migration(6, campaign_schema.DESCRIPTION, campaign_schema.STATEMENTS),
 )
 
 LATEST: Final = MIGRATIONS[-1].version

@@ -129,7 +129,7 @@ def _time_value(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     # asyncpg hands JSONB over as text unless told otherwise, as SQLite does TEXT.
     return json.loads(value) if isinstance(value, str) else value
 
@@ -171,20 +171,20 @@ def record_from_rows(row: Row, turns: Sequence[Row], tools: Sequence[Row]) -> Ca
     for column in CALL_COLUMNS:
         value = row[column]
         if column in _JSON:
-            value = _json_value(value)
+            value = json_value(value)
             if column == "response_latency_ms":
                 value = tuple(float(v) for v in value)
         elif column in _TIMES:
             value = _time_value(value)
         elif column == "stalls":
-            value = _stalls(_json_value(value))
+            value = _stalls(json_value(value))
         values[column] = value
     return CallRecord(
         **values,
         turns=tuple(TranscriptLine(float(t["at_s"]), t["role"], t["text"],
                                    bool(t["interrupted"]), t["heard"]) for t in turns),
-        tool_calls=tuple(ToolRow(t["id"], t["name"], _json_value(t["args"]),
-                                 _json_value(t["result"]), t["error"], float(t["latency_ms"]),
+        tool_calls=tuple(ToolRow(t["id"], t["name"], json_value(t["args"]),
+                                 json_value(t["result"]), t["error"], float(t["latency_ms"]),
                                  t["outcome"]) for t in tools))
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from gateway.store import sql
 from gateway.store.base import CallStore, StoreError, check_version
@@ -139,6 +139,13 @@ class SqliteStore(CallStore):
                                         db.execute(sql.GET_TOOLS, (call_sid,)).fetchall())
 
         return await self._run(read)
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[sql.Row]:
+        return await self._run(lambda db: list(db.execute(statement, tuple(params))
+                                               .fetchall()))
+
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        return await self._run(lambda db: db.execute(statement, tuple(params)).rowcount)
 
     async def aclose(self) -> None:
         def close(db: sqlite3.Connection) -> None:

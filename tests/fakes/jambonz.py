@@ -4,12 +4,15 @@ loopback.
 It checks each request as jambonz's API server does: the account's API key as a Bearer token,
 for the account in the path, then the JSON body (``call_status`` ``completed`` or
 ``no-answer``, or a ``call_hook`` with an absolute http(s) URL). It answers with the next status
-in ``script`` (then 200) and records every request.
+in ``script`` (then 200) and records every request. A new call (``POST
+/v1/Accounts/{sid}/Calls``) needs ``from``, a ``to`` target and a ``call_hook`` or an
+``application_sid``, and is answered 201 with its ``sid``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +49,24 @@ class FakeJambonz:
     api_key: str
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
+    placed: list[Recorded] = field(default_factory=list)
+
+    async def create_call(self, request: web.Request) -> web.Response:
+        self.requests.append(recorded := await record(request))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}" \
+                or request.match_info["sid"] != self.account_sid:
+            return web.json_response({"msg": "unauthorized"}, status=401)
+        body = recorded.json
+        if recorded.content_type != "application/json" or not isinstance(body, dict) \
+                or not body.get("from") or not isinstance(body.get("to"), dict) \
+                or not (body.get("application_sid") or _hook_url(body.get("call_hook"))):
+            return web.json_response({"msg": "either call_hook or application_sid required"},
+                                     status=400)
+        status = self.script.next(201)
+        if status != 201:
+            return web.json_response({"msg": "a server error"}, status=status)
+        self.placed.append(recorded)
+        return web.json_response({"sid": str(uuid.uuid4())}, status=201)
 
     async def update_call(self, request: web.Request) -> web.Response:
         recorded = await record(request)
@@ -65,16 +86,18 @@ class FakeJambonz:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_put("/v1/Accounts/{sid}/Calls/{call_sid}", self.update_call)
+        app.router.add_post("/v1/Accounts/{sid}/Calls", self.create_call)
         return app
 
 
 @contextlib.asynccontextmanager
-async def fake_jambonz(account_sid: str, api_key: str
+async def fake_jambonz(account_sid: str, api_key: str, application_sid: str | None = None,
                        ) -> AsyncIterator[tuple[FakeJambonz, JambonzRest]]:
-    """The fake, and the gateway's REST client pointed at it (hanging up only: no links)."""
+    """The fake, and the gateway's REST client pointed at it (no transfer links)."""
     fake = FakeJambonz(account_sid, api_key)
     async with serving(fake.app()) as url:
-        rest = JambonzRest(JambonzCredentials(account_sid, api_key, url), retry=NO_WAIT)
+        rest = JambonzRest(JambonzCredentials(account_sid, api_key, url),
+                           application_sid=application_sid, retry=NO_WAIT)
         try:
             yield fake, rest
         finally:

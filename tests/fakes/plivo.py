@@ -4,13 +4,16 @@ loopback.
 It checks Basic auth (Auth ID and Auth Token) and the transfer's body as Plivo does, answers
 each request with the next status in ``script`` (then 204 for a hang-up, 202 for a transfer),
 and records every request, so a test can check the path, the credentials and the body the
-gateway sent.
+gateway sent. A new call (``POST .../Call/``) needs ``from``, ``to`` and an http(s)
+``answer_url`` and is answered 201 with its ``request_uuid``; a request is cancelled with
+``DELETE .../Request/{request_uuid}/`` (204, or 404 once it is no longer queued or ringing).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -35,6 +38,36 @@ class FakePlivo:
     token: str
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
+    placed: dict[str, Recorded] = field(default_factory=dict)  # by request_uuid
+
+    def _authorised(self, request: web.Request, recorded: Recorded) -> bool:
+        expected = "Basic " + base64.b64encode(f"{self.auth_id}:{self.token}".encode()).decode()
+        return request.match_info["account"] == self.auth_id and recorded.auth == expected
+
+    async def create_call(self, request: web.Request) -> web.Response:
+        self.requests.append(recorded := await record(request))
+        if not self._authorised(request, recorded):
+            return _error(401, "authentication failed")
+        body = recorded.json
+        if recorded.content_type != "application/json" or not isinstance(body, dict) \
+                or not body.get("from") or not body.get("to") \
+                or not str(body.get("answer_url", "")).startswith(("https://", "http://")):
+            return _error(400, "from, to and answer_url are required")
+        status = self.script.next(201)
+        if status != 201:
+            return _error(status, "server error")
+        request_uuid = str(uuid.uuid4())
+        self.placed[request_uuid] = recorded
+        return web.json_response({"api_id": API_ID, "message": "call fired",
+                                  "request_uuid": request_uuid}, status=201)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        self.requests.append(recorded := await record(request))
+        if not self._authorised(request, recorded):
+            return _error(401, "authentication failed")
+        if self.placed.pop(request.match_info["request"], None) is None:
+            return _error(404, "not found")
+        return web.Response(status=204)
 
     async def call(self, request: web.Request) -> web.Response:
         recorded = await record(request)
@@ -62,6 +95,8 @@ class FakePlivo:
         app = web.Application()
         app.router.add_route("DELETE", "/v1/Account/{account}/Call/{call}/", self.call)
         app.router.add_route("POST", "/v1/Account/{account}/Call/{call}/", self.call)
+        app.router.add_post("/v1/Account/{account}/Call/", self.create_call)
+        app.router.add_delete("/v1/Account/{account}/Request/{request}/", self.cancel)
         return app
 
 

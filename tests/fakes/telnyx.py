@@ -1,15 +1,18 @@
 """A fake of Telnyx's Call Control commands (``POST /v2/calls/{call_control_id}/actions/...``)
-on loopback.
+and of its TeXML Calls API (``POST /v2/texml/Accounts/{account_sid}/Calls``) on loopback.
 
 It checks the Bearer API key as Telnyx does (401 with Telnyx's ``errors`` list otherwise),
 takes JSON bodies only, requires ``to`` on a transfer, and answers each request with the next
 status in ``script`` (then 200), in Telnyx's shapes: ``{"data": {"result": "ok"}}``, and for
-a call that has ended, 422 with code 90018. Every request is recorded.
+a call that has ended, 422 with code 90018. A new call needs a JSON body with
+``ApplicationSid``, ``To`` and ``From`` (422 otherwise), and is answered with its
+``call_sid``. Every request is recorded; placed calls in ``placed`` too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.faults import RetryPolicy
-from gateway.rest.telnyx import TelnyxRest
+from gateway.rest.telnyx import TelnyxRest, TexmlApp
 from tests.fakes import Recorded, Script, record, serving
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
@@ -34,6 +37,26 @@ class FakeTelnyx:
     api_key: str
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
+    placed: list[Recorded] = field(default_factory=list)
+
+    async def create_call(self, request: web.Request) -> web.Response:
+        self.requests.append(recorded := await record(request))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return errors(401, "10009", "Authentication failed",
+                          "The API key provided is not valid.")
+        body: Any = recorded.json
+        if recorded.content_type != "application/json" or not isinstance(body, dict):
+            return errors(400, "10015", "Bad Request", "The body must be a JSON object.")
+        missing = [k for k in ("ApplicationSid", "To", "From") if not body.get(k)]
+        if missing:
+            return errors(422, "10032", "Missing required parameter",
+                          f"The '{missing[0]}' parameter is required.")
+        status = self.script.next()
+        if status != 200:
+            return errors(status, "10007", "Unexpected error", "An unexpected error occurred.")
+        self.placed.append(recorded)
+        return web.json_response({"call_sid": f"v3:{uuid.uuid4().hex}", "from": body["From"],
+                                  "to": body["To"], "status": "queued"})
 
     async def command(self, request: web.Request) -> web.Response:
         self.requests.append(recorded := await record(request))
@@ -61,15 +84,17 @@ class FakeTelnyx:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v2/calls/{call}/actions/{action}", self.command)
+        app.router.add_post("/v2/texml/Accounts/{account}/Calls", self.create_call)
         return app
 
 
 @contextlib.asynccontextmanager
-async def fake_telnyx(api_key: str) -> AsyncIterator[tuple[FakeTelnyx, TelnyxRest, str]]:
+async def fake_telnyx(api_key: str, texml: TexmlApp | None = None,
+                      ) -> AsyncIterator[tuple[FakeTelnyx, TelnyxRest, str]]:
     """The fake, the gateway's REST client pointed at it, and the fake's base URL."""
     fake = FakeTelnyx(api_key)
     async with serving(fake.app()) as url:
-        rest = TelnyxRest(api_key, base_url=url, retry=NO_WAIT)
+        rest = TelnyxRest(api_key, base_url=url, texml=texml, retry=NO_WAIT)
         try:
             yield fake, rest, url
         finally:

@@ -3,13 +3,15 @@ and of SignalWire's compatibility API, which takes the same requests under ``/ap
 
 It checks Basic auth as Twilio does, answers each request with the next status in ``script``
 (then 200), and records every request, so a test can check the path, the credentials and the
-form body the gateway sent.
+form body the gateway sent. A new call (``POST .../Calls.json``) needs ``To``, ``From`` and a
+``Url`` and is answered 201 with its ``sid``.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -30,6 +32,21 @@ class FakeTwilio:
     prefix: str = ""  # "/api/laml" for SignalWire
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
+    placed: list[Recorded] = field(default_factory=list)
+
+    async def create_call(self, request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        self.requests.append(recorded := await record(request))
+        if request.match_info["account"] != self.account or header != expected:
+            return web.json_response({"code": 20003, "message": "Authenticate",
+                                      "status": 401}, status=401)
+        if not all(recorded.form.get(k) for k in ("To", "From", "Url")):
+            return web.json_response({"code": 21201, "message": "No 'To', 'From' or 'Url' "
+                                      "specified", "status": 400}, status=400)
+        self.placed.append(recorded)
+        return web.json_response({"sid": "CA" + uuid.uuid4().hex, "status": "queued"},
+                                 status=201)
 
     async def update_call(self, request: web.Request) -> web.Response:
         header = request.headers.get("Authorization", "")
@@ -51,6 +68,8 @@ class FakeTwilio:
         app = web.Application()
         app.router.add_post(self.prefix + "/2010-04-01/Accounts/{account}/Calls/{call}.json",
                             self.update_call)
+        app.router.add_post(self.prefix + "/2010-04-01/Accounts/{account}/Calls.json",
+                            self.create_call)
         return app
 
 

@@ -3,12 +3,15 @@
 It checks each request's JWT as Vonage does: signed RS256 by the application's private key
 (checked with its public key), for this application, unexpired, and never used before (its
 ``jti``); then the JSON body (``hangup``, or a ``transfer`` to an NCCO). It answers with the
-next status in ``script`` (then 204, Vonage's success) and records every request.
+next status in ``script`` (then 204, Vonage's success) and records every request. A new call
+(``POST /v1/calls``) needs ``to`` (a list of endpoints), ``from`` and ``answer_url`` (a list)
+or an ``ncco``, and is answered 201 with its ``uuid``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +41,25 @@ class FakeVonage:
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)  # the jti of every token taken
+    placed: list[Recorded] = field(default_factory=list)
+
+    async def create_call(self, request: web.Request) -> web.Response:
+        self.requests.append(recorded := await record(request))
+        if not self.authorised(request.headers.get("Authorization", "")):
+            return _problem(401, "Unauthorized", "You did not provide correct credentials.")
+        body = recorded.json
+        if recorded.content_type != "application/json" or not isinstance(body, dict) \
+                or not isinstance(body.get("to"), list) or not body["to"] \
+                or not isinstance(body.get("from"), dict) \
+                or not (isinstance(body.get("answer_url"), list) or "ncco" in body):
+            return _problem(400, "Bad Request", "The request body did not contain valid JSON")
+        status = self.script.next(201)
+        if status != 201:
+            return _problem(status, "Internal Server Error", "Please try again later")
+        self.placed.append(recorded)
+        return web.json_response({"uuid": str(uuid.uuid4()), "status": "started",
+                                  "direction": "outbound",
+                                  "conversation_uuid": f"CON-{uuid.uuid4()}"}, status=201)
 
     def authorised(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")
@@ -79,6 +101,7 @@ class FakeVonage:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_put("/v1/calls/{uuid}", self.update_call)
+        app.router.add_post("/v1/calls", self.create_call)
         return app
 
 

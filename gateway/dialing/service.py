@@ -1,0 +1,260 @@
+"""Placing calls and following them: the one place that knows every outbound call.
+
+``POST /v1/calls``, ``voicegw dial`` (through the API) and campaigns all come here. A call is
+stored as ``queued`` *before* the carrier is asked, under its ``Idempotency-Key`` when given,
+so a retried request (a client's timeout, a campaign resumed after a crash) finds the call it
+already placed instead of placing another. The carrier's status callbacks then move it through
+:class:`~gateway.dialing.model.DialStatus` by the table in :mod:`gateway.dialing.model`; a
+callback that arrives late or twice is ignored and counted. Once the call's media stream
+starts, the call's own screen (:mod:`gateway.answering`) reports what answered.
+
+Carrier-neutral: each carrier is a :class:`~gateway.dialing.carrier.Dialer`; no aiohttp here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final, Protocol
+from urllib.parse import quote
+
+import structlog
+
+from gateway.carriers.core import Carrier
+from gateway.dialing.carrier import Dialer
+from gateway.dialing.model import (
+    DIAL_PARAMETER,
+    AmdResult,
+    AnsweredBy,
+    CallProgress,
+    DialInputError,
+    DialRecord,
+    DialRequest,
+    DialStatus,
+    MachineDetection,
+    PlaceCall,
+    StatusChange,
+    can_move,
+)
+from gateway.errors import CallControlError
+from gateway.log import mask_number
+
+MAX_KEY_CHARS: Final = 200
+MAX_HISTORY: Final = 32  # status changes kept per call (a misbehaving carrier cannot grow it)
+
+
+class DialBook(Protocol):
+    """Where dials are kept: the call-record database, or memory when records are off."""
+
+    async def insert(self, record: DialRecord) -> DialRecord:
+        """Store a new dial; if its key is taken, the dial holding it."""
+    async def save(self, record: DialRecord) -> None: ...
+    async def get(self, dial_id: str) -> DialRecord | None: ...
+    async def by_key(self, key: str) -> DialRecord | None: ...
+
+
+# Whether a number may not be called (the do-not-call list); None: no list.
+Blocked = Callable[[str], Awaitable[bool]]
+# Told what the carrier's detection said about a call whose stream is up: (by, beep).
+CarrierVerdict = Callable[[AnsweredBy, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DialCounts:
+    placed: int = 0
+    refused: int = 0  # the carrier would not place it
+    replayed: int = 0  # an Idempotency-Key answered with the call it already placed
+    stale_callbacks: int = 0  # a status that cannot follow the current one
+
+
+class DialService:
+    """``dialers``: the carriers that can place calls; ``public_url``: where carriers reach the
+    gateway (its answer and status webhooks)."""
+
+    def __init__(self, book: DialBook, dialers: Mapping[Carrier, Dialer], public_url: str, *,
+                 blocked: Blocked | None = None, default_from: Mapping[Carrier, str] | None = None,
+                 fingerprint: Callable[[DialRequest], str], log: Any = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.book = book
+        self.dialers = dict(dialers)
+        self.public_url = public_url.rstrip("/")
+        self.blocked = blocked
+        self.default_from = dict(default_from or {})
+        self._fingerprint = fingerprint
+        self.log = log if log is not None else structlog.get_logger("gateway.dialing")
+        self.clock = clock
+        self.counts = DialCounts()
+        self._screens: dict[str, CarrierVerdict] = {}  # dial id -> its call's screen
+        # Calls waiting on another: a warm transfer follows the person's call's status, and
+        # waits for that call to say the person has heard who is calling.
+        self._status: dict[str, Callable[[DialRecord], None]] = {}
+        self._ready: dict[str, Callable[[], None]] = {}
+
+    @property
+    def carriers(self) -> frozenset[Carrier]:
+        return frozenset(self.dialers)
+
+    @property
+    def default_carrier(self) -> Carrier | None:
+        return next(iter(self.dialers)) if len(self.dialers) == 1 else None
+
+    # -- placing -------------------------------------------------------------------------
+
+    async def place(self, request: DialRequest, key: str | None = None
+                    ) -> tuple[DialRecord, bool]:
+        """Place ``request``; the call's record and whether it was already placed under
+        ``key`` (then nothing is placed again)."""
+        if key is not None:
+            key = check_key(key)
+            found = await self._replay(request, key)
+            if found is not None:
+                return found, True
+        if self.blocked is not None and await self.blocked(request.to):
+            raise DialInputError("to", "the number is on the do-not-call list", 403)
+        now = self.clock()
+        record = DialRecord(id="dl_" + uuid.uuid4().hex, request=request,
+                            status=DialStatus.QUEUED, created_at=now, updated_at=now, key=key,
+                            history=(StatusChange(DialStatus.QUEUED, now),))
+        stored = await self.book.insert(record)
+        if stored.id != record.id:  # a request with the same key got there first
+            return await self._replayed(request, stored), True
+        return await self._dial(stored), False
+
+    async def _replay(self, request: DialRequest, key: str) -> DialRecord | None:
+        found = await self.book.by_key(key)
+        return None if found is None else await self._replayed(request, found)
+
+    async def _replayed(self, request: DialRequest, stored: DialRecord) -> DialRecord:
+        if self._fingerprint(stored.request) != self._fingerprint(request):
+            raise DialInputError("Idempotency-Key", "already used for a different call")
+        self.counts = replace(self.counts, replayed=self.counts.replayed + 1)
+        return stored
+
+    async def _dial(self, record: DialRecord) -> DialRecord:
+        request = record.request
+        dialer = self.dialers[request.carrier]
+        carrier = request.carrier.value
+        query = f"?{DIAL_PARAMETER}={quote(record.id)}"
+        call = PlaceCall(
+            dial_id=record.id, to=request.to, from_=request.from_,
+            answer_url=f"{self.public_url}/{carrier}/answer/{quote(request.agent)}{query}",
+            status_url=f"{self.public_url}/{carrier}/status{query}",
+            timeout_s=request.timeout_s,
+            carrier_amd=request.machine_detection is not MachineDetection.CONTINUE)
+        log = self.log.bind(dial=record.id, carrier=carrier, agent=request.agent,
+                            to=mask_number(request.to))
+        try:
+            sid = await dialer.place(call)
+        except CallControlError as exc:
+            self.counts = replace(self.counts, refused=self.counts.refused + 1)
+            log.warning("dial_refused", error=str(exc), status=exc.status)
+            return await self._move(record, DialStatus.FAILED, str(exc)[:300], error=str(exc))
+        self.counts = replace(self.counts, placed=self.counts.placed + 1)
+        log.info("dial_placed", carrier_call=sid)
+        record = replace(record, carrier_call_id=sid, updated_at=self.clock())
+        await self.book.save(record)
+        return record
+
+    # -- following -----------------------------------------------------------------------
+
+    async def get(self, dial_id: str) -> DialRecord | None:
+        return await self.book.get(dial_id)
+
+    async def progress(self, carrier: Carrier, dial_id: str, event: CallProgress
+                       ) -> DialRecord | None:
+        """A status callback for ``dial_id``; None if no such call of this carrier."""
+        record = await self.book.get(dial_id)
+        if record is None or record.request.carrier is not carrier:
+            self.log.warning("dial_callback_unknown", dial=dial_id[:64], carrier=carrier.value)
+            return None
+        if record.carrier_call_id not in (None, event.carrier_call_id):
+            self.log.warning("dial_callback_mismatch", dial=dial_id, carrier=carrier.value)
+            return None
+        if record.carrier_call_id is None:  # the callback beat the REST answer
+            record = replace(record, carrier_call_id=event.carrier_call_id)
+        if event.answered_by is not None:
+            screen = self._screens.get(dial_id)
+            if screen is not None:
+                screen(event.answered_by, event.beep)
+            self.log.info("dial_carrier_amd", dial=dial_id, answered_by=event.answered_by.value,
+                          beep=event.beep, detail=event.detail)
+        if event.status is None:
+            return record
+        if not can_move(record.status, event.status):
+            if event.status is not record.status:
+                self.counts = replace(self.counts,
+                                      stale_callbacks=self.counts.stale_callbacks + 1)
+                self.log.info("dial_callback_stale", dial=dial_id, status=record.status.value,
+                              came=event.status.value, detail=event.detail)
+            return record
+        return await self._move(record, event.status, event.detail)
+
+    async def _move(self, record: DialRecord, status: DialStatus, detail: str, *,
+                    error: str | None = None) -> DialRecord:
+        now = self.clock()
+        history = (*record.history, StatusChange(status, now, detail))[-MAX_HISTORY:]
+        record = replace(record, status=status, updated_at=now, history=history,
+                         error=error if error is not None else record.error)
+        await self.book.save(record)
+        self.log.info("dial_status", dial=record.id, status=status.value, detail=detail)
+        if (listener := self._status.get(record.id)) is not None:
+            listener(record)
+        return record
+
+    async def answered(self, dial_id: str, amd: AmdResult) -> None:
+        """The call's screen decided what answered (and, later, when the message began)."""
+        record = await self.book.get(dial_id)
+        if record is not None:
+            await self.book.save(replace(record, amd=amd, updated_at=self.clock()))
+
+    def watch(self, dial_id: str, screen: CarrierVerdict) -> Callable[[], None]:
+        """Route the carrier's detection for ``dial_id`` to its call's screen while it runs."""
+        self._screens[dial_id] = screen
+        return lambda: _forget(self._screens, dial_id)
+
+    def on_status(self, dial_id: str, listener: Callable[[DialRecord], None]
+                  ) -> Callable[[], None]:
+        """Tell ``listener`` each status ``dial_id`` moves to, until forgotten."""
+        self._status[dial_id] = listener
+        return lambda: _forget(self._status, dial_id)
+
+    def expect_ready(self, handover: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Tell ``listener`` once the call placed for ``handover`` says its person is ready."""
+        self._ready[handover] = listener
+        return lambda: _forget(self._ready, handover)
+
+    def handover_ready(self, handover: str) -> bool:
+        """The person's call: they have heard who is calling; False if nobody waits."""
+        listener = self._ready.pop(handover, None)
+        if listener is not None:
+            listener()
+        return listener is not None
+
+    async def hang_up(self, dial_id: str) -> DialRecord | None:
+        """``DELETE /v1/calls/{id}``: cancel it while it rings, end it once answered."""
+        record = await self.book.get(dial_id)
+        if record is None or record.status.final:
+            return record
+        if record.carrier_call_id is not None:
+            try:
+                await self.dialers[record.request.carrier].hang_up(record.carrier_call_id)
+            except CallControlError as exc:
+                self.log.warning("dial_hang_up_failed", dial=dial_id, error=str(exc))
+                raise
+        status = DialStatus.COMPLETED if record.status is DialStatus.ANSWERED \
+            else DialStatus.CANCELED
+        return await self._move(record, status, "hung up through the API")
+
+
+def _forget(table: dict[str, Any], key: str) -> None:
+    table.pop(key, None)
+
+
+def check_key(key: str) -> str:
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
+        raise DialInputError("Idempotency-Key", f"1 to {MAX_KEY_CHARS} printable characters",
+                             400)
+    return key

@@ -1,0 +1,245 @@
+"""A warm transfer: the agent hands the caller to a person, with a word first (per-call layer).
+
+1. The agent tells the caller it is fetching someone; once that has been heard, the caller is
+   on hold: the model stops hearing the line and the caller hears :mod:`gateway.hold_music`.
+2. The gateway places a second call to the person (through the dial service, on the same
+   carrier), screened like any call it places: a voicemail counts as "not answered".
+3. When the person answers, the agent tells them who is calling and why (the summary the model
+   gave), and once that has been heard the carrier joins the two calls in a conference; the
+   agent leaves both (their media streams end) and the call's record says ``transferred``.
+4. If the person does not answer (busy, no answer, a machine, a failure), the music stops, the
+   model hears the caller again and is told, and the agent carries on.
+
+Offered only where the carrier can join two calls (:class:`JoinsCalls`) and place calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Final, Protocol, runtime_checkable
+
+from gateway import live
+from gateway.audio import Resampler
+from gateway.carriers.core import Carrier
+from gateway.dialing.model import (
+    AnsweredBy,
+    DialInputError,
+    DialRecord,
+    DialRequest,
+    DialStatus,
+    MachineDetection,
+)
+from gateway.ending import CallEnding, EndKind
+from gateway.errors import CallControlError
+from gateway.hold_music import hold_music
+from gateway.log import mask_number
+
+#: Stream parameters of the person's call: which handover it serves, and what to tell them.
+HANDOVER_PARAMETER: Final = "voicegw_handover"
+SUMMARY_PARAMETER: Final = "voicegw_summary"
+MAX_SUMMARY_CHARS: Final = 400
+RING_S: Final = 25
+ANNOUNCE_WAIT_S: Final = 20.0  # the agent's "please hold" being said and heard
+WHISPER_TEXT: Final = ("You are calling a colleague to hand a caller over to them. Tell them, "
+                       "in one or two sentences: {summary} Then say you are connecting the "
+                       "caller now, and say nothing else.")
+FAILED_TEXT: Final = ("The transfer did not go through: {why}. The caller is back with you "
+                      "and did not hear any of it. Tell them, and carry on helping them.")
+
+
+@runtime_checkable
+class JoinsCalls(Protocol):
+    """A carrier REST client that can put two calls in one conference."""
+
+    @property
+    def joins(self) -> bool: ...
+    async def join(self, call: str, room: str) -> bool:
+        """Move ``call`` into conference ``room``; False if the call was already over."""
+
+
+class Transfers(Protocol):
+    """What a handover needs from the dial service."""
+
+    async def place(self, request: DialRequest, key: str | None = None
+                    ) -> tuple[DialRecord, bool]: ...
+    def on_status(self, dial_id: str, listener: Callable[[DialRecord], None]
+                  ) -> Callable[[], None]: ...
+    def expect_ready(self, handover: str, listener: Callable[[], None]
+                     ) -> Callable[[], None]: ...
+
+
+class Playout(Protocol):
+    @property
+    def fmt_rate(self) -> int: ...
+    def prompt(self, audio: bytes) -> None: ...
+    async def wait_turn_done(self) -> None: ...
+    async def play_out(self, name: str) -> None: ...
+    def stop_prompts(self) -> None:
+        """Drop queued audio at once and clear the carrier's (the hold music)."""
+
+
+class LineGate:
+    """Whether the caller's audio reaches the model (not while the caller is on hold)."""
+
+    def __init__(self) -> None:
+        self.muted = False
+
+
+class Stage(enum.Enum):
+    IDLE = "idle"
+    ANNOUNCING = "announcing"  # the agent's "please hold" plays
+    CALLING = "calling"  # the caller on hold; the person's phone rings, or they hear who
+    JOINING = "joining"
+    FAILED = "failed"  # the person did not answer; the agent has the caller again
+
+
+_MOVES: Final[Mapping[Stage, frozenset[Stage]]] = {
+    Stage.IDLE: frozenset({Stage.ANNOUNCING}),
+    Stage.ANNOUNCING: frozenset({Stage.CALLING, Stage.FAILED}),
+    Stage.CALLING: frozenset({Stage.JOINING, Stage.FAILED}),
+    Stage.JOINING: frozenset({Stage.FAILED}),
+    Stage.FAILED: frozenset({Stage.ANNOUNCING}),
+}
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], object]
+SendText = Callable[[str], Coroutine[Any, Any, None]]
+
+
+class Handover:
+    """One call's warm transfers (one at a time). ``call`` is the carrier's control id of the
+    caller's call; ``from_`` the number the person's phone shows."""
+
+    def __init__(self, call: str, carrier: Carrier, agent: str, from_: str | None, *,
+                 calls: Transfers, api: JoinsCalls, playout: Playout, gate: LineGate,
+                 send_text: SendText, spawn: Spawn, log: Any) -> None:
+        self.call = call
+        self.carrier = carrier
+        self.agent = agent
+        self.from_ = from_
+        self.calls = calls
+        self.api = api
+        self.playout = playout
+        self.gate = gate
+        self.send_text = send_text
+        self.spawn = spawn
+        self.log = log
+        self.stage = Stage.IDLE
+        self.id = ""
+
+    @classmethod
+    def possible(cls, api: object, calls: object | None, from_: str | None) -> bool:
+        """Whether this call can be handed over at all (else the tool is not offered)."""
+        return calls is not None and bool(from_) and isinstance(api, JoinsCalls) \
+            and api.joins
+
+    def _move(self, new: Stage) -> None:
+        if new not in _MOVES[self.stage]:
+            raise ValueError(f"illegal handover move {self.stage.value} -> {new.value}")
+        self.log.info("handover", stage=new.value, handover=self.id)
+        self.stage = new
+
+    def start(self, to: str, summary: str) -> None:
+        """The tool's request: returns at once (the model then tells the caller to hold)."""
+        if self.stage not in (Stage.IDLE, Stage.FAILED):
+            raise ValueError("a transfer is already under way")
+        self.id = "ho_" + uuid.uuid4().hex[:16]
+        self._move(Stage.ANNOUNCING)
+        self.spawn(self._run(to, " ".join(summary.split())[:MAX_SUMMARY_CHARS]), "handover")
+
+    async def _run(self, to: str, summary: str) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ANNOUNCE_WAIT_S):
+                await self.playout.wait_turn_done()
+                await self.playout.play_out("handover-hold")
+        self._move(Stage.CALLING)
+        self.gate.muted = True
+        music = asyncio.get_running_loop().create_future()
+        self.spawn(self._music(music), "hold-music")
+        try:
+            why = await self._fetch(to, summary)
+        finally:
+            music.set_result(None)
+        if why is None:
+            raise CallEnding(EndKind.TRANSFERRED, f"warm transfer to {mask_number(to)}")
+        self.log.warning("handover_failed", handover=self.id, why=why, to=mask_number(to))
+        self._move(Stage.FAILED)
+        self.playout.stop_prompts()
+        self.gate.muted = False
+        await self.send_text(live.text_message(FAILED_TEXT.format(why=why)))
+
+    async def _fetch(self, to: str, summary: str) -> str | None:
+        """Call the person and join them; None when joined, else why not."""
+        assert self.from_ is not None
+        request = DialRequest(to=to, from_=self.from_, agent=self.agent, carrier=self.carrier,
+                              parameters={HANDOVER_PARAMETER: self.id,
+                                          SUMMARY_PARAMETER: summary},
+                              machine_detection=MachineDetection.HANGUP, timeout_s=RING_S)
+        outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+        def ready() -> None:
+            if not outcome.done():
+                outcome.set_result(None)
+
+        def status(record: DialRecord) -> None:
+            if record.status.final and not outcome.done():
+                outcome.set_result(_why(record))
+
+        forget_ready = self.calls.expect_ready(self.id, ready)
+        try:
+            try:
+                record, _ = await self.calls.place(request)
+            except DialInputError as exc:
+                return f"the number could not be called ({exc})"
+            forget_status = self.calls.on_status(record.id, status)
+            try:
+                if record.status.final:
+                    return _why(record)
+                why = await outcome
+            finally:
+                forget_status()
+        finally:
+            forget_ready()
+        if why is not None:
+            return why
+        self._move(Stage.JOINING)
+        return await self._join(record)
+
+    async def _join(self, record: DialRecord) -> str | None:
+        room = f"voicegw-{self.id}"
+        try:
+            if record.carrier_call_id is None or not await self.api.join(
+                    record.carrier_call_id, room):
+                return "the person hung up before they could be connected"
+            if not await self.api.join(self.call, room):
+                raise CallEnding(EndKind.CALLER_HUNG_UP, "caller hung up during the transfer")
+        except CallControlError as exc:
+            self.log.error("handover_join_failed", handover=self.id, error=str(exc))
+            return "the carrier would not connect the calls"
+        return None
+
+    async def _music(self, stop: asyncio.Future[None]) -> None:
+        """Loop the chime, one phrase queued ahead, until ``stop``."""
+        rate = self.playout.fmt_rate
+        phrase = Resampler(8000, rate).process(hold_music(8000)) if rate != 8000 \
+            else hold_music(8000)
+        self.playout.prompt(phrase)
+        n = 0
+        while not stop.done():
+            self.playout.prompt(phrase)
+            played = asyncio.ensure_future(self.playout.play_out(f"hold-{n}"))
+            await asyncio.wait([played, stop], return_when=asyncio.FIRST_COMPLETED)
+            played.cancel()
+            n += 1
+
+
+def _why(record: DialRecord) -> str:
+    if record.amd is not None and record.amd.answered_by is AnsweredBy.MACHINE:
+        return "voicemail answered"
+    return {DialStatus.BUSY: "the line was busy", DialStatus.NO_ANSWER: "nobody answered",
+            DialStatus.FAILED: "the call could not be placed",
+            DialStatus.CANCELED: "the call was cancelled"}.get(record.status,
+                                                                "the person hung up")
