@@ -58,9 +58,10 @@ class Playout(Protocol):
         """The caller's audio format (tones are made at its rate)."""
 
     async def wait_turn_done(self) -> None: ...
-    async def play_out(self, name: str) -> bool:
-        """Queue a mark behind all queued audio and return once the caller has heard it
-        (True), or once a clear has dropped it (False)."""
+    async def play_out(self, name: str) -> None:
+        """Queue a mark behind all queued audio and return once the caller has heard it."""
+    async def mark_heard(self, name: str) -> bool:
+        """:meth:`play_out`, saying whether it was heard (True) or a clear dropped it."""
     def prompt(self, audio: bytes) -> None:
         """Queue PCM16 at the carrier's rate behind all queued audio."""
 
@@ -120,7 +121,7 @@ class CallController:
         self._playout.prompt(pcm)
         try:
             async with asyncio.timeout(seconds + dtmf.KEYS_WAIT_S):
-                played = await self._playout.play_out(f"dtmf-{self._presses}")
+                played = await self._playout.mark_heard(f"dtmf-{self._presses}")
         except TimeoutError:
             raise ToolError("the keys were sent but the line did not confirm they played; "
                             "listen for whether the menu moved on") from None

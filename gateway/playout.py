@@ -306,9 +306,13 @@ class CallerPlayout:
     async def wait_turn_done(self) -> None:
         await self.turn_done.wait()
 
-    async def play_out(self, name: str) -> bool:
-        """Queue mark ``name`` behind everything queued; True once the caller has heard all
-        of it, False as soon as a clear drops it (a barge-in)."""
+    async def play_out(self, name: str) -> None:
+        """Queue mark ``name`` behind everything queued; return once the caller has heard
+        all of it, or as soon as a clear drops it (a barge-in)."""
+        await self.mark_heard(name)
+
+    async def mark_heard(self, name: str) -> bool:
+        """:meth:`play_out`, saying which: True when heard, False when a clear dropped it."""
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._mark_waiters[name] = waiter
         self.queue_mark(name)
