@@ -5,9 +5,10 @@ as the process)."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Final
 
-from gateway.dialing.model import DialRecord
+from gateway.dialing.model import AmdResult, DialRecord
 from gateway.store import dials
 from gateway.store.base import CallStore
 
@@ -23,6 +24,9 @@ class StoredDials:
 
     async def save(self, record: DialRecord) -> None:
         await dials.save(self.store, record)
+
+    async def save_amd(self, dial_id: str, amd: AmdResult, now: float) -> None:
+        await dials.save_amd(self.store, dial_id, amd, now)
 
     async def get(self, dial_id: str) -> DialRecord | None:
         return await dials.get(self.store, dial_id)
@@ -50,8 +54,14 @@ class MemoryDials:
         return record
 
     async def save(self, record: DialRecord) -> None:
-        if record.id in self._by_id:
-            self._by_id[record.id] = record
+        old = self._by_id.get(record.id)
+        if old is not None:
+            self._by_id[record.id] = replace(record, amd=old.amd)
+
+    async def save_amd(self, dial_id: str, amd: AmdResult, now: float) -> None:
+        old = self._by_id.get(dial_id)
+        if old is not None:
+            self._by_id[dial_id] = replace(old, amd=amd, updated_at=now)
 
     async def get(self, dial_id: str) -> DialRecord | None:
         return self._by_id.get(dial_id)

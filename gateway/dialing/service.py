@@ -50,7 +50,9 @@ class DialBook(Protocol):
 
     async def insert(self, record: DialRecord) -> DialRecord:
         """Store a new dial; if its key is taken, the dial holding it."""
-    async def save(self, record: DialRecord) -> None: ...
+    async def save(self, record: DialRecord) -> None:
+        """Its status, history, carrier id and error."""
+    async def save_amd(self, dial_id: str, amd: AmdResult, now: float) -> None: ...
     async def get(self, dial_id: str) -> DialRecord | None: ...
     async def by_key(self, key: str) -> DialRecord | None: ...
 
@@ -205,9 +207,7 @@ class DialService:
 
     async def answered(self, dial_id: str, amd: AmdResult) -> None:
         """The call's screen decided what answered (and, later, when the message began)."""
-        record = await self.book.get(dial_id)
-        if record is not None:
-            await self.book.save(replace(record, amd=amd, updated_at=self.clock()))
+        await self.book.save_amd(dial_id, amd, self.clock())
 
     def watch(self, dial_id: str, screen: CarrierVerdict) -> Callable[[], None]:
         """Route the carrier's detection for ``dial_id`` to its call's screen while it runs."""

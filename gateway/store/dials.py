@@ -28,8 +28,11 @@ _COLUMNS: Final = ("id", "idempotency_key", "fingerprint", "carrier", "agent", "
                    "created_at", "updated_at")
 _INSERT: Final = (f"INSERT INTO dials ({', '.join(_COLUMNS)}) "  # noqa: S608 - constants only
                   f"VALUES ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT DO NOTHING")
-_SAVE: Final = ("UPDATE dials SET status = ?, carrier_call_id = ?, history = ?, amd = ?, "
+# The status and what answered are written apart: the carrier's callbacks and the call's
+# screen each change their own columns, so neither can undo the other's write.
+_SAVE: Final = ("UPDATE dials SET status = ?, carrier_call_id = ?, history = ?, "
                 "error = ?, updated_at = ? WHERE id = ?")
+_SAVE_AMD: Final = "UPDATE dials SET amd = ?, updated_at = ? WHERE id = ?"
 _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM dials"  # noqa: S608
 _BY_ID: Final = _SELECT + " WHERE id = ?"
 _BY_KEY: Final = _SELECT + " WHERE idempotency_key = ?"
@@ -54,10 +57,14 @@ async def insert(store: CallStore, record: DialRecord) -> DialRecord:
 
 
 async def save(store: CallStore, record: DialRecord) -> None:
+    """The call's status, history, carrier id and error (not ``amd``: :func:`save_amd`)."""
     await store.execute(_SAVE, (
-        record.status.value, record.carrier_call_id, dumps(_history(record)),
-        dumps(record.amd.as_json()) if record.amd else None, record.error, record.updated_at,
-        record.id))
+        record.status.value, record.carrier_call_id, dumps(_history(record)), record.error,
+        record.updated_at, record.id))
+
+
+async def save_amd(store: CallStore, dial_id: str, amd: AmdResult, now: float) -> None:
+    await store.execute(_SAVE_AMD, (dumps(amd.as_json()), now, dial_id))
 
 
 async def get(store: CallStore, dial_id: str) -> DialRecord | None:
