@@ -57,7 +57,7 @@ from gateway.turns import TurnTaking
 __all__ = ["Agent", "CallContext", "CallControl", "Field", "Scheduling", "Tool",
            "ToolDefinitionError", "ToolError", "TurnTaking", "tool"]
 
-BUILTINS: Final = ("end_call", "transfer_call", "send_dtmf")
+BUILTINS: Final = ("end_call", "transfer_call", "warm_transfer", "send_dtmf")
 _NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")  # the Live API's rule
 _AGENT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # safe in a URL path
 
@@ -102,6 +102,7 @@ class CallControl(Protocol):
 
     async def end_call(self, reason: str) -> None: ...
     async def transfer_call(self, to: str) -> None: ...
+    async def warm_transfer(self, to: str, summary: str) -> None: ...
     async def send_dtmf(self, keys: str) -> None: ...
 
 
@@ -145,6 +146,15 @@ class CallContext:
         if not target:
             raise ToolError("no transfer destination is configured for this line")
         await self._control().transfer_call(target)
+
+    async def warm_transfer(self, summary: str, to: str | None = None) -> None:
+        """Put the caller on hold, call ``to`` (default ``transfer_to``), tell them
+        ``summary``, then join them with the caller; if they do not answer, the caller comes
+        back to the agent, which is told why."""
+        target = to or self.transfer_to
+        if not target:
+            raise ToolError("no transfer destination is configured for this line")
+        await self._control().warm_transfer(target, summary)
 
     async def send_dtmf(self, digits: str) -> None:
         """Press keypad keys (``0-9 * # A-D``; ``,`` waits half a second): their tones play
@@ -331,24 +341,44 @@ def _masked_digits(args: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**args, "digits": dtmf.mask(digits)} if isinstance(digits, str) else args
 
 
-def _transfer_tool(agent: Agent) -> Tool:
+def _transfer_tool(agent: Agent, *, warm: bool = False) -> Tool:
+    """``transfer_call`` (cold: the carrier connects the caller), or ``warm_transfer`` (the
+    agent holds the caller, briefs the person, then joins them)."""
     targets = dict(agent.transfer_targets)
     names = ", ".join(targets)
 
-    async def transfer_call(ctx: CallContext, to: str | None = None) -> dict[str, Any]:
+    def destination(to: str | None) -> str | None:
         # The model may only pick a destination the operator configured: a number the caller
         # dictates must never be dialled (toll fraud).
         if to is not None and to not in targets and to not in targets.values() \
                 and to != agent.transfer_to:
             raise ToolError(f"cannot transfer to {to!r}; destinations: {names or 'default'}")
-        await ctx.transfer_call(targets.get(to, to) if to else None)
+        return targets.get(to, to) if to else None
+
+    async def transfer_call(ctx: CallContext, to: str | None = None) -> dict[str, Any]:
+        await ctx.transfer_call(destination(to))
         return {"result": "Transferring the caller now."}
 
-    text = "Transfer the caller to a human. Tell the caller you are transferring them first."
+    async def warm_transfer(ctx: CallContext, summary: str,
+                            to: str | None = None) -> dict[str, Any]:
+        await ctx.warm_transfer(summary, destination(to))
+        return {"result": "Calling them now. Tell the caller, in one sentence, that you are "
+                          "putting them on hold to fetch someone; then say nothing more."}
+
     param = (f"Which line: one of {names}. Omit for the main line." if targets
              else "Leave out: the main line is used.")
-    transfer_call.__doc__ = f"{text}\n\nArgs:\n    to: {param}\n"
-    built = Tool.from_function(transfer_call)
+    if warm:
+        fn: Callable[..., Any] = warm_transfer
+        fn.__doc__ = ("Hand the caller to a human, briefing them first: the caller waits on "
+                      "hold while you call the person and tell them who is calling and why; "
+                      "if nobody answers, the caller comes back to you.\n\nArgs:\n"
+                      "    summary: Who is calling and what they need, in one or two "
+                      f"sentences, for the person taking over.\n    to: {param}\n")
+    else:
+        fn = transfer_call
+        fn.__doc__ = ("Transfer the caller to a human. Tell the caller you are transferring "
+                      f"them first.\n\nArgs:\n    to: {param}\n")
+    built = Tool.from_function(fn)
     if not targets or built.parameters is None:
         return built
     schema = json.loads(json.dumps(built.parameters))
@@ -366,7 +396,8 @@ class Agent:
     ``tools`` takes :class:`Tool` objects or plain functions (wrapped with :func:`tool`).
     ``call_control`` opts into the built-ins ``"end_call"`` (hang up), ``"transfer_call"``
     (to ``transfer_to``, or one of the named ``transfer_targets`` such as
-    ``{"billing": "+15550100"}``) and ``"send_dtmf"`` (press keys: their tones play in the
+    ``{"billing": "+15550100"}``), ``"warm_transfer"`` (the same destinations, briefed first:
+    see :mod:`gateway.handover`) and ``"send_dtmf"`` (press keys: their tones play in the
     call's audio, so an agent calling out can get through a menu on any carrier).
     ``greeting`` is what the agent says when the call connects; without it the agent waits
     for the caller to speak. ``turn_taking`` says who decides when the caller has started
@@ -416,6 +447,8 @@ class Agent:
             builtins.append(Tool.from_function(_end_call, name="end_call"))
         if "transfer_call" in self.call_control:
             builtins.append(_transfer_tool(self))
+        if "warm_transfer" in self.call_control:
+            builtins.append(_transfer_tool(self, warm=True))
         if "send_dtmf" in self.call_control:
             builtins.append(_dtmf_tool())
         by_name: dict[str, Tool] = {}

@@ -35,7 +35,7 @@ from gateway.dialing.model import (
     MachineDetection,
 )
 from gateway.ending import EndKind
-from gateway.handover import HANDOVER_PARAMETER, SUMMARY_PARAMETER, WHISPER_TEXT
+from gateway.handover import HANDOVER_PARAMETER, SUMMARY_PARAMETER, WHISPER_TEXT, Transfers
 
 GREETING_TEXT: Final = ("The person you called has just answered the phone. Greet them now "
                         "and say why you are calling.")
@@ -48,8 +48,9 @@ WHISPER_WAIT_S: Final = 45.0  # a warm transfer's word to the person, said and h
 _RATE: Final = live.INPUT_RATE
 
 
-class OutboundCalls(Protocol):
-    """What a call needs from the dial service (:class:`gateway.dialing.service.DialService`)."""
+class OutboundCalls(Transfers, Protocol):
+    """What a call needs from the dial service (:class:`gateway.dialing.service.DialService`):
+    its screen's and, for warm transfers, its handover's."""
 
     async def get(self, dial_id: str) -> DialRecord | None: ...
     async def answered(self, dial_id: str, amd: AmdResult) -> None: ...

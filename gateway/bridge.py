@@ -43,6 +43,7 @@ from gateway.ending import CallEnding, EndKind, EndReason, first_reason
 from gateway.errors import GatewayError, LiveClosedError
 from gateway.faults import caller_fault_close
 from gateway.goodbye import play_prompt, say_goodbye
+from gateway.handover import Handover, LineGate
 from gateway.live_keeper import LiveConnector, LiveFault, LiveKeeper
 from gateway.log import mask_number
 from gateway.model_events import ModelEvents
@@ -163,14 +164,7 @@ class CallBridge:
                 self.timings.end(time.perf_counter())
         summary = self.summary()
         self._notify("call_ended", summary)
-        self.log.info("call_ended", reason=self.end.detail, kind=self.end.kind.value,
-                      agent=summary.agent, duration_s=round(summary.duration_s, 3),
-                      frames_in=self.stats.frames_in,
-                      frames_forwarded=self.stats.frames_forwarded,
-                      media_out=self.stats.media_out, interruptions=self.stats.interruptions,
-                      tool_calls=len(summary.tool_calls),
-                      forward_latency=self.stats.forward_latency.summary().format(),
-                      barge_in=self.stats.barge_in.summary().format())
+        self.log.info("call_ended", **summary.log_fields())
         return summary
 
     def summary(self) -> CallSummary:
@@ -395,9 +389,12 @@ class CallBridge:
             retry=self.settings.live_retry, max_held_ms=self.settings.max_held_ms,
             resumption=self.settings.session.session_resumption,
             overlap_s=self.settings.resume_overlap_s, timings=self.timings)
-        caps = self.stream.caps
-        self.control = CallController(self.services.call_control.get(self.carrier),
-                                      event.control, self.log, can_transfer=caps.transfer)
+        api, gate = self.services.call_control.get(self.carrier), LineGate()
+        self.control = CallController(
+            api, event.control, self.log, can_transfer=self.stream.caps.transfer,
+            handover=Handover.for_call(
+                event, self.carrier, agent, self.services.dials, api, playout=playout, gate=gate,
+                send_text=self._send_live, spawn=self._spawn, log=self.log))
         self.ctx = CallContext.for_call(agent, event, control=self.control)
         updated = functools.partial(self._notify, "call_updated")
         times = times_for(self.settings.stall, agent.stall_timeout_s)
@@ -419,7 +416,7 @@ class CallBridge:
             send_text=self._send_live, spawn=self._spawn, log=self.log,
             greeting=agent.greeting_prompt())
         self.caller_path = CallerPath(
-            inbound, self.keeper, self.model, clean=clean, screen=self.screen,
+            inbound, self.keeper, self.model, clean=clean, screen=self.screen, gate=gate,
             recording=self.recorder.audio if self.recorder else None,
             turns=LocalTurns.for_agent(agent.turn_taking, self.services.detectors,
                                        self.keeper.mark), watch=self.watch)
@@ -441,8 +438,10 @@ class CallBridge:
 
     def _setup_for(self, agent: Agent) -> Callable[[str | None], str]:
         # A tool the carrier cannot carry out is not offered to the model at all.
-        withheld = frozenset() if self.control and self.control.can_transfer \
-            else frozenset({"transfer_call"})
+        control = self.control
+        withheld = frozenset(name for name, able in (
+            ("transfer_call", control and control.can_transfer),
+            ("warm_transfer", control and control.handover)) if not able)
         base = agent.session_config(self.settings.session, withheld=withheld)
 
         def setup_for(handle: str | None) -> str:

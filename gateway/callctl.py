@@ -28,6 +28,7 @@ from gateway.agent import ToolError
 from gateway.audio import AudioFormat
 from gateway.ending import CallEnding, EndKind
 from gateway.errors import CallControlError
+from gateway.handover import Handover
 from gateway.log import mask_number
 
 TURN_WAIT_S: Final = 15.0  # the model finishing its goodbye
@@ -82,8 +83,9 @@ class CallController:
     """
 
     def __init__(self, api: CallControlApi | None, call: str, log: Any, *,
-                 can_transfer: bool) -> None:
+                 can_transfer: bool, handover: Handover | None = None) -> None:
         self.api = api
+        self.handover = handover  # warm transfers, where this call can be handed over
         self.call = call
         self.log = log
         self.can_transfer = can_transfer and api is not None and api.transfers
@@ -101,6 +103,16 @@ class CallController:
         if not self.can_transfer:
             raise ToolError("transfers are not available on this line")
         self._ask(Request("transfer", to))
+
+    async def warm_transfer(self, to: str, summary: str) -> None:
+        if self.handover is None:
+            raise ToolError("warm transfers are not available on this line")
+        if self._request is not None:
+            raise ToolError(f"the call is already being ended ({self._request.action})")
+        try:
+            self.handover.start(to, summary)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
 
     async def send_dtmf(self, keys: str) -> None:
         """Play ``keys`` to the caller, behind what the agent has said so far; return once

@@ -15,6 +15,7 @@ from gateway.answering import AnswerScreen
 from gateway.audio import AudioFormat, Resampler, decoder, peak
 from gateway.call_watch import CallWatch
 from gateway.caller_processing import CallerProcessing
+from gateway.handover import LineGate
 from gateway.live_keeper import LiveKeeper
 from gateway.model_events import ModelEvents
 from gateway.recording import CallRecording
@@ -30,7 +31,7 @@ class CallerPath:
                  recording: CallRecording | None = None,
                  clean: CallerProcessing | None = None,
                  turns: LocalTurns | None = None, watch: CallWatch | None = None,
-                 screen: AnswerScreen | None = None) -> None:
+                 screen: AnswerScreen | None = None, gate: LineGate | None = None) -> None:
         self.keeper = keeper
         self.watch = watch  # the live-call monitor's view: who is speaking
         self.model = model
@@ -38,6 +39,7 @@ class CallerPath:
         self.clean = clean
         self.turns = turns
         self.screen = screen  # a call the gateway placed: who answered, before the model hears
+        self.gate = gate  # muted while the caller is on hold (a warm transfer)
         self._decode: Callable[[bytes], bytes] = decoder(fmt.codec)
         self._to_live = Resampler(fmt.rate, live.INPUT_RATE)
         self._ms_per_byte = 1000 / fmt.bytes_per_second
@@ -59,6 +61,8 @@ class CallerPath:
         live_pcm = self._to_live.process(pcm)
         if self.screen is not None and self.screen.holding:
             self.screen.heard(live_pcm)
+            return
+        if self.gate is not None and self.gate.muted:
             return
         if self.turns is not None:  # local turn-taking hears exactly what the model hears
             await self.turns.heard(live_pcm)

@@ -23,9 +23,11 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final, Protocol, runtime_checkable
 
 from gateway import live
-from gateway.audio import Resampler
-from gateway.carriers.core import Carrier
+from gateway.agent import Agent
+from gateway.audio import AudioFormat
+from gateway.carriers.core import Carrier, Started
 from gateway.dialing.model import (
+    DIAL_PARAMETER,
     AnsweredBy,
     DialInputError,
     DialRecord,
@@ -73,8 +75,8 @@ class Transfers(Protocol):
 
 
 class Playout(Protocol):
-    @property
-    def fmt_rate(self) -> int: ...
+    fmt: AudioFormat
+
     def prompt(self, audio: bytes) -> None: ...
     async def wait_turn_done(self) -> None: ...
     async def play_out(self, name: str) -> None: ...
@@ -131,10 +133,22 @@ class Handover:
         self.id = ""
 
     @classmethod
-    def possible(cls, api: object, calls: object | None, from_: str | None) -> bool:
-        """Whether this call can be handed over at all (else the tool is not offered)."""
-        return calls is not None and bool(from_) and isinstance(api, JoinsCalls) \
-            and api.joins
+    def for_call(cls, call: Started, carrier: Carrier, agent: Agent, calls: Transfers | None,
+                 api: object, *,
+                 playout: Playout, gate: LineGate, send_text: SendText, spawn: Spawn,
+                 log: Any) -> Handover | None:
+        """The call's handover where the agent offers warm transfers and the carrier can
+        join two calls and place one; else None (the tool is not offered)."""
+        if "warm_transfer" not in agent.call_control or calls is None \
+                or not isinstance(api, JoinsCalls) or not api.joins:
+            return None
+        # The person's phone shows this line's own number: the one the caller rang, or for a
+        # call the gateway placed, the one it called from.
+        ours = call.caller if DIAL_PARAMETER in call.parameters else call.callee
+        if not ours:
+            return None
+        return cls(call.control, carrier, agent.name, ours, calls=calls, api=api,
+                   playout=playout, gate=gate, send_text=send_text, spawn=spawn, log=log)
 
     def _move(self, new: Stage) -> None:
         if new not in _MOVES[self.stage]:
@@ -223,12 +237,9 @@ class Handover:
 
     async def _music(self, stop: asyncio.Future[None]) -> None:
         """Loop the chime, one phrase queued ahead, until ``stop``."""
-        rate = self.playout.fmt_rate
-        phrase = Resampler(8000, rate).process(hold_music(8000)) if rate != 8000 \
-            else hold_music(8000)
-        self.playout.prompt(phrase)
+        phrase = hold_music(self.playout.fmt.rate)
         n = 0
-        while not stop.done():
+        while not stop.done():  # a phrase ends in a rest: re-queuing it on its mark is seamless
             self.playout.prompt(phrase)
             played = asyncio.ensure_future(self.playout.play_out(f"hold-{n}"))
             await asyncio.wait([played, stop], return_when=asyncio.FIRST_COMPLETED)

@@ -190,6 +190,17 @@ class CallerPlayout:
             heard / self.turn_sent_ms if self.turn_sent_ms else None)
         self.next_turn()
 
+    def stop_prompts(self) -> None:
+        """Drop the queued audio now and clear the carrier's: a prompt looping while the
+        caller holds (the hold music) stops the moment they are back with the agent."""
+        now = time.perf_counter()
+        self._wake.set()
+        self.out.drop_audio()
+        if self.pacer is None:
+            self._emit(Queued(Kind.CLEAR, self.stream.clear(), now))
+        else:
+            self._cleared(now, self.pacer.released_until(now))
+
     def turn_complete(self, event: live.TurnComplete, received: float) -> None:
         for chunk in self._chunker.flush():
             self._send_audio(chunk, received)

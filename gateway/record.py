@@ -141,6 +141,16 @@ class CallSummary:
     def end_reason(self) -> str:
         return self.end.detail
 
+    def log_fields(self) -> dict[str, Any]:
+        """The ``call_ended`` log line's figures."""
+        stats = self.stats
+        return {"reason": self.end.detail, "kind": self.end.kind.value, "agent": self.agent,
+                "duration_s": round(self.duration_s, 3), "frames_in": stats.frames_in,
+                "frames_forwarded": stats.frames_forwarded, "media_out": stats.media_out,
+                "interruptions": stats.interruptions, "tool_calls": len(self.tool_calls),
+                "forward_latency": stats.forward_latency.summary().format(),
+                "barge_in": stats.barge_in.summary().format()}
+
 
 class CallObserver(Protocol):
     """Told what happens on each call: call records, metrics.
