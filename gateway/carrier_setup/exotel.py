@@ -50,7 +50,8 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
         carrier=Carrier.EXOTEL, new_stream=ExotelStream,
         hooks=ExotelHooks((user, password) if check is not None else None,
                           rate=sample_rate(env)),
-        verify=check, verify_upgrade=check, dialer=dialer(env), read_progress=read_progress)
+        verify=check, verify_upgrade=check, dialer=dialer(env), read_progress=read_progress,
+        dials_by_call_id=True)
 
 
 def dialer(env: Mapping[str, str]) -> ExotelRest | None:
