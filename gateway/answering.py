@@ -36,6 +36,7 @@ from gateway.dialing.model import (
 )
 from gateway.ending import EndKind
 from gateway.handover import HANDOVER_PARAMETER, SUMMARY_PARAMETER, WHISPER_TEXT, Transfers
+from gateway.store.base import StoreError
 
 GREETING_TEXT: Final = ("The person you called has just answered the phone. Greet them now "
                         "and say why you are calling.")
@@ -57,6 +58,23 @@ class OutboundCalls(Transfers, Protocol):
     def watch(self, dial_id: str, screen: Callable[[AnsweredBy, bool], None]
               ) -> Callable[[], None]: ...
     def handover_ready(self, handover: str) -> bool: ...
+
+
+async def with_dial_parameters(parameters: Mapping[str, str], calls: OutboundCalls | None,
+                               log: Any) -> dict[str, str]:
+    """A placed call's stream names its dial and nothing more (a carrier may carry only a few
+    parameters: Exotel three): the request's own parameters come from the dial's record,
+    under those the stream carries."""
+    params = dict(parameters)
+    dial = params.get(DIAL_PARAMETER)
+    if not dial or calls is None:
+        return params
+    try:
+        record = await calls.get(dial)
+    except StoreError as exc:  # the screen reports it too; the call goes on without them
+        log.warning("dial_parameters_unavailable", dial=dial[:64], error=str(exc))
+        return params
+    return params if record is None else {**record.request.parameters, **params}
 
 
 class Playout(Protocol):

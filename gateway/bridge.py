@@ -31,7 +31,7 @@ import structlog
 
 from gateway import live
 from gateway.agent import Agent, CallContext
-from gateway.answering import AnswerScreen
+from gateway.answering import AnswerScreen, with_dial_parameters
 from gateway.bridge_config import BridgeSettings, CallerSocket, CallServices
 from gateway.call_watch import CallWatch
 from gateway.callctl import CallController
@@ -334,6 +334,7 @@ class CallBridge:
                 self.log.warning("stream_token_refused", verdict=verdict.value)
                 await self._reject_caller(1008, f"stream token {verdict.value}",
                                           EndKind.REFUSED)
+        params = await with_dial_parameters(params, self.services.dials, self.log)
         self.call = event = dataclasses.replace(event, parameters=params)
         self.log = self.log.bind(call_sid=event.call_id, stream_sid=event.stream_id)
         if self.capture is not None:

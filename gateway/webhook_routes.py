@@ -23,7 +23,7 @@ from gateway.carriers.hooks import (
     public_urls,
     ws_url,
 )
-from gateway.dialing.model import DIAL_PARAMETER
+from gateway.dialing.model import DIAL_PARAMETER, DialRecord
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -92,20 +92,34 @@ class WebhookRoutes:
         if setup.needs_token:
             params[TOKEN_PARAMETER] = self.gateway.tokens.mint(setup.carrier.value,
                                                                call.call_id)
-        # A call the gateway placed: its stream says which (for the call's screen) and
-        # carries the request's custom parameters, as an inbound call's stream carries its own.
-        dial = request.query.get(DIAL_PARAMETER, "")
+        # A call the gateway placed: its stream names the dial (for the call's screen, and
+        # the request's custom parameters, read back from the dial's record).
         service = self.gateway.dialing
-        record = await service.get(dial) if dial and service and len(dial) <= _MAX_DIAL_ID \
-            else None
-        if record is not None:
-            params.update(record.request.parameters)
+        record = await self._placed(setup, request, call.call_id)
+        if record is not None and service is not None:
             params[DIAL_PARAMETER] = record.id
-        agent = request.match_info.get("agent")
+            await service.answering(record.id)
+        agent = request.match_info.get("agent") or (record.request.agent if record else None)
         path = "/media" if legacy else f"/{setup.carrier.value}/media"
         path += f"/{agent}" if agent else ""
         base = self.gateway.settings.public_url or f"https://{request.host}"
         return document(hooks.answer(call, StreamPlan(ws_url(base, path), params)))
+
+    async def _placed(self, setup: CarrierSetup, request: web.Request, call_id: str
+                      ) -> DialRecord | None:
+        """The dial an answer request is for: named in its query, or, where the carrier's
+        flow fetches a fixed URL, found by the carrier's call id; None for other calls."""
+        service = self.gateway.dialing
+        if service is None:
+            return None
+        dial = request.query.get(DIAL_PARAMETER, "")
+        record = None
+        if dial and len(dial) <= _MAX_DIAL_ID:
+            record = await service.get(dial)
+        elif not dial and setup.dials_by_call_id:
+            record = await service.by_carrier_call(setup.carrier, call_id)
+        return record if record is not None and record.request.carrier is setup.carrier \
+            else None
 
     async def extra_hook(self, setup: CarrierSetup, suffix: str,
                          request: web.Request) -> web.Response:

@@ -36,6 +36,9 @@ class CarrierSetup:
     # the provider has no API to place calls), and its status callbacks' reader.
     dialer: Dialer | None = None
     read_progress: ReadProgress | None = None
+    # Its answer request cannot name the dial (the provider's own flow fetches a fixed answer
+    # URL, as Exotel's Voicebot applet does): a placed call is found by the carrier's call id.
+    dials_by_call_id: bool = False
 
     def open_stream(self, query: Mapping[str, str]) -> CarrierStream:
         """The stream core for one media socket whose URL had ``query``."""

@@ -50,10 +50,17 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
         carrier=Carrier.EXOTEL, new_stream=ExotelStream,
         hooks=ExotelHooks((user, password) if check is not None else None,
                           rate=sample_rate(env)),
-        verify=check, verify_upgrade=check, dialer=dialer(env), read_progress=read_progress)
+        verify=check, verify_upgrade=check,
+        dialer=dialer(env, (user, password) if check is not None else None),
+        read_progress=read_progress,
+        dials_by_call_id=True)
 
 
-def dialer(env: Mapping[str, str]) -> ExotelRest | None:
+def dialer(env: Mapping[str, str], stream_credentials: tuple[str, str] | None = None
+           ) -> ExotelRest | None:
+    """``stream_credentials``: what the gateway requires of Exotel's requests, its status
+    callbacks' too."""
     credentials = ExotelCredentials.from_env(env)
     base = env.get("VOICEGW_EXOTEL_API_URL", "").strip() or DEFAULT_BASE_URL
-    return ExotelRest(credentials, base_url=base) if credentials is not None else None
+    return ExotelRest(credentials, base_url=base, status_credentials=stream_credentials) \
+        if credentials is not None else None

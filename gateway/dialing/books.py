@@ -8,6 +8,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Final
 
+from gateway.carriers.core import Carrier
 from gateway.dialing.model import AmdResult, DialRecord
 from gateway.store import dials
 from gateway.store.base import CallStore
@@ -33,6 +34,9 @@ class StoredDials:
 
     async def by_key(self, key: str) -> DialRecord | None:
         return await dials.by_key(self.store, key)
+
+    async def by_carrier_call(self, carrier: Carrier, call: str) -> DialRecord | None:
+        return await dials.by_carrier_call(self.store, carrier, call)
 
 
 class MemoryDials:
@@ -69,3 +73,8 @@ class MemoryDials:
     async def by_key(self, key: str) -> DialRecord | None:
         found = self._by_key.get(key)
         return self._by_id.get(found) if found is not None else None
+
+    async def by_carrier_call(self, carrier: Carrier, call: str) -> DialRecord | None:
+        # The newest first: a placed call's answer comes soon after it is placed.
+        return next((r for r in reversed(self._by_id.values())
+                     if r.request.carrier is carrier and r.carrier_call_id == call), None)

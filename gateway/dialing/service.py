@@ -13,6 +13,7 @@ Carrier-neutral: each carrier is a :class:`~gateway.dialing.carrier.Dialer`; no 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -55,6 +56,7 @@ class DialBook(Protocol):
     async def save_amd(self, dial_id: str, amd: AmdResult, now: float) -> None: ...
     async def get(self, dial_id: str) -> DialRecord | None: ...
     async def by_key(self, key: str) -> DialRecord | None: ...
+    async def by_carrier_call(self, carrier: Carrier, call: str) -> DialRecord | None: ...
 
 
 # Whether a number may not be called (the do-not-call list); None: no list.
@@ -93,6 +95,10 @@ class DialService:
         # waits for that call to say the person has heard who is calling.
         self._status: dict[str, Callable[[DialRecord], None]] = {}
         self._ready: dict[str, Callable[[], None]] = {}
+        # Every read-change-write of a dial's status, one at a time: a status callback and the
+        # carrier's REST answer arrive together, and each writes the status columns, so
+        # without it one would undo the other. (The screen's verdict has columns of its own.)
+        self._writing = asyncio.Lock()
 
     @property
     def carriers(self) -> frozenset[Carrier]:
@@ -155,8 +161,11 @@ class DialService:
             return await self._move(record, DialStatus.FAILED, str(exc)[:300], error=str(exc))
         self.counts = replace(self.counts, placed=self.counts.placed + 1)
         log.info("dial_placed", carrier_call=sid)
-        record = replace(record, carrier_call_id=sid, updated_at=self.clock())
-        await self.book.save(record)
+        async with self._writing:  # its callbacks may have moved it while the API answered
+            record = await self.book.get(record.id) or record
+            record = replace(record, carrier_call_id=record.carrier_call_id or sid,
+                             updated_at=self.clock())
+            await self.book.save(record)
         return record
 
     # -- following -----------------------------------------------------------------------
@@ -164,9 +173,27 @@ class DialService:
     async def get(self, dial_id: str) -> DialRecord | None:
         return await self.book.get(dial_id)
 
+    async def by_carrier_call(self, carrier: Carrier, call_id: str) -> DialRecord | None:
+        """The dial the carrier knows as ``call_id``: for a carrier whose answer request
+        cannot carry the dial's id (its own flow fetches the gateway's answer URL)."""
+        return await self.book.by_carrier_call(carrier, call_id)
+
+    async def answering(self, dial_id: str) -> None:
+        """The carrier fetched the call's answer: the callee answered, whether or not its
+        status callbacks say so (Plivo's say only ringing and the end)."""
+        async with self._writing:
+            record = await self.book.get(dial_id)
+            if record is not None and can_move(record.status, DialStatus.ANSWERED):
+                await self._move(record, DialStatus.ANSWERED, "answer fetched")
+
     async def progress(self, carrier: Carrier, dial_id: str, event: CallProgress
                        ) -> DialRecord | None:
         """A status callback for ``dial_id``; None if no such call of this carrier."""
+        async with self._writing:
+            return await self._progress(carrier, dial_id, event)
+
+    async def _progress(self, carrier: Carrier, dial_id: str, event: CallProgress
+                        ) -> DialRecord | None:
         record = await self.book.get(dial_id)
         if record is None or record.request.carrier is not carrier:
             self.log.warning("dial_callback_unknown", dial=dial_id[:64], carrier=carrier.value)
@@ -243,9 +270,13 @@ class DialService:
             except CallControlError as exc:
                 self.log.warning("dial_hang_up_failed", dial=dial_id, error=str(exc))
                 raise
-        status = DialStatus.COMPLETED if record.status is DialStatus.ANSWERED \
-            else DialStatus.CANCELED
-        return await self._move(record, status, "hung up through the API")
+        async with self._writing:  # as it is now, after the carrier's answer
+            record = await self.book.get(dial_id) or record
+            if record.status.final:
+                return record
+            status = DialStatus.COMPLETED if record.status is DialStatus.ANSWERED \
+                else DialStatus.CANCELED
+            return await self._move(record, status, "hung up through the API")
 
 
 def _forget(table: dict[str, Any], key: str) -> None:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from gateway.dialing.model import PlaceCall
 from gateway.errors import CallControlError, ConfigError
@@ -72,8 +73,11 @@ class ExotelRest:
 
     def __init__(self, credentials: ExotelCredentials, *, base_url: str = DEFAULT_BASE_URL,
                  timeout_s: float = 10.0, retry: RetryPolicy = REST_RETRY,
-                 log: Any = None) -> None:
+                 log: Any = None, status_credentials: tuple[str, str] | None = None) -> None:
         self.credentials = credentials
+        # The Basic credentials the gateway requires of Exotel's requests: Exotel presents a
+        # URL's userinfo, so they go into the status callback's URL as into the applet's.
+        self._status_credentials = status_credentials
         self.http = RestTransport(base_url, basic_auth(credentials.api_key,
                                                        credentials.api_token),
                                   carrier="exotel", timeout_s=timeout_s, retry=retry, log=log)
@@ -86,7 +90,7 @@ class ExotelRest:
         the flow's Voicebot applet asks ``/exotel/answer`` itself."""
         form = [("From", call.to), ("CallerId", call.from_),
                 ("Url", self.credentials.flow_url), ("TimeOut", str(call.timeout_s)),
-                ("StatusCallback", call.status_url),
+                ("StatusCallback", self._status_url(call.status_url)),
                 ("StatusCallbackEvents[0]", "answered"), ("StatusCallbackEvents[1]", "terminal"),
                 ("StatusCallbackContentType", "application/json"),
                 ("CustomField", call.dial_id)]
@@ -94,6 +98,13 @@ class ExotelRest:
         reply = await self.http.request("POST", path, action="place", call=call.dial_id,
                                         form=form)
         return created_id(reply, "exotel", _ID, ("Call", "Sid"))
+
+    def _status_url(self, url: str) -> str:
+        if self._status_credentials is None:
+            return url
+        user, password = (quote(part, safe="") for part in self._status_credentials)
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
 
     async def hang_up(self, call: str) -> bool:
         """Exotel's API cannot end a call: the gateway closes the stream instead."""

@@ -395,7 +395,8 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
                      observer: CallObserver | None = None,
                      peer: PhonePeer | None = None, answer_url: str | None = None,
                      secret: str | None = None, signed_url: str | None = None,
-                     line: LineSpec | None = None, callee: Callee | None = None) -> CallResult:
+                     line: LineSpec | None = None, callee: Callee | None = None,
+                     stop: asyncio.Event | None = None) -> CallResult:
     """Call a gateway, say ``utterances``, hang up when all is heard.
 
     ``url`` is the media socket's URL; with ``answer_url`` the phone first fetches the
@@ -412,7 +413,8 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
     ``line`` puts a simulated line (:mod:`gateway.rig.line`) between the caller and the
     gateway: the echo of what the phone played, noise, a codec leg (``result.sent``).
     ``callee`` makes the phone the called side: it says what the callee decides as it hears
-    the gateway, and hangs up when the callee is done (``utterances`` go first).
+    the gateway, and hangs up when the callee is done (``utterances`` go first). Once
+    ``stop`` is set the carrier ends the stream (a call moved elsewhere, as into a conference).
     """
     if peer is None:
         peer = TwilioPeer(custom_parameters=parameters)
@@ -445,7 +447,7 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
             receiver = asyncio.create_task(call.receive(link))
             try:
                 await _talk(link, call, speed=speed, max_s=max_s, tail_ms=tail_ms,
-                            done=receiver)
+                            done=receiver, stop=stop)
             finally:
                 await cancel_and_wait(receiver)
             result.close_code = link.close_code
@@ -453,8 +455,8 @@ async def place_call(url: str, utterances: list[Utterance], *, speed: float = 1.
     return result
 
 
-async def _talk(ws: Link, call: _PhoneCall, *, speed: float,
-                max_s: float, tail_ms: int, done: asyncio.Task[None]) -> None:
+async def _talk(ws: Link, call: _PhoneCall, *, speed: float, max_s: float, tail_ms: int,
+                done: asyncio.Task[None], stop: asyncio.Event | None = None) -> None:
     """The call's clock: each tick sends the caller's audio (and keys), confirms what
     played, and stops once the script is done and the reply heard (or the gateway hung up)."""
     peer, result, observer = call.peer, call.result, call.observer
@@ -462,7 +464,7 @@ async def _talk(ws: Link, call: _PhoneCall, *, speed: float,
     per_message = max(1, peer.send_ms // TICK_MS)
     t0 = loop.time()
     pending = b""
-    while call.tick < int(max_s / TICK_S) and not done.done():
+    while call.tick < int(max_s / TICK_S) and not done.done() and not (stop and stop.is_set()):
         spoken = call.script.done_speaking_tick
         pending += call.caller_frame()
         if (call.tick + 1) % per_message == 0:

@@ -14,7 +14,7 @@ from aiohttp import web
 from gateway.carrier_setup import all_setups
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
-from tests.fakes import Recorded
+from gateway.rig.rest_fakes import Recorded
 
 
 class FakeApi(Protocol):

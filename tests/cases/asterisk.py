@@ -12,8 +12,8 @@ from aiohttp import web
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.asterisk import AsteriskPeer
+from gateway.rig.rest_fakes import Recorded
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
 
 USER: Final = "asterisk-media"
 PASSWORD: Final = "fake-asterisk-password-0123456789"

@@ -12,9 +12,9 @@ from gateway.carriers.core import Carrier
 from gateway.console.auth import Authorize
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.browser import BrowserPeer, operator_check
+from gateway.rig.rest_fakes import Recorded
 from tests.cases import CarrierCase
 from tests.cases.asterisk import NoApi
-from tests.fakes import Recorded
 
 TOKEN: Final = "console-token-for-tests-0123456789abcdef"
 

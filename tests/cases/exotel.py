@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.exotel import ExotelPeer
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.exotel import FakeExotel
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
-from tests.fakes.exotel import FakeExotel
 
 ACCOUNT = "exoteltest1"
 USER, PASSWORD = "voicegw-exotel", "fake-exotel-stream-password-42"

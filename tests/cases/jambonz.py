@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.jambonz import ACCOUNT_SID, JambonzPeer
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.jambonz import FakeJambonz
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
-from tests.fakes.jambonz import FakeJambonz
 
 SECRET: Final = "fake-jambonz-webhook-secret-0123456789"
 API_KEY: Final = "fake-jambonz-api-key-0123456789abcdef"

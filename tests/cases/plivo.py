@@ -12,9 +12,9 @@ from gateway.carriers.hooks import WebhookRequest
 from gateway.carriers.plivo_hooks import dial_xml, transfer_links
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.plivo import PlivoPeer
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.plivo import FakePlivo
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
-from tests.fakes.plivo import FakePlivo
 
 AUTH_ID = "MA" + "5" * 18
 TOKEN = "fake-plivo-auth-token-42"

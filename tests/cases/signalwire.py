@@ -12,9 +12,9 @@ from gateway.carriers.hooks import WebhookRequest
 from gateway.carriers.signalwire import dial_cxml, transfer_links
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.twilio import signalwire_peer
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.twilio import FakeTwilio
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
-from tests.fakes.twilio import FakeTwilio
 
 PROJECT = "4b7ae78a-d02e-4889-a63b-08b156d5916e"
 API_TOKEN = "PT-fake-signalwire-api-token-42"

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.telnyx import FakeTelnyx
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
-from tests.fakes.telnyx import FakeTelnyx
 
 API_KEY = "KEY0123456789ABCDEF_fake-telnyx-api-key"
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.twilio import TwilioPeer
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.twilio import FakeTwilio
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
-from tests.fakes.twilio import FakeTwilio
 
 ACCOUNT = "AC" + "5" * 32
 TOKEN = "fake-twilio-auth-token-42"

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gateway.carriers.core import Carrier
 from gateway.rig.peers import PhonePeer
 from gateway.rig.peers.vonage import VonagePeer
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.vonage import FakeVonage
 from tests.cases import CarrierCase
-from tests.fakes import Recorded
-from tests.fakes.vonage import FakeVonage
 
 APPLICATION_ID: Final = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
 SECRET: Final = "fake-vonage-signature-secret-0123456789"

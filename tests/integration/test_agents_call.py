@@ -31,12 +31,12 @@ from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry, bundled_agents, discover_agents
 from gateway.rest.twilio import TwilioRest
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.twilio import FakeTwilio, fake_twilio
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.speech import fixture, speech_dir
 from gateway.server import Gateway, load_prompt, running
-from tests.fakes import Recorded
-from tests.fakes.twilio import FakeTwilio, fake_twilio
 from voicegw_agents import front_desk, support
 
 SPEED = 6.0

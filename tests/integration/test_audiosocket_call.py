@@ -30,11 +30,11 @@ from gateway.registry import AgentRegistry
 from gateway.rig.peers.audiosocket import AudioSocketPeer
 from gateway.rig.peers.registry import test_credentials as credentials_for
 from gateway.rig.phone import CallResult, Utterance, When, place_call
+from gateway.rig.rest_fakes import serving
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
-from tests.fakes import serving
 from tests.integration.test_carrier_audio import _SendsAhead
 from tests.integration.test_carrier_calls import CALLEE, CALLER, DESK, say
 

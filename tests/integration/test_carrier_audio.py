@@ -53,12 +53,12 @@ from gateway.rig.peers.exotel import ExotelPeer
 from gateway.rig.peers.jambonz import JambonzPeer
 from gateway.rig.peers.telnyx import TelnyxPeer
 from gateway.rig.phone import CallResult, Speech, Utterance, When, place_call
+from gateway.rig.rest_fakes import serving
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.record import SessionRecord
 from gateway.server import Gateway, running
 from tests.audio_measure import agent_speech, as_i16, i16, ideal_resample, pesq_of, stream
 from tests.cases import CarrierCase, asterisk, exotel, jambonz, plivo, telnyx, twilio, vonage
-from tests.fakes import serving
 
 SPEED = 8.0
 SAID, REPLY = "agent_goodbye", "agent_moved"  # wideband speech, 2.8 s and 4.9 s

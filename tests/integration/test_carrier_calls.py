@@ -31,13 +31,13 @@ from gateway.record import CallSummary
 from gateway.registry import AgentRegistry
 from gateway.rig.peers import PhonePeer
 from gateway.rig.phone import CallResult, Utterance, When, fetch_answer, load_utterance, place_call
+from gateway.rig.rest_fakes import serving
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
 from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
 from tests.cases import CASES, CarrierCase, FakeApi
-from tests.fakes import serving
 
 SPEED = 4.0
 CALLER, CALLEE = "+15550100", "+15550199"

@@ -22,10 +22,10 @@ from gateway.config import Settings, custom_endpoint
 from gateway.errors import CallControlError
 from gateway.rest.jambonz import JambonzCredentials, JambonzRest
 from gateway.rig.peers.jambonz import ACCOUNT_SID
+from gateway.rig.rest_fakes import serving
+from gateway.rig.rest_fakes.jambonz import NO_WAIT, FakeJambonz, fake_jambonz
 from gateway.server import Gateway, running
 from tests.cases.jambonz import API_KEY, SECRET
-from tests.fakes import serving
-from tests.fakes.jambonz import NO_WAIT, FakeJambonz, fake_jambonz
 
 CALL = "9f1c2b4e-7d0a-4c3e-8b51-2f6a1d9e0c47"
 

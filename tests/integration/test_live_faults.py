@@ -27,13 +27,13 @@ from gateway.record import CallSummary
 from gateway.registry import DEFAULT_AGENT, AgentRegistry
 from gateway.rest.twilio import TwilioRest
 from gateway.rig.phone import CallResult, Utterance, When, load_utterance, place_call
+from gateway.rig.rest_fakes import Recorded
+from gateway.rig.rest_fakes.twilio import fake_twilio
 from gateway.rig.simulator import SimulatorServer
 from gateway.rig.simulator.record import SessionRecord
 from gateway.rig.simulator.scenario import scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
 from gateway.server import Gateway, load_prompt, running
-from tests.fakes import Recorded
-from tests.fakes.twilio import fake_twilio
 
 SPEED = 8.0
 ACCOUNT = "AC" + "1" * 32

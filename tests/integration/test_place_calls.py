@@ -22,13 +22,13 @@ from gateway.errors import CallControlError, ConfigError
 from gateway.rest.exotel import ExotelCredentials, ExotelRest
 from gateway.rest.telnyx import TelnyxRest, TexmlApp
 from gateway.rest.twilio import TwilioRest
-from tests.fakes import serving
-from tests.fakes.exotel import FakeExotel
-from tests.fakes.jambonz import fake_jambonz
-from tests.fakes.plivo import NO_WAIT, fake_plivo
-from tests.fakes.telnyx import fake_telnyx
-from tests.fakes.twilio import FakeTwilio
-from tests.fakes.vonage import fake_vonage
+from gateway.rig.rest_fakes import serving
+from gateway.rig.rest_fakes.exotel import FakeExotel
+from gateway.rig.rest_fakes.jambonz import fake_jambonz
+from gateway.rig.rest_fakes.plivo import NO_WAIT, fake_plivo
+from gateway.rig.rest_fakes.telnyx import fake_telnyx
+from gateway.rig.rest_fakes.twilio import FakeTwilio
+from gateway.rig.rest_fakes.vonage import fake_vonage
 
 CALL = PlaceCall(dial_id="dl_0123456789abcdef", to="+15550100111", from_="+15550100999",
                  answer_url="https://gw.example.com/NAME/answer/sales?voicegw_dial=dl_01",

@@ -14,7 +14,7 @@ from gateway.carriers.plivo_hooks import dial_xml, transfer_links
 from gateway.errors import CallControlError
 from gateway.faults import RetryPolicy
 from gateway.rest.plivo import PlivoCredentials, PlivoRest
-from tests.fakes.plivo import NO_WAIT, fake_plivo
+from gateway.rig.rest_fakes.plivo import NO_WAIT, fake_plivo
 
 AUTH_ID = "MA" + "1" * 18
 CALL = "3a2e4c90-dcee-4931-8a59-f123ab507e60"

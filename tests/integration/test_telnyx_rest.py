@@ -11,7 +11,7 @@ from telnyx import AsyncTelnyx
 
 from gateway.errors import CallControlError, ConfigError
 from gateway.rest.telnyx import TelnyxRest, api_key_from_env, call_gone
-from tests.fakes.telnyx import NO_WAIT, FakeTelnyx, fake_telnyx
+from gateway.rig.rest_fakes.telnyx import NO_WAIT, FakeTelnyx, fake_telnyx
 
 KEY = "KEY01890ABCDEF_very-secret-telnyx-key"
 CALL = "v3:9X2vxPDFY2RHSJ1EdMS0RHRksMTg7ldNxdjWbVr9zBjbGjGsSe-aiQ"

@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 from gateway.errors import CallControlError, ConfigError
 from gateway.faults import RetryPolicy
 from gateway.rest.twilio import TwilioCredentials, TwilioRest, dial_twiml
-from tests.fakes import Script, serving
-from tests.fakes.twilio import FakeTwilio
+from gateway.rig.rest_fakes import Script, serving
+from gateway.rig.rest_fakes.twilio import FakeTwilio
 
 ACCOUNT = "AC" + "1" * 32
 CALL = "CA" + "2" * 32

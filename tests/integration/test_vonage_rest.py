@@ -19,9 +19,9 @@ from vonage_voice.models.ncco import Connect
 from gateway.carrier_setup.vonage import from_env
 from gateway.errors import CallControlError, ConfigError
 from gateway.rest.vonage import VonageCredentials, VonageRest, transfer_ncco
+from gateway.rig.rest_fakes import serving
+from gateway.rig.rest_fakes.vonage import NO_WAIT, FakeVonage, fake_vonage
 from tests.cases.vonage import APPLICATION_ID, KEY, PEM
-from tests.fakes import serving
-from tests.fakes.vonage import NO_WAIT, FakeVonage, fake_vonage
 
 CALL = "63f61863-4a51-4f6b-86e1-46edebcf9356"
 

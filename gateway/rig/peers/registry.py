@@ -28,19 +28,22 @@ from gateway.rig.peers.telnyx import TelnyxPeer, new_key_pair
 from gateway.rig.peers.twilio import TwilioPeer, signalwire_peer
 from gateway.rig.peers.vonage import VonagePeer
 
-PeerFactory = Callable[[Mapping[str, str]], PhonePeer]
+# A new call's peer: its custom parameters, and the id the carrier names the call by (None:
+# a fresh one; carriers whose ids the gateway mints ignore it).
+PeerFactory = Callable[[Mapping[str, str], str | None], PhonePeer]
 
 _PEERS: dict[Carrier, PeerFactory] = {
-    Carrier.TWILIO: lambda params: TwilioPeer(custom_parameters=params),
+    Carrier.TWILIO: lambda params, call: TwilioPeer(call_sid=call, custom_parameters=params),
     Carrier.SIGNALWIRE: signalwire_peer,
-    Carrier.TELNYX: lambda params: TelnyxPeer(custom_parameters=params),
-    Carrier.PLIVO: lambda params: PlivoPeer(custom_parameters=params),
-    Carrier.VONAGE: VonagePeer,
-    Carrier.AUDIOSOCKET: audiosocket_peer,
-    Carrier.JAMBONZ: JambonzPeer,
-    Carrier.EXOTEL: lambda params: ExotelPeer(custom_parameters=params),
-    Carrier.ASTERISK: AsteriskPeer,
-    Carrier.BROWSER: BrowserPeer,
+    Carrier.TELNYX: lambda params, call: TelnyxPeer(call_control_id=call,
+                                                    custom_parameters=params),
+    Carrier.PLIVO: lambda params, call: PlivoPeer(call_uuid=call, custom_parameters=params),
+    Carrier.VONAGE: lambda params, call: VonagePeer(params, call_uuid=call),
+    Carrier.AUDIOSOCKET: lambda params, _: audiosocket_peer(params),
+    Carrier.JAMBONZ: lambda params, call: JambonzPeer(params, call_sid=call),
+    Carrier.EXOTEL: lambda params, call: ExotelPeer(call_sid=call, custom_parameters=params),
+    Carrier.ASTERISK: lambda params, _: AsteriskPeer(params),
+    Carrier.BROWSER: lambda params, _: BrowserPeer(params),
 }
 _STREAMS: dict[Carrier, Callable[[], CarrierStream]] = {
     Carrier.TWILIO: TwilioStream,
@@ -138,9 +141,11 @@ def carrier(name: str) -> Carrier:
     return found
 
 
-def new_peer(which: Carrier, parameters: Mapping[str, str] | None = None) -> PhonePeer:
-    """A new call at ``which``, with these custom parameters (From and To among them)."""
-    return _PEERS[which](dict(parameters or {}))
+def new_peer(which: Carrier, parameters: Mapping[str, str] | None = None,
+             call_id: str | None = None) -> PhonePeer:
+    """A new call at ``which``, with these custom parameters (From and To among them), named
+    ``call_id`` where the carrier names it (a call its API placed), else a fresh id."""
+    return _PEERS[which](dict(parameters or {}), call_id)
 
 
 def stream_core(which: Carrier) -> CarrierStream:

@@ -187,8 +187,8 @@ class TwilioPeer:
                                    field="event", call_sid=self.call_sid)
 
 
-def signalwire_peer(params: Mapping[str, str]) -> TwilioPeer:
+def signalwire_peer(params: Mapping[str, str], call_sid: str | None = None) -> TwilioPeer:
     """A SignalWire call: Twilio's messages, SignalWire's ids (UUIDs) and signature header."""
-    return TwilioPeer(call_sid=str(uuid.uuid4()), stream_sid=str(uuid.uuid4()),
+    return TwilioPeer(call_sid=call_sid or str(uuid.uuid4()), stream_sid=str(uuid.uuid4()),
                       account_sid=str(uuid.uuid4()), custom_parameters=params,
                       carrier=Carrier.SIGNALWIRE, signature_header=SIGNALWIRE_HEADER)

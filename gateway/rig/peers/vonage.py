@@ -129,7 +129,10 @@ class VonagePeer:
         else:
             sep = "&" if urllib.parse.urlsplit(url).query else "?"
             url = f"{url}{sep}{urllib.parse.urlencode(fields)}"
-            body, signed = b"", compact(fields)
+            # Vonage hashes the whole query it sends: the answer URL's own pairs first.
+            query = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query,
+                                           keep_blank_values=True)
+            body, signed = b"", compact(dict(query))
         if secret:
             headers[SIGNATURE_HEADER] = signed_callback(
                 secret, signed, now=self.clock(), application_id=self.application_id)

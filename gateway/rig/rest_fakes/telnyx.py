@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.faults import RetryPolicy
 from gateway.rest.telnyx import TelnyxRest, TexmlApp
-from tests.fakes import Recorded, Script, record, serving
+from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 ACTIONS = frozenset({"hangup", "transfer"})
@@ -38,6 +38,7 @@ class FakeTelnyx:
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
     placed: list[Recorded] = field(default_factory=list)
+    network: Network | None = None
 
     async def create_call(self, request: web.Request) -> web.Response:
         self.requests.append(recorded := await record(request))
@@ -55,7 +56,10 @@ class FakeTelnyx:
         if status != 200:
             return errors(status, "10007", "Unexpected error", "An unexpected error occurred.")
         self.placed.append(recorded)
-        return web.json_response({"call_sid": f"v3:{uuid.uuid4().hex}", "from": body["From"],
+        sid = f"v3:{uuid.uuid4().hex}"
+        if self.network is not None:
+            self.network.placed(sid, recorded)
+        return web.json_response({"call_sid": sid, "from": body["From"],
                                   "to": body["To"], "status": "queued"})
 
     async def command(self, request: web.Request) -> web.Response:
@@ -72,6 +76,10 @@ class FakeTelnyx:
             return errors(422, "10032", "Missing required parameter",
                           "The 'to' parameter is required.")
         status = self.script.next()
+        if status == 200 and self.network is not None \
+                and request.match_info["action"] == "hangup" \
+                and not self.network.hang_up(request.match_info["call"]):
+            status = 422
         if status == 200:
             return web.json_response({"data": {"result": "ok"}})
         if status == 422:

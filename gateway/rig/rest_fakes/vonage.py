@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 
 from gateway.faults import RetryPolicy
 from gateway.rest.vonage import VonageCredentials, VonageRest
-from tests.fakes import Recorded, Script, record, serving
+from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 _ERRORS = "https://developer.nexmo.com/api-errors"
@@ -42,6 +42,7 @@ class FakeVonage:
     requests: list[Recorded] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)  # the jti of every token taken
     placed: list[Recorded] = field(default_factory=list)
+    network: Network | None = None
 
     async def create_call(self, request: web.Request) -> web.Response:
         self.requests.append(recorded := await record(request))
@@ -57,7 +58,10 @@ class FakeVonage:
         if status != 201:
             return _problem(status, "Internal Server Error", "Please try again later")
         self.placed.append(recorded)
-        return web.json_response({"uuid": str(uuid.uuid4()), "status": "started",
+        call = str(uuid.uuid4())
+        if self.network is not None:
+            self.network.placed(call, recorded)
+        return web.json_response({"uuid": call, "status": "started",
                                   "direction": "outbound",
                                   "conversation_uuid": f"CON-{uuid.uuid4()}"}, status=201)
 
@@ -91,6 +95,9 @@ class FakeVonage:
                                                                  list))):
             return _problem(400, "Bad Request", "The request body did not contain valid JSON")
         status = self.script.next(204)
+        if status == 204 and self.network is not None and action == "hangup" \
+                and not self.network.hang_up(request.match_info["uuid"]):
+            status = 404
         if status == 204:
             return web.Response(status=204)
         if status == 404:

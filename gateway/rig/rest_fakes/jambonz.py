@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.faults import RetryPolicy
 from gateway.rest.jambonz import JambonzCredentials, JambonzRest
-from tests.fakes import Recorded, Script, record, serving
+from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 
@@ -50,6 +50,7 @@ class FakeJambonz:
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
     placed: list[Recorded] = field(default_factory=list)
+    network: Network | None = None
 
     async def create_call(self, request: web.Request) -> web.Response:
         self.requests.append(recorded := await record(request))
@@ -66,7 +67,10 @@ class FakeJambonz:
         if status != 201:
             return web.json_response({"msg": "a server error"}, status=status)
         self.placed.append(recorded)
-        return web.json_response({"sid": str(uuid.uuid4())}, status=201)
+        sid = str(uuid.uuid4())
+        if self.network is not None:
+            self.network.placed(sid, recorded)
+        return web.json_response({"sid": sid}, status=201)
 
     async def update_call(self, request: web.Request) -> web.Response:
         recorded = await record(request)
@@ -77,6 +81,10 @@ class FakeJambonz:
         if recorded.content_type != "application/json" or not valid_update(recorded.json):
             return web.json_response({"msg": "calls.update: invalid request"}, status=400)
         status = self.script.next(200)
+        if status == 200 and self.network is not None \
+                and recorded.json.get("call_status") in ("completed", "no-answer") \
+                and not self.network.hang_up(request.match_info["call_sid"]):
+            status = 404
         if status == 200:
             return web.json_response({})
         if status == 404:

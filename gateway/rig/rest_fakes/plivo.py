@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway.carriers.transfer_links import TransferLinks
 from gateway.faults import RetryPolicy
 from gateway.rest.plivo import PlivoCredentials, PlivoRest
-from tests.fakes import Recorded, Script, record, serving
+from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 API_ID = "c1d2e3f4-0000-4000-8000-000000000000"
@@ -39,6 +39,8 @@ class FakePlivo:
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
     placed: dict[str, Recorded] = field(default_factory=dict)  # by request_uuid
+    network: Network | None = None
+    live: dict[str, str] = field(default_factory=dict)  # CallUUID -> its request_uuid
 
     def _authorised(self, request: web.Request, recorded: Recorded) -> bool:
         expected = "Basic " + base64.b64encode(f"{self.auth_id}:{self.token}".encode()).decode()
@@ -58,6 +60,8 @@ class FakePlivo:
             return _error(status, "server error")
         request_uuid = str(uuid.uuid4())
         self.placed[request_uuid] = recorded
+        if self.network is not None:
+            self.network.placed(request_uuid, recorded)
         return web.json_response({"api_id": API_ID, "message": "call fired",
                                   "request_uuid": request_uuid}, status=201)
 
@@ -65,8 +69,10 @@ class FakePlivo:
         self.requests.append(recorded := await record(request))
         if not self._authorised(request, recorded):
             return _error(401, "authentication failed")
-        if self.placed.pop(request.match_info["request"], None) is None:
-            return _error(404, "not found")
+        request_uuid = request.match_info["request"]
+        if request_uuid in self.live.values() or self.placed.pop(request_uuid, None) is None \
+                or (self.network is not None and not self.network.hang_up(request_uuid)):
+            return _error(404, "not found")  # Plivo cancels only a queued or ringing request
         return web.Response(status=204)
 
     async def call(self, request: web.Request) -> web.Response:
@@ -82,6 +88,10 @@ class FakePlivo:
                     or not str(body.get("aleg_url", "")).startswith(("https://", "http://")):
                 return _error(400, "legs and aleg_url are required")
         status = self.script.next(202 if request.method == "POST" else 204)
+        if status == 204 and self.network is not None:  # a live call, by its CallUUID only
+            request_uuid = self.live.get(request.match_info["call"])
+            if request_uuid is None or not self.network.hang_up(request_uuid):
+                status = 404
         if status == 204:
             return web.Response(status=204)
         if status == 202:

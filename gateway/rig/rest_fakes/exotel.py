@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes import Recorded, record
+from gateway.rig.rest_fakes import Network, Recorded, record
 
 
 @dataclass
@@ -28,6 +28,7 @@ class FakeExotel:
     api_token: str
     requests: list[Recorded] = field(default_factory=list)
     placed: list[Recorded] = field(default_factory=list)
+    network: Network | None = None
 
     def _authorised(self, request: web.Request) -> bool:
         pair = f"{self.api_key}:{self.api_token}".encode()
@@ -42,7 +43,10 @@ class FakeExotel:
         if not all(form.get(k) for k in ("From", "CallerId", "Url")):
             return _exception(400, "From, CallerId and Url are mandatory")
         self.placed.append(recorded)
-        return web.json_response({"Call": {"Sid": uuid.uuid4().hex, "Status": "in-progress",
+        sid = uuid.uuid4().hex
+        if self.network is not None:
+            self.network.placed(sid, recorded)
+        return web.json_response({"Call": {"Sid": sid, "Status": "in-progress",
                                            "From": form["From"],
                                            "PhoneNumberSid": form["CallerId"]}})
 

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.faults import RetryPolicy
 from gateway.rest.twilio import TwilioCredentials, TwilioRest
-from tests.fakes import Recorded, Script, record, serving
+from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 
@@ -33,6 +33,7 @@ class FakeTwilio:
     script: Script = field(default_factory=Script)
     requests: list[Recorded] = field(default_factory=list)
     placed: list[Recorded] = field(default_factory=list)
+    network: Network | None = None
 
     async def create_call(self, request: web.Request) -> web.Response:
         header = request.headers.get("Authorization", "")
@@ -45,17 +46,24 @@ class FakeTwilio:
             return web.json_response({"code": 21201, "message": "No 'To', 'From' or 'Url' "
                                       "specified", "status": 400}, status=400)
         self.placed.append(recorded)
-        return web.json_response({"sid": "CA" + uuid.uuid4().hex, "status": "queued"},
-                                 status=201)
+        sid = "CA" + uuid.uuid4().hex
+        if self.network is not None:
+            self.network.placed(sid, recorded)
+        return web.json_response({"sid": sid, "status": "queued", "to": recorded.form["To"],
+                                  "from": recorded.form["From"]}, status=201)
 
     async def update_call(self, request: web.Request) -> web.Response:
         header = request.headers.get("Authorization", "")
         expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        self.requests.append(await record(request))
+        self.requests.append(recorded := await record(request))
         if request.match_info["account"] != self.account or header != expected:
             return web.json_response({"code": 20003, "message": "Authenticate",
                                       "status": 401}, status=401)
         status = self.script.next()
+        if status == 200 and self.network is not None \
+                and recorded.form.get("Status") in ("completed", "canceled") \
+                and not self.network.hang_up(request.match_info["call"]):
+            status = 404
         if status == 200:
             return web.json_response({"sid": request.match_info["call"], "status": "completed"})
         if status == 404:

@@ -1,6 +1,7 @@
 """Fakes of the carriers' REST APIs, on loopback: each checks the credentials as its carrier
 does, records every request, and answers the way the carrier would (a scripted status first,
-where a test wants a failure)."""
+where a test wants a failure). Given a :class:`Network` (:mod:`gateway.rig.dialing`), a fake
+hands it every call it accepts and every hang-up, so the call is then played end to end."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -42,6 +43,16 @@ async def record(request: web.Request) -> Recorded:
     elif body and request.content_type == "application/json":
         data = json.loads(body)
     return Recorded(request.method, request.path, dict(request.headers), form, data, body)
+
+
+class Network(Protocol):
+    """What plays the calls a fake API accepts (:mod:`gateway.rig.dialing.network`)."""
+
+    def placed(self, call_id: str, request: Recorded) -> None:
+        """The fake accepted ``request`` and named the new call ``call_id``."""
+
+    def hang_up(self, call_id: str) -> bool:
+        """End (or cancel) the call; False if no such call is in progress."""
 
 
 @dataclass
