@@ -35,8 +35,8 @@ from gateway.dialing.model import (
     MachineDetection,
 )
 from gateway.ending import EndKind
+from gateway.errors import StoreError
 from gateway.handover import HANDOVER_PARAMETER, SUMMARY_PARAMETER, WHISPER_TEXT, Transfers
-from gateway.store.base import StoreError
 
 GREETING_TEXT: Final = ("The person you called has just answered the phone. Greet them now "
                         "and say why you are calling.")
@@ -175,10 +175,14 @@ class AnswerScreen:
 
     async def run(self) -> None:
         """Read the call's request, then act on what was heard meanwhile."""
-        self.record = await self.calls.get(self.dial_id)
+        try:
+            self.record = await self.calls.get(self.dial_id)
+        except StoreError as exc:  # without the request the call goes on as any other
+            self.log.error("dial_unavailable", error=str(exc))
         if self.record is None:
             self.log.warning("dial_unknown")  # a forged or forgotten id: a normal call
             self._move(Stage.TALKING)
+            self.spawn(self.send_text(live.text_message(self.greeting)), "greet")
             return
         self._forget = self.calls.watch(self.dial_id, self.carrier_says)
         self._move(Stage.SCREENING)

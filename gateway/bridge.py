@@ -300,7 +300,8 @@ class CallBridge:
                 raise CallEnding(EndKind.CALLER_DISCONNECTED, f"carrier ended the stream: "
                                                               f"{fault}")
             case core.Stopped():
-                raise CallEnding(EndKind.CALLER_HUNG_UP, "caller hung up")
+                moved = self.control.moved if self.control else None
+                raise CallEnding.of(moved or EndReason(EndKind.CALLER_HUNG_UP, "caller hung up"))
             case core.Paused():
                 if self.playout is not None:
                     self.playout.pause()

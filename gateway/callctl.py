@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol
 from gateway import dtmf
 from gateway.agent import ToolError
 from gateway.audio import AudioFormat
-from gateway.ending import CallEnding, EndKind
+from gateway.ending import CallEnding, EndKind, EndReason
 from gateway.errors import CallControlError
 from gateway.handover import Handover
 from gateway.log import mask_number
@@ -86,6 +86,7 @@ class CallController:
                  can_transfer: bool, handover: Handover | None = None) -> None:
         self.api = api
         self.handover = handover  # warm transfers, where this call can be handed over
+        self._moved: EndReason | None = None
         self.call = call
         self.log = log
         self.can_transfer = can_transfer and api is not None and api.transfers
@@ -169,7 +170,14 @@ class CallController:
             raise CallEnding(request.kind, request.detail)
         raise CallEnding(EndKind.AGENT_ENDED, f"agent ended the call: {request.detail}")
 
+    @property
+    def moved(self) -> EndReason | None:
+        """Why the call is leaving the gateway, once the carrier has been asked to move it
+        elsewhere (a transfer): the carrier then ends the stream, and that is no hang-up."""
+        return self._moved or (self.handover.moving if self.handover else None)
+
     async def _transfer(self, to: str) -> None:
+        self._moved = EndReason(EndKind.TRANSFERRED, f"transferred to {mask_number(to)}")
         found = await self.redirect(to, why="agent")
         if found is None:
             raise CallEnding(EndKind.AGENT_ENDED, "transfer failed; call ended")

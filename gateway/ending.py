@@ -46,6 +46,10 @@ class CallEnding(GatewayError):
         self.reason = EndReason(kind, detail)
         super().__init__(detail)
 
+    @classmethod
+    def of(cls, reason: EndReason) -> CallEnding:
+        return cls(reason.kind, reason.detail)
+
 
 def first_reason(group: BaseExceptionGroup[Any]) -> EndReason | None:
     """The reason of the first :class:`CallEnding` in ``group`` (nested groups too)."""

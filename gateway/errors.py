@@ -72,3 +72,7 @@ class LiveConnectError(PeerError):
 
 class LiveSetupTimeoutError(LiveConnectError):
     """The Live service accepted the connection but never answered ``setup``."""
+
+
+class StoreError(GatewayError):
+    """The call-record database cannot be used (missing, newer schema, unreachable)."""

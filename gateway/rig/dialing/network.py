@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -71,6 +72,8 @@ class PlacedCall:
     answered: bool = False
     hung_up_by_api: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    room: str | None = None  # the conference it was moved into (a warm transfer)
+    moved: asyncio.Event = field(default_factory=asyncio.Event)  # its stream ends: moved
 
     @property
     def to(self) -> str:
@@ -124,6 +127,7 @@ class FakeNetwork:
         self.speed = speed
         self.carrier_amd_ms = carrier_amd_ms
         self.calls: dict[str, PlacedCall] = {}
+        self.rooms: dict[str, list[str]] = {}  # conference -> the calls moved into it
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._http: aiohttp.ClientSession | None = None
 
@@ -133,6 +137,29 @@ class FakeNetwork:
         plan = self.part.plan(call_id, request)
         call = self.calls[call_id] = PlacedCall(call_id, request, plan, self.callees(plan.to))
         self._tasks[call_id] = asyncio.create_task(self._run(call), name=f"fake-call-{call_id}")
+
+    def join(self, call_id: str, room: str) -> bool:
+        """Move an answered call into conference ``room``: its media stream ends (the
+        carrier's ``stop``) and the call stays up in the room. False if it is not up."""
+        call = self.calls.get(call_id)
+        if call is None or call.done.is_set() or not call.answered or call.room is not None:
+            return False
+        call.room = room
+        self.rooms.setdefault(room, []).append(call_id)
+        call.moved.set()
+        return True
+
+    def ring_in(self, to: str, from_: str, answer_url: str, callee: Callee) -> PlacedCall:
+        """A call from a phone to the gateway's number (an inbound call): the carrier fetches
+        ``answer_url`` and ``callee`` is the caller's side of the stream."""
+        sid = "CA" + uuid.uuid4().hex
+        fields = {"To": to, "From": from_, "Url": answer_url}
+        request = Recorded("POST", "(inbound)",
+                           {"Content-Type": "application/x-www-form-urlencoded"}, fields, None,
+                           urllib.parse.urlencode(fields).encode())
+        call = self.calls[sid] = PlacedCall(sid, request, Plan(to, from_, ""), callee)
+        self._tasks[sid] = asyncio.create_task(self._run(call), name=f"fake-call-{sid}")
+        return call
 
     def hang_up(self, call_id: str) -> bool:
         call, task = self.calls.get(call_id), self._tasks.get(call_id)
@@ -184,7 +211,8 @@ class FakeNetwork:
         try:
             await place_call("", list(callee.utterances), peer=peer, answer_url=answer_url,
                              secret=secret, speed=self.speed, tail_ms=callee.tail_ms,
-                             max_s=callee.max_s, result=call.result, observer=verdict)
+                             max_s=callee.max_s, result=call.result, observer=verdict,
+                             stop=call.moved)
         finally:
             if verdict is not None:
                 await verdict.aclose()

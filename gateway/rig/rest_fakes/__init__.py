@@ -54,6 +54,9 @@ class Network(Protocol):
     def hang_up(self, call_id: str) -> bool:
         """End (or cancel) the call; False if no such call is in progress."""
 
+    def join(self, call_id: str, room: str) -> bool:
+        """Move the call into conference ``room``; False if no such call is up."""
+
 
 @dataclass
 class Script:

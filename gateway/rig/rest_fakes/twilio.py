@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Final
 
 from aiohttp import web
 
@@ -22,6 +24,10 @@ from gateway.rest.twilio import TwilioCredentials, TwilioRest
 from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
+
+
+# TwiML moving a call into a conference: <Dial><Conference ...>room</Conference></Dial>.
+_CONFERENCE: Final = re.compile(r"<Conference[^>]*>([^<]+)</Conference>")
 
 
 @dataclass
@@ -60,9 +66,12 @@ class FakeTwilio:
             return web.json_response({"code": 20003, "message": "Authenticate",
                                       "status": 401}, status=401)
         status = self.script.next()
-        if status == 200 and self.network is not None \
-                and recorded.form.get("Status") in ("completed", "canceled") \
-                and not self.network.hang_up(request.match_info["call"]):
+        call = request.match_info["call"]
+        room = _CONFERENCE.search(recorded.form.get("Twiml", ""))
+        if status == 200 and self.network is not None and (
+                (recorded.form.get("Status") in ("completed", "canceled")
+                 and not self.network.hang_up(call))
+                or (room is not None and not self.network.join(call, room.group(1)))):
             status = 404
         if status == 200:
             return web.json_response({"sid": request.match_info["call"], "status": "completed"})
