@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,6 +28,7 @@ from gateway.rig.phone import CallResult, place_call
 from gateway.tasks import cancel_and_wait
 
 _REQUIRED: Final = ("To", "From", "Url")
+_FINAL: Final = ("busy", "no-answer", "failed", "canceled", "completed")
 
 
 @dataclass
@@ -40,23 +42,34 @@ class PlacedCall:
     result: CallResult | None = None
     hung_up_by_api: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    at: float = 0.0  # the network's clock when the call was asked for
+    real_at: float = field(default_factory=time.monotonic)
+    real_end: float | None = None  # time.monotonic() once it ended
 
     def first(self, name: str) -> str:
         return self.form.get(name, [""])[0]
 
+    @property
+    def final_status(self) -> str | None:
+        """How the call ended, in Twilio's words, once it has."""
+        return next((s for s in reversed(self.statuses) if s in _FINAL), None)
+
 
 class FakeTwilioNetwork:
     """``callees`` says who answers each number; ``ring_speed`` scales ringing, and
-    ``speed`` the callee's audio (4: four times real time, as the simulator's ``speed``)."""
+    ``speed`` the callee's audio (4: four times real time, as the simulator's ``speed``);
+    ``clock`` stamps each call asked for (a campaign's fast clock, for its audit)."""
 
     def __init__(self, account: str, token: str, callees: Book | None = None, *,
-                 prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0) -> None:
+                 prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.account = account
         self.token = token
         self.callees = callees or by_last_digit()
         self.prefix = prefix
         self.ring_speed = ring_speed
         self.speed = speed
+        self.clock = clock
         self.calls: dict[str, PlacedCall] = {}
         self.refused: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -88,7 +101,8 @@ class FakeTwilioNetwork:
                                      status=400)
         sid = "CA" + uuid.uuid4().hex
         to = form["To"][0]
-        call = self.calls[sid] = PlacedCall(sid, to, form["From"][0], form, self.callees(to))
+        call = self.calls[sid] = PlacedCall(sid, to, form["From"][0], form, self.callees(to),
+                                            at=self.clock())
         task = asyncio.create_task(self._run(call), name=f"fake-twilio-{sid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -145,12 +159,13 @@ class FakeTwilioNetwork:
             call.statuses.append(f"error: {exc}")
             await self._post(call, "completed" if answered else "failed")
         finally:
+            call.real_end = time.monotonic()
             call.done.set()
 
     async def _post(self, call: PlacedCall, status: str, **extra: str) -> None:
         events = call.form.get("StatusCallbackEvent", [])
         word = {"in-progress": "answered"}.get(status, status)
-        final = status in ("busy", "no-answer", "failed", "canceled", "completed")
+        final = status in _FINAL
         url = call.first("StatusCallback")
         if not url or (not final and word not in events):
             return
@@ -187,11 +202,12 @@ class FakeTwilioNetwork:
 
 @contextlib.asynccontextmanager
 async def fake_twilio_network(account: str, token: str, callees: Book | None = None, *,
-                              prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0
+                              prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0,
+                              clock: Callable[[], float] = time.time
                               ) -> AsyncIterator[tuple[FakeTwilioNetwork, str]]:
     """The network and its API's base URL (for ``VOICEGW_TWILIO_API_URL``)."""
     net = FakeTwilioNetwork(account, token, callees, prefix=prefix, ring_speed=ring_speed,
-                            speed=speed)
+                            speed=speed, clock=clock)
     runner = await listen(net.app(), "127.0.0.1", 0)
     try:
         yield net, f"http://127.0.0.1:{runner.addresses[0][1]}"
