@@ -208,8 +208,7 @@ async def stack(a: argparse.Namespace, db: CampaignStore, tmp: Path, clock: Cloc
         media = sum(1 for c in calls if c.result is not None and c.result.media_received > 0)
         print(f"gateway: {counts.placed} calls placed, {counts.replayed} idempotent replays, "
               f"{counts.refused} refused by the carrier, {counts.stale_callbacks} stale "
-              f"callbacks; {media} calls heard the agent; {len(st.gateway.finished)} media "
-              "calls ended")
+              f"callbacks; {media} calls heard the agent")
     report(a, contacts, as_placed(calls), window=settings.limits.window, runs=runs,
            wall_s=wall_s, virtual_s=0.0 if a.sigkill else virtual_s,
            replays=counts.replayed, far=far)
