@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.campaign.clock import FastClock
 from gateway.campaign.model import (
     Contact,
     ContactState,
@@ -129,3 +130,16 @@ def test_moves_and_retries() -> None:
     assert machine.result is Result.MACHINE
     with pytest.raises(IllegalMove):
         last.attempt(800)
+
+
+def test_fast_clock_settles_before_a_jump(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = [100.0]
+    monkeypatch.setattr("gateway.campaign.clock.time.monotonic", lambda: real[0])
+    clock = FastClock(1_000.0, speed=10, skip_over_s=60, settle_s=0.5)
+    assert clock.real_s(1_030.0) == 3.0  # a short wait runs, ten times faster
+    assert clock.real_s(5_000.0) == 0.5  # a long one: settle first...
+    assert clock.real_s(9_000.0) == 0.5  # (one jump at a time, to the nearest)
+    assert clock.now() == 1_000.0  # ...the calls just started see the time before it
+    real[0] += 0.5
+    assert clock.now() == 5_005.0  # then the hours pass at once
+    assert FastClock(0.0, skip_over_s=60).real_s(3_600.0) == 0.0  # no settling: at once

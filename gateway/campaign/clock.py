@@ -30,19 +30,33 @@ class SystemClock:
 
 
 class FastClock:
-    def __init__(self, start: float, *, speed: float = 1.0, skip_over_s: float = 60.0) -> None:
+    """``settle_s``: real seconds the clock waits before a jump (0: at once), so that calls
+    just started reach the far side before the hours pass, as they would on the wall clock."""
+
+    def __init__(self, start: float, *, speed: float = 1.0, skip_over_s: float = 60.0,
+                 settle_s: float = 0.0) -> None:
         self._start = start
         self._origin = time.monotonic()
         self.speed = speed
         self.skip_over_s = skip_over_s
+        self.settle_s = settle_s
         self.skipped_s = 0.0
+        self._jump = 0.0  # clock seconds to add at ``_jump_at`` (time.monotonic())
+        self._jump_at = 0.0
 
     def now(self) -> float:
-        return self._start + (time.monotonic() - self._origin) * self.speed + self.skipped_s
+        t = time.monotonic()
+        if self._jump and t >= self._jump_at:
+            self.skipped_s += self._jump
+            self._jump = 0.0
+        return self._start + (t - self._origin) * self.speed + self.skipped_s
 
     def real_s(self, until: float) -> float:
         gap = until - self.now()
         if gap > self.skip_over_s:
-            self.skipped_s += gap
-            return 0.0
+            if not self._jump:
+                self._jump_at = time.monotonic() + self.settle_s
+            self._jump = gap if not self._jump else min(self._jump, gap)
+            self.now()  # with no settling, the jump is made here
+            return max(self._jump_at - time.monotonic(), 0.0) if self._jump else 0.0
         return max(gap / self.speed, 0.0)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.carriers.core import Carrier
-from gateway.dialing.model import AnsweredBy
+from gateway.dialing.model import AnsweredBy, DialStatus
 from gateway.listen import listen
 from gateway.rig.dialing.callees import Book, Callee, CalleeKind, by_last_digit
 from gateway.rig.peers import HttpRequest, PhonePeer
@@ -48,6 +49,10 @@ class Progress(enum.Enum):
     FAILED = "failed"
     CANCELED = "canceled"
     COMPLETED = "completed"
+
+
+_FINAL = frozenset({Progress.BUSY.value, Progress.NO_ANSWER.value, Progress.FAILED.value,
+                    Progress.CANCELED.value, Progress.COMPLETED.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +77,20 @@ class PlacedCall:
     answered: bool = False
     hung_up_by_api: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    at: float = 0.0  # the network's clock when the call was asked for (a campaign's audit)
+    real_at: float = field(default_factory=time.monotonic)
+    real_end: float | None = None  # time.monotonic() once it ended
     room: str | None = None  # the conference it was moved into (a warm transfer)
     moved: asyncio.Event = field(default_factory=asyncio.Event)  # its stream ends: moved
 
     @property
     def to(self) -> str:
         return self.plan.to
+
+    @property
+    def final_status(self) -> DialStatus | None:
+        """How the call ended, once it has (the network's words are the dial statuses')."""
+        return next((DialStatus(s) for s in reversed(self.statuses) if s in _FINAL), None)
 
     @property
     def from_(self) -> str:
@@ -120,8 +133,10 @@ class FakeNetwork:
 
     def __init__(self, part: CarrierPart, callees: Book | None = None, *,
                  ring_speed: float = 1.0, speed: float = 1.0,
-                 carrier_amd_ms: float | None = None) -> None:
+                 carrier_amd_ms: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.part = part
+        self.clock = clock  # stamps each call asked for (a campaign's fast clock)
         self.callees = callees or by_last_digit()
         self.ring_speed = ring_speed
         self.speed = speed
@@ -135,7 +150,8 @@ class FakeNetwork:
 
     def placed(self, call_id: str, request: Recorded) -> None:
         plan = self.part.plan(call_id, request)
-        call = self.calls[call_id] = PlacedCall(call_id, request, plan, self.callees(plan.to))
+        call = self.calls[call_id] = PlacedCall(call_id, request, plan, self.callees(plan.to),
+                                                at=self.clock())
         self._tasks[call_id] = asyncio.create_task(self._run(call), name=f"fake-call-{call_id}")
 
     def join(self, call_id: str, room: str) -> bool:
@@ -200,6 +216,7 @@ class FakeNetwork:
             call.statuses.append(f"error: {exc}")
             await self.post(call, Progress.COMPLETED if call.answered else Progress.FAILED)
         finally:
+            call.real_end = time.monotonic()
             call.done.set()
 
     async def _talk(self, call: PlacedCall) -> None:

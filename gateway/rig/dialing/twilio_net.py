@@ -10,7 +10,8 @@ the same way, by the carrier's rig peer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -127,10 +128,11 @@ class FakeTwilioNetwork(FakeNetwork):
     """Twilio's network (the account's auth token signs its callbacks)."""
 
     def __init__(self, account: str, token: str, callees: Book | None = None, *,
-                 prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0) -> None:
+                 prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
         carrier = Carrier.SIGNALWIRE if prefix else Carrier.TWILIO
         super().__init__(TwimlPart(account, token, token, carrier), callees,
-                         ring_speed=ring_speed, speed=speed)
+                         ring_speed=ring_speed, speed=speed, clock=clock)
 
     async def carrier_amd(self, sid: str, answered_by: str) -> None:
         """Post Twilio's AsyncAmd result for ``sid`` (as its detection would)."""
@@ -144,10 +146,12 @@ class FakeTwilioNetwork(FakeNetwork):
 
 @contextlib.asynccontextmanager
 async def fake_twilio_network(account: str, token: str, callees: Book | None = None, *,
-                              prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0
+                              prefix: str = "", ring_speed: float = 1.0, speed: float = 1.0,
+                              clock: Callable[[], float] = time.time
                               ) -> AsyncIterator[tuple[FakeTwilioNetwork, str]]:
-    """The network and its API's base URL (for ``VOICEGW_TWILIO_API_URL``)."""
+    """The network and its API's base URL (for ``VOICEGW_TWILIO_API_URL``); ``clock``
+    stamps each call asked for."""
     net = FakeTwilioNetwork(account, token, callees, prefix=prefix, ring_speed=ring_speed,
-                            speed=speed)
+                            speed=speed, clock=clock)
     async with fake_network(net.part, network=net) as (_, url):
         yield net, url
