@@ -253,9 +253,12 @@ def read_progress(request: WebhookRequest) -> CallProgress:
     call = fields.get("RequestUUID") or fields.get("CallUUID")
     if not call:
         raise WebhookError("no RequestUUID or CallUUID in the status callback")
+    live = fields.get("CallUUID", "") if fields.get("RequestUUID") else ""  # once it is up
     if fields.get("Event") == "MachineDetection" or "Machine" in fields:
         machine = fields.get("Machine", "").strip().lower()
-        return CallProgress(call, None, f"Machine={machine}", _MACHINE.get(machine))
+        return CallProgress(call, None, f"Machine={machine}", _MACHINE.get(machine),
+                            control_id=live)
     word = fields.get("CallStatus", "").strip().lower()
     cause = fields.get("HangupCause", "")
-    return CallProgress(call, _STATUSES.get(word), word + (f" ({cause})" if cause else ""))
+    return CallProgress(call, _STATUSES.get(word), word + (f" ({cause})" if cause else ""),
+                        control_id=live)

@@ -283,6 +283,7 @@ class DialRecord:
     updated_at: float
     key: str | None = None  # the Idempotency-Key it was placed with
     carrier_call_id: str | None = None
+    control_id: str | None = None  # see CallProgress.control_id
     history: tuple[StatusChange, ...] = ()
     amd: AmdResult | None = None
     error: str | None = None  # why it could not be placed
@@ -309,6 +310,9 @@ class CallProgress:
     detail: str = ""  # the carrier's own status word
     answered_by: AnsweredBy | None = None  # the carrier's detection, when this carries it
     beep: bool = False  # the carrier says its detection ended on a beep
+    # The id the carrier controls the call by once it is up, where that differs from the one
+    # placing it answered with (Plivo: the CallUUID, after the request_uuid).
+    control_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

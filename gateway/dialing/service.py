@@ -201,8 +201,14 @@ class DialService:
         if record.carrier_call_id not in (None, event.carrier_call_id):
             self.log.warning("dial_callback_mismatch", dial=dial_id, carrier=carrier.value)
             return None
+        known = record
         if record.carrier_call_id is None:  # the callback beat the REST answer
             record = replace(record, carrier_call_id=event.carrier_call_id)
+        if event.control_id and event.control_id != record.control_id:
+            record = replace(record, control_id=event.control_id)
+        if record is not known and (event.status is None
+                                    or not can_move(record.status, event.status)):
+            await self.book.save(record)  # no move below saves it
         if event.answered_by is not None:
             screen = self._screens.get(dial_id)
             if screen is not None:
@@ -266,7 +272,8 @@ class DialService:
             return record
         if record.carrier_call_id is not None:
             try:
-                await self.dialers[record.request.carrier].hang_up(record.carrier_call_id)
+                await self.dialers[record.request.carrier].hang_up(
+                    record.control_id or record.carrier_call_id)
             except CallControlError as exc:
                 self.log.warning("dial_hang_up_failed", dial=dial_id, error=str(exc))
                 raise

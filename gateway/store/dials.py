@@ -24,14 +24,14 @@ from gateway.store.base import CallStore
 from gateway.store.sql import Row, dumps, json_value
 
 _COLUMNS: Final = ("id", "idempotency_key", "fingerprint", "carrier", "agent", "to_number",
-                   "request", "status", "carrier_call_id", "history", "amd", "error",
-                   "created_at", "updated_at")
+                   "request", "status", "carrier_call_id", "control_id", "history", "amd",
+                   "error", "created_at", "updated_at")
 _INSERT: Final = (f"INSERT INTO dials ({', '.join(_COLUMNS)}) "  # noqa: S608 - constants only
                   f"VALUES ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT DO NOTHING")
 # The status and what answered are written apart: the carrier's callbacks and the call's
 # screen each change their own columns, so neither can undo the other's write.
-_SAVE: Final = ("UPDATE dials SET status = ?, carrier_call_id = ?, history = ?, "
-                "error = ?, updated_at = ? WHERE id = ?")
+_SAVE: Final = ("UPDATE dials SET status = ?, carrier_call_id = ?, control_id = ?, "
+                "history = ?, error = ?, updated_at = ? WHERE id = ?")
 _SAVE_AMD: Final = "UPDATE dials SET amd = ?, updated_at = ? WHERE id = ?"
 _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM dials"  # noqa: S608
 _BY_ID: Final = _SELECT + " WHERE id = ?"
@@ -59,8 +59,8 @@ async def insert(store: CallStore, record: DialRecord) -> DialRecord:
 async def save(store: CallStore, record: DialRecord) -> None:
     """The call's status, history, carrier id and error (not ``amd``: :func:`save_amd`)."""
     await store.execute(_SAVE, (
-        record.status.value, record.carrier_call_id, dumps(_history(record)), record.error,
-        record.updated_at, record.id))
+        record.status.value, record.carrier_call_id, record.control_id,
+        dumps(_history(record)), record.error, record.updated_at, record.id))
 
 
 async def save_amd(store: CallStore, dial_id: str, amd: AmdResult, now: float) -> None:
@@ -95,8 +95,9 @@ def _params(record: DialRecord) -> tuple[Any, ...]:
     req = record.request
     return (record.id, record.key, fingerprint(req), req.carrier.value, req.agent, req.to,
             dumps(req.as_json()), record.status.value, record.carrier_call_id,
-            dumps(_history(record)), dumps(record.amd.as_json()) if record.amd else None,
-            record.error, record.created_at, record.updated_at)
+            record.control_id, dumps(_history(record)),
+            dumps(record.amd.as_json()) if record.amd else None, record.error,
+            record.created_at, record.updated_at)
 
 
 def _record(row: Row) -> DialRecord:
@@ -111,6 +112,7 @@ def _record(row: Row) -> DialRecord:
         id=row["id"], request=request, status=DialStatus(row["status"]),
         created_at=float(row["created_at"]), updated_at=float(row["updated_at"]),
         key=row["idempotency_key"], carrier_call_id=row["carrier_call_id"],
+        control_id=row["control_id"],
         history=tuple(StatusChange(DialStatus(c["status"]), float(c["at"]), c.get("detail", ""))
                       for c in json_value(row["history"])),
         amd=AmdResult.from_json(amd) if amd else None, error=row["error"])

@@ -123,6 +123,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             request {json} NOT NULL,        -- gateway.dialing.model.DialRequest.as_json()
             status TEXT NOT NULL,           -- gateway.dialing.model.DialStatus's value
             carrier_call_id TEXT,
+            control_id TEXT,                -- where the carrier controls it by another id
             history {json} NOT NULL,        -- a list of status, at, detail
             amd {json},                     -- gateway.dialing.model.AmdResult.as_json()
             error TEXT,

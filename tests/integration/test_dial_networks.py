@@ -7,6 +7,7 @@ as the model, and the call records in SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
@@ -22,9 +23,10 @@ from gateway.bridge_config import CallServices
 from gateway.carrier_setup import PROVIDERS
 from gateway.carriers.core import Carrier
 from gateway.config import Settings, custom_endpoint
+from gateway.dialing.model import DialStatus
 from gateway.dialing.setup import OutboundSettings
 from gateway.registry import AgentRegistry
-from gateway.rig.dialing.callees import Book, book, machine, person
+from gateway.rig.dialing.callees import Book, Callee, CalleeKind, book, machine, person
 from gateway.rig.dialing.network import FakeNetwork, PlacedCall, fake_network
 from gateway.rig.dialing.networks import DIALING, carrier_part
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
@@ -153,3 +155,30 @@ async def test_the_carriers_own_detection_decides(tmp_path: Path) -> None:
     assert done["amd"]["source"] == "carrier"
     assert done["status"] == "completed"
     assert call.result is not None and call.result.media_received > 0
+
+
+@pytest.mark.parametrize("carrier", [Carrier.PLIVO, Carrier.TWILIO], ids=["plivo", "twilio"])
+async def test_an_answered_call_is_hung_up_through_the_api(tmp_path: Path,
+                                                           carrier: Carrier) -> None:
+    """Plivo knows a live call only by its CallUUID, not the request's id placing answered
+    with: the gateway learns it from the callbacks and hangs up by it."""
+    stays = Callee(CalleeKind.HUMAN, person().utterances, tail_ms=60_000, max_s=120.0)
+    async with dialling(tmp_path, carrier, book({PERSON: stays})) as dl:
+        assert dl.gateway.dialing is not None
+        async with dl.http.post(f"{dl.url}/v1/calls", json=call_to(PERSON),
+                                headers=HEADERS) as resp:
+            dial = (await resp.json())["id"]
+        answered = asyncio.Event()
+        dl.gateway.dialing.on_status(
+            dial, lambda r: answered.set() if r.status is DialStatus.ANSWERED else None)
+        record = await dl.gateway.dialing.get(dial)
+        if record is not None and record.status is not DialStatus.QUEUED \
+                and record.status is not DialStatus.RINGING:
+            answered.set()
+        await answered.wait()
+        async with dl.http.delete(f"{dl.url}/v1/calls/{dial}", headers=HEADERS) as resp:
+            assert resp.status == 200
+        [call] = dl.net.calls.values()
+        await call.done.wait()
+    assert call.hung_up_by_api
+    assert call.final_status is DialStatus.COMPLETED
