@@ -170,17 +170,10 @@ class CallerPlayout:
 
     def interrupted(self, received: float) -> None:
         self._barge_ins += 1
-        self._wake.set()  # a writer holding audio while paused drops it
-        dropped = self.out.drop_audio()
+        dropped = self._drop_all(received)
         self.stats.media_dropped_barge_in += dropped
         self._resampler.reset()
         self._chunker.drop()
-        if self.pacer is None:
-            self._emit(Queued(Kind.CLEAR, self.stream.clear(), received))
-        else:
-            # Nothing to send: what the carrier already has (at most the pacer's lead) plays
-            # out, and the recording is cut where it ends.
-            self._cleared(received, self.pacer.released_until(received))
         self.stats.interruptions += 1
         heard_turn, heard_ms = self.heard
         heard = heard_ms if heard_turn == self.turn else 0.0
@@ -193,13 +186,19 @@ class CallerPlayout:
     def stop_prompts(self) -> None:
         """Drop the queued audio now and clear the carrier's: a prompt looping while the
         caller holds (the hold music) stops the moment they are back with the agent."""
-        now = time.perf_counter()
-        self._wake.set()
-        self.out.drop_audio()
+        self._drop_all(time.perf_counter())
+
+    def _drop_all(self, at: float) -> int:
+        """Drop every queued chunk and stop what the carrier has; how many were dropped."""
+        self._wake.set()  # a writer holding audio while paused drops it
+        dropped = self.out.drop_audio()
         if self.pacer is None:
-            self._emit(Queued(Kind.CLEAR, self.stream.clear(), now))
+            self._emit(Queued(Kind.CLEAR, self.stream.clear(), at))
         else:
-            self._cleared(now, self.pacer.released_until(now))
+            # Nothing to send: what the carrier already has (at most the pacer's lead) plays
+            # out, and the recording is cut where it ends.
+            self._cleared(at, self.pacer.released_until(at))
+        return dropped
 
     def turn_complete(self, event: live.TurnComplete, received: float) -> None:
         for chunk in self._chunker.flush():

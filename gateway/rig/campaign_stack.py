@@ -8,7 +8,6 @@ and the gateway's ``dials`` table checked against it.
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from gateway.rig.calls_api import PlacedCall as ApiCall
 from gateway.rig.dialing.callees import Book
 from gateway.rig.dialing.network import PlacedCall
 from gateway.rig.dialing.twilio_net import FakeTwilioNetwork, fake_twilio_network
+from gateway.rig.loadtest.local import free_port
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
@@ -58,17 +58,11 @@ class Stack:
     store: SqliteStore  # the gateway's own connection to the database
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def campaign_stack(settings: StackSettings, callees: Book,
                          clock: Callable[[], float]) -> AsyncIterator[Stack]:
     """Serve the stack; ``clock`` stamps each call the network is asked for."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     scenario = scenario_from_dict({"speed": settings.speed})
     async with (fake_twilio_network(ACCOUNT, CARRIER_TOKEN, callees, speed=settings.speed,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from gateway.registry import AgentRegistry
 from gateway.rig.dialing.callees import Book, Callee, CalleeKind, book, machine, person
 from gateway.rig.dialing.network import FakeNetwork, PlacedCall, fake_network
 from gateway.rig.dialing.networks import DIALING, carrier_part
+from gateway.rig.loadtest.local import free_port
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
@@ -43,12 +43,6 @@ HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
 # A short reply (the fixture's words do not matter here, only that the callee hears them).
 SCENARIO = {"speed": 4.0, "turns": [{"reply": "agent_goodbye", "reply_text": REMINDER.greeting}]}
 MESSAGE = "Your appointment is tomorrow at ten. Call us back on 555 0100."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

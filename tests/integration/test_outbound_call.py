@@ -7,7 +7,6 @@ model, and the call-record store in SQLite.
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from gateway.dialing.setup import OutboundSettings
 from gateway.registry import AgentRegistry
 from gateway.rig.dialing.callees import Book, Callee, CalleeKind, book, machine, person
 from gateway.rig.dialing.twilio_net import FakeTwilioNetwork, fake_twilio_network
+from gateway.rig.loadtest.local import free_port
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
@@ -38,12 +38,6 @@ PERSON, VOICEMAIL, HANGS_UP_ON, BUSY = ("+14155550111", "+14155550122", "+141555
 REMINDER = Agent(name="reminder", instructions="Remind the callee of their appointment.",
                  greeting="Hello, this is the clinic calling about your appointment.")
 HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

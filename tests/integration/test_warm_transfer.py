@@ -27,13 +27,13 @@ from gateway.registry import AgentRegistry
 from gateway.rig.dialing.callees import Book, Callee, CalleeKind, book, person
 from gateway.rig.dialing.network import PlacedCall
 from gateway.rig.dialing.twilio_net import FakeTwilioNetwork, fake_twilio_network
+from gateway.rig.loadtest.local import free_port
 from gateway.rig.phone import Utterance, When, load_utterance
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
 from gateway.rig.simulator.speech import speech_dir
 from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
-from tests.integration.test_outbound_call import free_port
 
 ACCOUNT = "AC" + "8" * 32
 TOKEN = "twilio-auth-token-for-handover"

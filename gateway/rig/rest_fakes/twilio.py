@@ -30,6 +30,11 @@ NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 _CONFERENCE: Final = re.compile(r"<Conference[^>]*>([^<]+)</Conference>")
 
 
+def _unauthorised() -> web.Response:
+    return web.json_response({"code": 20003, "message": "Authenticate", "status": 401},
+                             status=401)
+
+
 @dataclass
 class FakeTwilio:
     account: str
@@ -41,13 +46,18 @@ class FakeTwilio:
     placed: list[Recorded] = field(default_factory=list)
     network: Network | None = None
 
-    async def create_call(self, request: web.Request) -> web.Response:
+    async def _authorised(self, request: web.Request) -> Recorded | None:
+        """The request, recorded; None if its account or Basic credentials are wrong."""
         header = request.headers.get("Authorization", "")
         expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         self.requests.append(recorded := await record(request))
         if request.match_info["account"] != self.account or header != expected:
-            return web.json_response({"code": 20003, "message": "Authenticate",
-                                      "status": 401}, status=401)
+            return None
+        return recorded
+
+    async def create_call(self, request: web.Request) -> web.Response:
+        if (recorded := await self._authorised(request)) is None:
+            return _unauthorised()
         if not all(recorded.form.get(k) for k in ("To", "From", "Url")):
             return web.json_response({"code": 21201, "message": "No 'To', 'From' or 'Url' "
                                       "specified", "status": 400}, status=400)
@@ -59,12 +69,8 @@ class FakeTwilio:
                                   "from": recorded.form["From"]}, status=201)
 
     async def update_call(self, request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization", "")
-        expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        self.requests.append(recorded := await record(request))
-        if request.match_info["account"] != self.account or header != expected:
-            return web.json_response({"code": 20003, "message": "Authenticate",
-                                      "status": 401}, status=401)
+        if (recorded := await self._authorised(request)) is None:
+            return _unauthorised()
         status = self.script.next()
         call = request.match_info["call"]
         room = _CONFERENCE.search(recorded.form.get("Twiml", ""))
