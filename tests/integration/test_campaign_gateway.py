@@ -26,7 +26,7 @@ from tests.integration.test_outbound_call import (
     outbound,
 )
 
-BLOCKED = "+14155550155"
+BLOCKED, SILENT = "+14155550155", "+14155550188"
 
 
 def busy() -> Callee:
@@ -42,12 +42,12 @@ async def test_a_number_on_the_do_not_call_list_is_refused_with_403(tmp_path: Pa
 
 
 async def test_a_campaign_through_the_gateway(tmp_path: Path) -> None:
-    # A person, a voicemail, a busy line (retried once), and a number on the list: through
-    # the real /v1/calls, the dial service and the faked carrier network.
+    # A person, a voicemail, a busy line and one nobody answers (each retried once), and a
+    # number on the list: through the real /v1/calls, the dial service and the faked network.
     callees = book({PERSON: person(then="caller_goodbye"), VOICEMAIL: machine(),
-                    BUSY: busy()})
+                    BUSY: busy(), SILENT: Callee(CalleeKind.NO_ANSWER)})
     contacts = (f"number,patient\n{PERSON},Ada\n{VOICEMAIL},Bo\n{BUSY},Cy\n{BLOCKED},Di\n"
-                .encode())
+                f"{SILENT},Ed\n".encode())
     async with outbound(tmp_path, callees) as ob:
         db = CampaignStore(ob.store)
         await db.dnc_add(BLOCKED, "asked", time.time())
@@ -66,6 +66,6 @@ async def test_a_campaign_through_the_gateway(tmp_path: Path) -> None:
     assert report.finished
     assert {n: (c.result, c.attempts) for n, c in done.items()} == {
         PERSON: (Result.ANSWERED, 1), VOICEMAIL: (Result.MACHINE, 1), BUSY: (Result.BUSY, 2),
-        BLOCKED: (Result.DO_NOT_CALL, 0)}
+        SILENT: (Result.NO_ANSWER, 2), BLOCKED: (Result.DO_NOT_CALL, 0)}
     assert sorted(c.to for c in ob.net.calls.values()) == sorted([PERSON, VOICEMAIL, BUSY,
-                                                                  BUSY])
+                                                                  BUSY, SILENT, SILENT])
