@@ -10,7 +10,12 @@
 4. If the person does not answer (busy, no answer, a machine, a failure), the music stops, the
    model hears the caller again and is told, and the agent carries on.
 
-Offered only where the carrier can join two calls (:class:`JoinsCalls`) and place calls.
+Offered only where the carrier can join two calls (:class:`JoinsCalls`) and place calls:
+Twilio and Telnyx (inline ``<Dial><Conference>``), Vonage (an inline NCCO ``conversation``),
+and SignalWire, Plivo and jambonz, whose APIs take only a URL to fetch the conference from (a
+signed link to ``/CARRIER/join``, so only with ``VOICEGW_PUBLIC_URL``). Not on Exotel (its API
+places calls but cannot move a live one), Asterisk, AudioSocket or the browser (no API to
+place a call or join two).
 """
 
 from __future__ import annotations
