@@ -10,7 +10,12 @@
 4. If the person does not answer (busy, no answer, a machine, a failure), the music stops, the
    model hears the caller again and is told, and the agent carries on.
 
-Offered only where the carrier can join two calls (:class:`JoinsCalls`) and place calls.
+Offered only where the carrier can join two calls (:class:`JoinsCalls`) and place calls:
+Twilio and Telnyx (inline ``<Dial><Conference>``), Vonage (an inline NCCO ``conversation``),
+and SignalWire, Plivo and jambonz, whose APIs take only a URL to fetch the conference from (a
+signed link to ``/CARRIER/join``, so only with ``VOICEGW_PUBLIC_URL``). Not on Exotel (its API
+places calls but cannot move a live one), Asterisk, AudioSocket or the browser (no API to
+place a call or join two).
 """
 
 from __future__ import annotations
@@ -197,12 +202,14 @@ class Handover:
                                           SUMMARY_PARAMETER: summary},
                               machine_detection=MachineDetection.HANGUP, timeout_s=RING_S)
         outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        latest: list[DialRecord] = []  # the call's record as it moves (its control id)
 
         def ready() -> None:
             if not outcome.done():
                 outcome.set_result(None)
 
         def status(record: DialRecord) -> None:
+            latest[:] = [record]
             if record.status.final and not outcome.done():
                 outcome.set_result(_why(record))
 
@@ -224,13 +231,14 @@ class Handover:
         if why is not None:
             return why
         self._move(Stage.JOINING)
-        return await self._join(record, to)
+        return await self._join(latest[0] if latest else record, to)
 
     async def _join(self, record: DialRecord, to: str) -> str | None:
         room = f"voicegw-{self.id}"
+        # Once up, the call is known by its control id where that differs (Plivo's CallUUID).
+        call = record.control_id or record.carrier_call_id
         try:
-            if record.carrier_call_id is None or not await self.api.join(
-                    record.carrier_call_id, room):
+            if call is None or not await self.api.join(call, room):
                 return "the person hung up before they could be connected"
             self.moving = EndReason(EndKind.TRANSFERRED, f"warm transfer to {mask_number(to)}")
             if not await self.api.join(self.call, room):

@@ -222,10 +222,12 @@ def test_rest_credentials_hang_up_and_a_public_url_transfers() -> None:
     hang_up_only = from_env(REST)
     assert isinstance(hang_up_only.call_control, JambonzRest)
     assert hang_up_only.call_control.credentials.base_url == "https://jambonz.example.com/api"
-    assert not hang_up_only.call_control.transfers and hang_up_only.extra_hooks == {}
+    rest = hang_up_only.call_control
+    assert not (rest.transfers or rest.joins) and hang_up_only.extra_hooks == {}
     both = from_env({**REST, "VOICEGW_PUBLIC_URL": "https://gw.example.com"})
-    assert isinstance(both.call_control, JambonzRest) and both.call_control.transfers
-    assert set(both.extra_hooks) == {"transfer"}
+    assert isinstance(both.call_control, JambonzRest) and both.call_control.transfers \
+        and both.call_control.joins
+    assert set(both.extra_hooks) == {"transfer", "join"}
 
 
 @pytest.mark.parametrize("env", [

@@ -270,7 +270,7 @@ def test_from_env_signs_hangs_up_and_transfers_with_everything_set() -> None:
     env = {"PLIVO_AUTH_ID": AUTH_ID, "PLIVO_AUTH_TOKEN": TOKEN, "VOICEGW_PUBLIC_URL": PUBLIC}
     plivo = all_setups(env)[Carrier.PLIVO]
     assert plivo.signed and plivo.verify_upgrade is not None
-    assert plivo.call_control is not None and set(plivo.extra_hooks) == {"transfer"}
+    assert plivo.call_control is not None and set(plivo.extra_hooks) == {"transfer", "join"}
     stream = plivo.new_stream()
     assert stream.caps.transfer and stream.carrier is Carrier.PLIVO
     assert plivo.call_control.transfers

@@ -140,7 +140,7 @@ def test_from_env_signs_hangs_up_and_transfers_with_everything_set() -> None:
     assert configured.verify is not None
     rest = configured.call_control
     assert rest is not None and rest.transfers
-    assert set(configured.extra_hooks) == {"transfer"}
+    assert set(configured.extra_hooks) == {"transfer", "join"}
     # Without a public URL SignalWire has nowhere to fetch a transfer's cXML from: hang-ups
     # only, and the agent is not offered the transfer tool.
     no_url = setup.from_env({k: v for k, v in env.items() if k != "VOICEGW_PUBLIC_URL"})

@@ -13,6 +13,7 @@ from gateway.carriers.jambonz_hooks import (
     JambonzHooks,
     JambonzSignature,
     WsAuth,
+    join_links,
     read_progress,
     transfer_links,
 )
@@ -50,7 +51,8 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     ``JAMBONZ_ACCOUNT_SID``, ``JAMBONZ_API_KEY`` and ``VOICEGW_JAMBONZ_API_URL`` place calls
     (with ``VOICEGW_JAMBONZ_APPLICATION_SID``, where set, as the application whose speech and
     carrier settings a placed call takes) and hang up, and,
-    given ``VOICEGW_PUBLIC_URL`` for jambonz to fetch the transfer's verbs from, transfer.
+    given ``VOICEGW_PUBLIC_URL`` for jambonz to fetch the transfer's verbs from, transfer (and
+    join a warm transfer's two calls in a conference).
     ``VOICEGW_JAMBONZ_SAMPLE_RATE`` picks the audio rate (default 16000)."""
     rate = sample_rate(env)
     secret = env.get("JAMBONZ_WEBHOOK_SECRET", "").strip()
@@ -63,10 +65,13 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     public_url = env.get("VOICEGW_PUBLIC_URL", "").strip()
     # The REST client mints the transfer links and the route checks them: one object, one
     # key, so the two cannot disagree.
-    links = transfer_links(credentials.api_key, public_url) \
-        if credentials is not None and public_url else None
+    links = joins = None
+    if credentials is not None and public_url:
+        links = transfer_links(credentials.api_key, public_url)
+        joins = join_links(credentials.api_key, public_url)
     application = env.get("VOICEGW_JAMBONZ_APPLICATION_SID", "").strip() or None
-    rest = JambonzRest(credentials, links=links, application_sid=application) \
+    rest = JambonzRest(credentials, links=links, join_links=joins,
+                       application_sid=application) \
         if credentials else None
     return CarrierSetup(
         carrier=Carrier.JAMBONZ, new_stream=JambonzStream,
@@ -74,4 +79,5 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
         verify_upgrade=BasicAuthCheck(auth.username, auth.password) if auth else None,
         call_control=rest, dialer=rest, read_progress=read_progress,
         subprotocols=SUBPROTOCOLS,
-        extra_hooks={"transfer": links.dial} if links is not None else {})
+        extra_hooks={"transfer": links.dial, "join": joins.dial}
+        if links is not None and joins is not None else {})

@@ -11,6 +11,7 @@ from gateway.carriers.plivo import DEFAULT_CONTENT_TYPE, ContentType, PlivoStrea
 from gateway.carriers.plivo_hooks import (
     PlivoHooks,
     PlivoSignature,
+    join_links,
     read_progress,
     transfer_links,
 )
@@ -38,7 +39,8 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     ``VOICEGW_PLIVO_CHECK_UPGRADE=off``); with ``PLIVO_AUTH_ID`` the gateway also places calls
     and hangs up,
     through ``VOICEGW_PLIVO_API_URL`` (default Plivo's), and, given ``VOICEGW_PUBLIC_URL``
-    for Plivo to fetch the transfer's XML from, transfers. ``VOICEGW_PLIVO_CONTENT_TYPE``
+    for Plivo to fetch the transfer's XML from, transfers (and joins a warm transfer's two
+    calls in a conference). ``VOICEGW_PLIVO_CONTENT_TYPE``
     picks the audio (default L16 at 16 kHz)."""
     content = content_type(env)
     token = env.get("PLIVO_AUTH_TOKEN", "").strip()
@@ -52,14 +54,17 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     public_url = env.get("VOICEGW_PUBLIC_URL", "").strip()
     # The REST client mints the transfer links and the route checks them: one object, one
     # key, so the two cannot disagree.
-    links = transfer_links(credentials.auth_token, public_url) \
-        if credentials is not None and public_url else None
+    links = joins = None
+    if credentials is not None and public_url:
+        links = transfer_links(credentials.auth_token, public_url)
+        joins = join_links(credentials.auth_token, public_url)
     base = env.get("VOICEGW_PLIVO_API_URL", "").strip() or DEFAULT_BASE_URL
-    rest = PlivoRest(credentials, base_url=base, links=links) \
+    rest = PlivoRest(credentials, base_url=base, links=links, join_links=joins) \
         if credentials is not None else None
     return CarrierSetup(
         carrier=Carrier.PLIVO,
         new_stream=functools.partial(PlivoStream, content=content),
         hooks=PlivoHooks(content), verify=verify, verify_upgrade=upgrade,
         call_control=rest, dialer=rest, read_progress=read_progress,
-        extra_hooks={"transfer": links.dial} if links is not None else {})
+        extra_hooks={"transfer": links.dial, "join": joins.dial}
+        if links is not None and joins is not None else {})

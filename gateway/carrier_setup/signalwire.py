@@ -8,7 +8,12 @@ from collections.abc import Mapping
 
 from gateway.carrier_setup.base import CarrierSetup
 from gateway.carriers.core import Carrier
-from gateway.carriers.signalwire import SignalWireSignature, signalwire_hooks, transfer_links
+from gateway.carriers.signalwire import (
+    SignalWireSignature,
+    join_links,
+    signalwire_hooks,
+    transfer_links,
+)
 from gateway.carriers.twilio import TwilioStream
 from gateway.carriers.twilio_hooks import read_progress
 from gateway.errors import ConfigError
@@ -21,7 +26,8 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     ``SIGNALWIRE_API_TOKEN`` and ``SIGNALWIRE_SPACE_URL`` (``example.signalwire.com``) the
     gateway places calls and hangs up through the space's compatibility API
     (``VOICEGW_SIGNALWIRE_API_URL`` overrides its base), and, given ``VOICEGW_PUBLIC_URL``
-    for SignalWire to fetch the transfer's cXML from, transfers."""
+    for SignalWire to fetch the transfer's cXML from, transfers (and joins a warm transfer's
+    two calls in a conference)."""
     key = env.get("SIGNALWIRE_SIGNING_KEY", "").strip()
     verify = None
     if key:
@@ -32,18 +38,20 @@ def from_env(env: Mapping[str, str]) -> CarrierSetup:
     space = env.get("SIGNALWIRE_SPACE_URL", "").strip().removeprefix("https://").rstrip("/")
     base = env.get("VOICEGW_SIGNALWIRE_API_URL", "").strip() or (
         f"https://{space}/api/laml" if space else "")
-    rest = links = None
+    rest = links = joins = None
     if project or token:
         if not (project and token and base):
             raise ConfigError("SignalWire's API needs SIGNALWIRE_PROJECT_ID, "
                               "SIGNALWIRE_API_TOKEN and SIGNALWIRE_SPACE_URL together")
         public_url = env.get("VOICEGW_PUBLIC_URL", "").strip()
         links = transfer_links(token, public_url) if public_url else None
+        joins = join_links(token, public_url) if public_url else None
         rest = TwilioRest(TwilioCredentials(project, project, token), base_url=base,
-                          carrier=Carrier.SIGNALWIRE, links=links)
+                          carrier=Carrier.SIGNALWIRE, links=links, join_links=joins)
     return CarrierSetup(
         carrier=Carrier.SIGNALWIRE,
         new_stream=functools.partial(TwilioStream, carrier=Carrier.SIGNALWIRE),
         hooks=signalwire_hooks(), verify=verify, call_control=rest, dialer=rest,
         read_progress=read_progress,
-        extra_hooks={"transfer": links.dial} if links is not None else {})
+        extra_hooks={"transfer": links.dial, "join": joins.dial}
+        if links is not None and joins is not None else {})

@@ -1,5 +1,5 @@
 """jambonz's webhooks, sans-I/O: the answer (a JSON array of verbs), the busy answer, the
-transfer's ``dial``, and signed webhooks.
+transfer's ``dial``, a warm transfer's ``conference``, and signed webhooks.
 
 **The answer.** jambonz calls the application's call webhook with ``POST`` and a JSON body of
 the call's attributes in snake_case (``call_sid``, ``from``, ``to``, ``direction``,
@@ -59,6 +59,7 @@ SCHEME: Final = "v1"
 TOLERANCE_S: Final = 300.0  # jambonz's own verifier allows five minutes
 CONTENT_TYPE: Final = "application/json"
 TRANSFER_PATH: Final = "/jambonz/transfer"
+JOIN_PATH: Final = "/jambonz/join"
 # A number (or SIP address) longer than this is not worth carrying in the metadata.
 MAX_FORWARDED_CHARS: Final = 128
 _MAX_HEADER_CHARS: Final = 1024
@@ -121,10 +122,24 @@ def dial_verbs(number: str) -> AnswerDocument:
     return _verbs([{"verb": "dial", "target": [leg]}])
 
 
+def conference_verbs(room: str) -> AnswerDocument:
+    """A ``conference`` verb putting the call into ``room`` (a warm transfer's join), replacing
+    the stream; the conference ends when either call leaves, with no beep."""
+    if not room.strip():
+        raise ValueError("empty conference name")
+    return _verbs([{"verb": "conference", "name": room, "beep": False,
+                    "startConferenceOnEnter": True, "endConferenceOnExit": True}])
+
+
 def transfer_links(secret: str, public_url: str) -> TransferLinks:
     """Signed links to ``/jambonz/transfer`` (:mod:`gateway.carriers.transfer_links`), keyed
     by the API key, answering ``dial``."""
     return TransferLinks(secret, public_url, TRANSFER_PATH, dial_verbs)
+
+
+def join_links(secret: str, public_url: str) -> TransferLinks:
+    """Signed links to ``/jambonz/join``, keyed by the API key, answering ``conference``."""
+    return TransferLinks(secret, public_url, JOIN_PATH, conference_verbs, field="room")
 
 
 class JambonzHooks:

@@ -34,7 +34,9 @@ returned.
 gateway serves ``/plivo/transfer``, which answers ``<Dial>`` to the number in its query. That
 route is signed by Plivo like the answer, and the number is signed by the gateway
 (:mod:`gateway.carriers.transfer_links`): only a number the gateway itself put in a link,
-within its lifetime, is ever dialled, whoever fetches the route.
+within its lifetime, is ever dialled, whoever fetches the route. A warm transfer's join is
+the same kind of redirect, to ``/plivo/join``, which answers ``<Conference>`` to a room the
+gateway signed into the link.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ FORWARDED_FIELDS: Final = ("From", "To", "Direction")
 # Which parameters ride first when not all fit in extraHeaders: the rest follow in order.
 _FIRST: Final = (TOKEN_PARAMETER, "To", "From")
 TRANSFER_PATH: Final = "/plivo/transfer"
+JOIN_PATH: Final = "/plivo/join"
 _XML: Final = '<?xml version="1.0" encoding="UTF-8"?>'
 CONTENT_TYPE: Final = "application/xml"
 
@@ -205,6 +208,15 @@ def dial_xml(number: str) -> str:
     return f"{_XML}<Response><Dial><{element}>{escape(target)}</{element}></Dial></Response>"
 
 
+def conference_xml(room: str) -> str:
+    """XML that puts the call into conference ``room`` (a warm transfer's join); the
+    conference ends when either call leaves, and no sound marks anyone entering."""
+    if not room.strip():
+        raise ValueError("empty conference name")
+    return (f'{_XML}<Response><Conference startConferenceOnEnter="true" '
+            f'endConferenceOnExit="true">{escape(room)}</Conference></Response>')
+
+
 class PlivoHooks:
     """Plivo's answer URL: ``POST`` (or ``GET``) with the call's fields, Plivo XML back."""
 
@@ -232,6 +244,13 @@ def transfer_links(token: str, public_url: str) -> TransferLinks:
     the Auth Token, answering Plivo's ``<Dial>``."""
     return TransferLinks(token, public_url, TRANSFER_PATH,
                          lambda number: AnswerDocument(dial_xml(number), CONTENT_TYPE))
+
+
+def join_links(token: str, public_url: str) -> TransferLinks:
+    """Signed links to ``/plivo/join``, keyed by the Auth Token, answering ``<Conference>``."""
+    return TransferLinks(token, public_url, JOIN_PATH,
+                         lambda room: AnswerDocument(conference_xml(room), CONTENT_TYPE),
+                         field="room")
 
 
 # -- status callbacks of placed calls ------------------------------------------------------

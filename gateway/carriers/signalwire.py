@@ -14,7 +14,9 @@ SignalWire does not document signing the media socket's upgrade: the per-call to
 
 **Transfers.** SignalWire's call-update API takes no inline cXML, only a ``Url`` to fetch new
 instructions from, so the gateway serves ``/signalwire/transfer``, which dials only a number
-the gateway signed into the link (:mod:`gateway.carriers.transfer_links`).
+the gateway signed into the link (:mod:`gateway.carriers.transfer_links`). A warm transfer's
+join is the same kind of redirect, to ``/signalwire/join``, which answers
+``<Dial><Conference>`` to a room the gateway signed into the link.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from gateway.carriers.hooks import (
     WebhookRequest,
 )
 from gateway.carriers.transfer_links import TransferLinks
-from gateway.carriers.twilio_hooks import TwilioHooks, is_valid
+from gateway.carriers.twilio_hooks import TwilioHooks, conference_twiml, is_valid
 
 SIGNATURE_HEADER: Final = "X-SignalWire-Signature"
 COMPAT_HEADER: Final = "X-Twilio-Signature"
 TRANSFER_PATH: Final = "/signalwire/transfer"
+JOIN_PATH: Final = "/signalwire/join"
 
 
 def json_signature(key: str, url: str, body: bytes) -> str:
@@ -80,3 +83,14 @@ def dial_cxml(number: str) -> AnswerDocument:
 def transfer_links(secret: str, public_url: str) -> TransferLinks:
     """Signed links to ``/signalwire/transfer``, keyed by the project's API token."""
     return TransferLinks(secret, public_url, TRANSFER_PATH, dial_cxml)
+
+
+def conference_cxml(room: str) -> AnswerDocument:
+    """cXML that puts the call into conference ``room`` (a warm transfer's join)."""
+    return AnswerDocument('<?xml version="1.0" encoding="UTF-8"?>' + conference_twiml(room),
+                          "text/xml")
+
+
+def join_links(secret: str, public_url: str) -> TransferLinks:
+    """Signed links to ``/signalwire/join``, keyed by the project's API token."""
+    return TransferLinks(secret, public_url, JOIN_PATH, conference_cxml, field="room")

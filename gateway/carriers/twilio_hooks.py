@@ -106,6 +106,16 @@ def busy_twiml() -> str:
     return f"{_XML}<Response><Say>{escape(BUSY_TEXT)}</Say><Hangup/></Response>"
 
 
+def conference_twiml(room: str) -> str:
+    """TwiML that puts the call into conference ``room`` (a warm transfer's join); the
+    conference ends when either call leaves. SignalWire's cXML and Telnyx's TeXML take the
+    same ``<Dial><Conference>`` with the same attributes."""
+    if not room.strip():
+        raise ValueError("empty conference name")
+    return ("<Response><Dial><Conference beep=\"false\" endConferenceOnExit=\"true\" "
+            f"startConferenceOnEnter=\"true\">{escape(room)}</Conference></Dial></Response>")
+
+
 def twiml_call_info(request: WebhookRequest) -> CallInfo:
     return form_call_info(request, "CallSid", FORWARDED_FIELDS)
 

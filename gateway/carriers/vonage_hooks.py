@@ -153,6 +153,14 @@ def busy_ncco() -> AnswerDocument:
     return _ncco([{"action": "talk", "text": BUSY_TEXT}])
 
 
+def conversation_ncco(room: str) -> list[dict[str, Any]]:
+    """An NCCO putting the call into conversation ``room`` (a warm transfer's join: the call
+    is transferred to it inline); either call leaving ends the conversation."""
+    if not room.strip():
+        raise ValueError("empty conversation name")
+    return [{"action": "conversation", "name": room, "startOnEnter": True, "endOnExit": True}]
+
+
 class VonageHooks:
     """Vonage's answer webhook: ``GET`` (or ``POST`` JSON) with the call's fields, NCCO back."""
 

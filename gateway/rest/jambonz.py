@@ -6,7 +6,9 @@ server also takes ``POST`` there, for older clients; ``PUT`` is the documented m
 ``{"call_hook": {"url": ..., "method": "POST"}}`` makes jambonz fetch new verbs from that URL
 and run them instead of the ``listen`` (which closes the media socket). That URL is the
 gateway's own ``/jambonz/transfer``, in a link that names the number and is signed by the
-gateway (:class:`gateway.carriers.transfer_links.TransferLinks`), answering a ``dial``.
+gateway (:class:`gateway.carriers.transfer_links.TransferLinks`), answering a ``dial``. A warm
+transfer's join is the same redirect to a link to ``/jambonz/join``, answering a
+``conference`` verb.
 
 Placing a call is ``POST /v1/Accounts/{account_sid}/Calls`` (201 with the call's ``sid``):
 ``from``, ``to`` (a ``phone`` target), ``call_hook`` (the gateway's answer URL, which answers
@@ -78,6 +80,7 @@ class JambonzRest:
     for jambonz to fetch the transfer's verbs from) it can hang up but not transfer."""
 
     def __init__(self, credentials: JambonzCredentials, *, links: TransferLinks | None = None,
+                 join_links: TransferLinks | None = None,
                  application_sid: str | None = None, timeout_s: float = 10.0,
                  retry: RetryPolicy = REST_RETRY, log: Any = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -86,6 +89,7 @@ class JambonzRest:
         self.application_sid = application_sid
         self.credentials = credentials
         self.links = links
+        self.join_links = join_links
         self._clock = clock
         headers = {"Authorization": f"Bearer {credentials.api_key}"}
         self.http = RestTransport(credentials.base_url, lambda: headers, carrier="jambonz",
@@ -129,7 +133,21 @@ class JambonzRest:
         if self.links is None:
             raise CallControlError("jambonz transfers need VOICEGW_PUBLIC_URL: jambonz fetches "
                                    "the transfer's verbs from the gateway")
+        return await self._redirect(call, self.links.link(to, self._clock()), "transfer")
+
+    @property
+    def joins(self) -> bool:
+        return self.join_links is not None  # jambonz fetches the conference from the gateway
+
+    async def join(self, call: str, room: str) -> bool:
+        """Move the call into conference ``room`` (its stream ends). False if it was over."""
+        if self.join_links is None:
+            raise CallControlError("jambonz joins need VOICEGW_PUBLIC_URL: jambonz fetches "
+                                   "the conference verb from the gateway")
+        return await self._redirect(call, self.join_links.link(room, self._clock()), "join")
+
+    async def _redirect(self, call: str, url: str, action: str) -> bool:
         path = self._path(call)
-        body = {"call_hook": {"url": self.links.link(to, self._clock()), "method": "POST"}}
-        return await self.http.request("PUT", path, action="transfer", call=call,
+        body = {"call_hook": {"url": url, "method": "POST"}}
+        return await self.http.request("PUT", path, action=action, call=call,
                                        json=body) is not None

@@ -4,8 +4,9 @@ Hanging up is ``DELETE /v1/Account/{auth_id}/Call/{call_uuid}/`` (204). A transf
 ``POST`` to the same URL with ``legs=aleg`` and ``aleg_url``: Plivo fetches new XML there and
 runs it instead of the stream (202). That URL is the gateway's own ``/plivo/transfer``, in a
 link that names the number and is signed by the gateway
-(:class:`gateway.carriers.transfer_links.TransferLinks`). A call that has ended is a 404: it is
-gone, not an error. Credentials are the Auth ID and Auth Token, as HTTP Basic auth.
+(:class:`gateway.carriers.transfer_links.TransferLinks`). A warm transfer's join is the same
+request to a link to ``/plivo/join``, which answers ``<Conference>``. A call that has ended is
+a 404: it is gone, not an error. Credentials are the Auth ID and Auth Token, as HTTP Basic auth.
 
 **Placing a call** is ``POST /v1/Account/{auth_id}/Call/`` (JSON: ``from``, ``to``,
 ``answer_url``, ``ring_url``, ``hangup_url``, ``ring_timeout``; numbers as Plivo writes them,
@@ -77,11 +78,13 @@ class PlivoRest:
     for Plivo to fetch the transfer from) it can hang up but not transfer."""
 
     def __init__(self, credentials: PlivoCredentials, *, base_url: str = DEFAULT_BASE_URL,
-                 links: TransferLinks | None = None, timeout_s: float = 10.0,
+                 links: TransferLinks | None = None,
+                 join_links: TransferLinks | None = None, timeout_s: float = 10.0,
                  retry: RetryPolicy = REST_RETRY, log: Any = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.credentials = credentials
         self.links = links
+        self.join_links = join_links
         self._clock = clock
         self.http = RestTransport(base_url,
                                   basic_auth(credentials.auth_id, credentials.auth_token),
@@ -129,8 +132,21 @@ class PlivoRest:
         if self.links is None:
             raise CallControlError("plivo transfers need VOICEGW_PUBLIC_URL: Plivo fetches "
                                    "the transfer's XML from the gateway")
+        return await self._redirect(call, self.links.link(to, self._clock()), "transfer")
+
+    @property
+    def joins(self) -> bool:
+        return self.join_links is not None  # Plivo fetches the <Conference> from the gateway
+
+    async def join(self, call: str, room: str) -> bool:
+        """Move the call into conference ``room`` (its stream ends). False if it was over."""
+        if self.join_links is None:
+            raise CallControlError("plivo joins need VOICEGW_PUBLIC_URL: Plivo fetches the "
+                                   "conference's XML from the gateway")
+        return await self._redirect(call, self.join_links.link(room, self._clock()), "join")
+
+    async def _redirect(self, call: str, url: str, action: str) -> bool:
         path = self._path(call)
-        body = {"legs": "aleg", "aleg_url": self.links.link(to, self._clock()),
-                "aleg_method": "POST"}
-        return await self.http.request("POST", path, action="transfer", call=call,
+        body = {"legs": "aleg", "aleg_url": url, "aleg_method": "POST"}
+        return await self.http.request("POST", path, action=action, call=call,
                                        json=body) is not None

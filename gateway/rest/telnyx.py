@@ -22,6 +22,12 @@ The answer names the call by ``call_sid``, its Call Control id, so hanging it up
 it rings) is the same ``hangup`` command as for any call. ``account_sid`` is the account's id
 (``AccountSid`` in Telnyx's webhooks), ``ApplicationSid`` the TeXML application's.
 
+**A warm transfer's join** is the TeXML call update,
+``POST /v2/texml/Accounts/{account_sid}/Calls/{call_sid}`` with ``Texml``: inline TeXML
+(``<Dial><Conference>``, as Twilio's) that replaces what the call is doing, which ends its
+stream. The body is JSON, as Telnyx's own SDK sends it. It needs the account's id, so calls
+are joined only where the gateway places calls too.
+
 Why not the official ``telnyx`` package: it is generated for every Telnyx product (over 3,000
 modules, about a second to import, on httpx rather than the gateway's aiohttp pool), and two
 commands do not need it. It
@@ -38,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gateway.carriers.twilio_hooks import conference_twiml
 from gateway.dialing.model import PlaceCall
 from gateway.errors import CallControlError, ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
@@ -125,6 +132,20 @@ class TelnyxRest:
         if not _DESTINATION.match(target):
             raise ValueError("transfer destination must be E.164 (+15550100) or a sip: URI")
         return await self._command(call, "transfer", {"to": target})
+
+    @property
+    def joins(self) -> bool:
+        return self.texml is not None  # the update's path names the account
+
+    async def join(self, call: str, room: str) -> bool:
+        """Move the call into conference ``room`` (its stream ends); False if it was over."""
+        if self.texml is None:
+            raise CallControlError("joining Telnyx calls needs VOICEGW_TELNYX_ACCOUNT_SID")
+        if not _CALL_ID.match(call):
+            raise ValueError(f"not a call control id: {call[:40]!r}")
+        path = f"/v2/texml/Accounts/{self.texml.account_sid}/Calls/{call}"
+        return await self.http.request("POST", path, action="join", call=call,
+                                       json={"Texml": conference_twiml(room)}) is not None
 
     async def place(self, call: PlaceCall) -> str:
         """Create the call through the TeXML application; its Call Control id."""

@@ -6,7 +6,8 @@ Both are ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` with a 
 Auth Token or an API key (``TWILIO_API_KEY``/``TWILIO_API_SECRET``), sent as HTTP Basic auth.
 SignalWire's compatibility API takes the same requests under its space's ``/api/laml``, with
 the project id and an API token; it takes no inline ``Twiml``, so a transfer there redirects
-the call to a signed link on the gateway (``links``) that answers the ``<Dial>``.
+the call to a signed link on the gateway (``links``) that answers the ``<Dial>``, and a warm
+transfer's join to one (``join_links``) that answers the ``<Dial><Conference>``.
 
 Why not the official ``twilio`` package: its async client is a thin layer over the same
 request, and the package (every Twilio product's generated API) costs more to import than the
@@ -25,6 +26,7 @@ from xml.sax.saxutils import escape
 
 from gateway.carriers.core import Carrier
 from gateway.carriers.transfer_links import TransferLinks
+from gateway.carriers.twilio_hooks import conference_twiml
 from gateway.dialing.model import PlaceCall
 from gateway.errors import CallControlError, ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
@@ -78,25 +80,17 @@ def dial_twiml(number: str) -> str:
     return f"<Response><Dial>{escape(target)}</Dial></Response>"
 
 
-def conference_twiml(room: str) -> str:
-    """TwiML that puts the call into conference ``room``; the conference ends when either
-    leaves (a warm transfer's two calls: the caller and the person)."""
-    if not room.strip():
-        raise ValueError("empty conference name")
-    return ("<Response><Dial><Conference beep=\"false\" endConferenceOnExit=\"true\" "
-            f"startConferenceOnEnter=\"true\">{escape(room)}</Conference></Dial></Response>")
-
-
 class TwilioRest:
     """:class:`gateway.callctl.CallControlApi` for Twilio (and SignalWire's LaML API)."""
 
     def __init__(self, credentials: TwilioCredentials, *, base_url: str = DEFAULT_BASE_URL,
                  carrier: Carrier = Carrier.TWILIO, links: TransferLinks | None = None,
-                 timeout_s: float = 10.0, retry: RetryPolicy = REST_RETRY,
-                 log: Any = None) -> None:
+                 join_links: TransferLinks | None = None, timeout_s: float = 10.0,
+                 retry: RetryPolicy = REST_RETRY, log: Any = None) -> None:
         self.carrier = carrier
         self.credentials = credentials
         self.links = links
+        self.join_links = join_links
         self.http = RestTransport(base_url,
                                   basic_auth(credentials.username, credentials.password),
                                   carrier=carrier.value, timeout_s=timeout_s, retry=retry,
@@ -134,11 +128,17 @@ class TwilioRest:
     @property
     def joins(self) -> bool:
         # A conference takes inline TwiML; SignalWire's API takes only a URL to fetch it from.
-        return self.carrier is Carrier.TWILIO
+        return self.carrier is Carrier.TWILIO or self.join_links is not None
 
     async def join(self, call: str, room: str) -> bool:
         """Move the call into conference ``room`` (its media stream ends); False if over."""
-        return await self.redirect(call, conference_twiml(room))
+        if self.join_links is not None:
+            link = self.join_links.link(room, time.time())
+            return await self._update(call, {"Url": link, "Method": "POST"}, "join")
+        if self.carrier is not Carrier.TWILIO:
+            raise CallControlError(f"{self.carrier.value} joins calls only through a link to "
+                                   "the gateway: VOICEGW_PUBLIC_URL is not set")
+        return await self._update(call, {"Twiml": conference_twiml(room)}, "join")
 
     async def place(self, call: PlaceCall) -> str:
         """Create the call (``POST .../Calls.json``); its SID. Twilio fetches ``answer_url``

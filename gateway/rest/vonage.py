@@ -3,7 +3,8 @@
 Both are ``PUT /v1/calls/{uuid}`` with a JSON body: ``{"action": "hangup"}`` ends the call;
 ``{"action": "transfer", "destination": {"type": "ncco", "ncco": [...]}}`` replaces what the
 call is doing with a new NCCO (for a transfer, a ``connect`` to the number, which also ends
-the media socket). Vonage writes phone numbers in E.164 without the ``+``.
+the media socket). A warm transfer's join is a transfer to an NCCO of one ``conversation``
+action naming the room. Vonage writes phone numbers in E.164 without the ``+``.
 
 Placing a call is ``POST /v1/calls`` (201 with the call's ``uuid``): ``to`` a ``phone``
 endpoint, ``from`` one of the application's numbers, ``answer_url`` (fetched with ``GET``, as
@@ -40,7 +41,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gateway.carriers.core import Carrier
 from gateway.carriers.vonage import UUID_RE
-from gateway.carriers.vonage_hooks import msisdn
+from gateway.carriers.vonage_hooks import conversation_ncco, msisdn
 from gateway.dialing.model import PlaceCall
 from gateway.errors import ConfigError
 from gateway.faults import REST_RETRY, RetryPolicy
@@ -160,6 +161,15 @@ class VonageRest:
         return await self._update(call, {"action": "transfer",
                                          "destination": {"type": "ncco", "ncco": ncco}},
                                   "transfer")
+
+    @property
+    def joins(self) -> bool:
+        return True
+
+    async def join(self, call: str, room: str) -> bool:
+        """Move the call into conversation ``room`` (its socket closes); False if over."""
+        return await self._update(call, {"action": "transfer", "destination": {
+            "type": "ncco", "ncco": conversation_ncco(room)}}, "join")
 
     async def place(self, call: PlaceCall) -> str:
         """Create the call; its uuid."""

@@ -1,9 +1,11 @@
-"""A warm transfer end to end over real sockets: a caller rings the gateway through Twilio's
+"""A warm transfer end to end over real sockets: a caller rings the gateway through a carrier's
 faked network, asks for billing, and the agent (the simulated Live server) calls
 ``warm_transfer``. The caller hears the agent, then hold music; the gateway places a call to
 billing, tells the person who is calling once they say hello, and joins both calls in one
-conference (Twilio's call-update API, faked). When billing does not answer, the caller comes
-back to the agent, which is told why.
+conference through the carrier's call-update API, faked (inline on Twilio, Telnyx and Vonage;
+a signed link the carrier fetches on SignalWire, Plivo and jambonz). When billing does not
+answer, the caller comes back to the agent, which is told why. Where the carrier cannot join
+two calls (Exotel), the tool is never declared.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import pytest
 
 from gateway.agent import Agent
 from gateway.bridge_config import CallServices
-from gateway.carrier_setup import twilio
+from gateway.carrier_setup import PROVIDERS
+from gateway.carriers.core import Carrier
 from gateway.config import Settings, custom_endpoint
 from gateway.dialing.setup import OutboundSettings
 from gateway.hold_music import hold_music
 from gateway.registry import AgentRegistry
 from gateway.rig.dialing.callees import Book, Callee, CalleeKind, book, person
-from gateway.rig.dialing.network import PlacedCall
-from gateway.rig.dialing.twilio_net import FakeTwilioNetwork, fake_twilio_network
+from gateway.rig.dialing.network import FakeNetwork, PlacedCall, fake_network
+from gateway.rig.dialing.networks import carrier_part
 from gateway.rig.loadtest.local import free_port
 from gateway.rig.phone import Utterance, When, load_utterance
 from gateway.rig.simulator import SimulatorServer, scenario_from_dict
@@ -35,8 +38,8 @@ from gateway.server import Gateway, load_prompt, running
 from gateway.store.recorder import CallRecorder
 from gateway.store.sqlite import SqliteStore
 
-ACCOUNT = "AC" + "8" * 32
-TOKEN = "twilio-auth-token-for-handover"
+JOINING = (Carrier.TWILIO, Carrier.SIGNALWIRE, Carrier.TELNYX, Carrier.PLIVO, Carrier.VONAGE,
+           Carrier.JAMBONZ)
 OURS, CALLER, BILLING = "+14155550100", "+14155550166", "+14155550177"
 DESK = Agent(name="desk", instructions="Help the caller; hand them to billing on request.",
              call_control=["warm_transfer"], transfer_targets={"billing": BILLING})
@@ -52,14 +55,16 @@ TURNS: list[dict[str, Any]] = [
 
 @dataclass
 class Desk:
-    net: FakeTwilioNetwork
+    carrier: Carrier
+    net: FakeNetwork
     gateway: Gateway
     url: str
     sim: SimulatorServer
     store: SqliteStore
 
     def ended(self, call: PlacedCall) -> str:
-        [summary] = [s for s in self.gateway.finished if s.call_sid == call.sid]
+        sid = call.peer.call_id if call.peer is not None else call.sid  # Plivo: its CallUUID
+        [summary] = [s for s in self.gateway.finished if s.call_sid == sid]
         return summary.end.kind.value
 
     def ring(self) -> PlacedCall:
@@ -67,18 +72,19 @@ class Desk:
         ask = Utterance(load_utterance(speech_dir() / "caller_book_table.wav"), When.START,
                         delay_ms=300)
         caller = Callee(CalleeKind.HUMAN, (ask,), ring_s=0.0, tail_ms=6_000, max_s=90.0)
-        return self.net.ring_in(OURS, CALLER, f"{self.url}/twilio/answer", caller)
+        return self.net.ring_in(OURS, CALLER, f"{self.url}/{self.carrier.value}/answer",
+                                caller)
 
 
 @contextlib.asynccontextmanager
-async def desk(tmp_path: Path, callees: Book) -> AsyncIterator[Desk]:
+async def desk(tmp_path: Path, callees: Book, carrier: Carrier = Carrier.TWILIO
+               ) -> AsyncIterator[Desk]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    async with (fake_twilio_network(ACCOUNT, TOKEN, callees, ring_speed=20.0,
-                                    speed=4.0) as (net, api),
+    part = carrier_part(carrier, url)
+    async with (fake_network(part, callees, ring_speed=20.0, speed=4.0) as (net, api),
                 SimulatorServer(scenario_from_dict({"speed": 4.0, "turns": TURNS})) as sim):
-        setup = twilio.from_env({"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN,
-                                 "VOICEGW_TWILIO_API_URL": api})
+        setup = PROVIDERS[carrier]({**part.environment(api), "VOICEGW_PUBLIC_URL": url})
         store = SqliteStore(tmp_path / "calls.db")
         gateway = Gateway(
             Settings(endpoint=custom_endpoint(sim.url, "test-model"), public_url=url),
@@ -90,12 +96,12 @@ async def desk(tmp_path: Path, callees: Book) -> AsyncIterator[Desk]:
             outbound=OutboundSettings("api-token-for-handover-tests"))
         try:
             async with running(gateway, port=port):
-                yield Desk(net, gateway, url, sim, store)
+                yield Desk(carrier, net, gateway, url, sim, store)
                 await net.wait_all()
                 await gateway.wait_idle()
         finally:
-            assert setup.call_control is not None
-            await setup.call_control.aclose()
+            for client in {id(c): c for c in (setup.dialer, setup.call_control) if c}.values():
+                await client.aclose()  # type: ignore[union-attr]
 
 
 def heard_music(call: PlacedCall) -> bool:
@@ -112,17 +118,19 @@ def heard_music(call: PlacedCall) -> bool:
     return False
 
 
-async def test_the_person_answers_hears_who_is_calling_and_is_joined(tmp_path: Path) -> None:
+@pytest.mark.parametrize("carrier", JOINING, ids=[c.value for c in JOINING])
+async def test_the_person_answers_hears_who_is_calling_and_is_joined(
+        tmp_path: Path, carrier: Carrier) -> None:
     # Billing says hello and stays on the line until the call is moved.
     billing = Callee(CalleeKind.HUMAN, person().utterances, tail_ms=30_000, max_s=90.0)
-    async with desk(tmp_path, book({BILLING: billing})) as d:
+    async with desk(tmp_path, book({BILLING: billing}), carrier) as d:
         caller = d.ring()
         await caller.done.wait()
         await d.gateway.wait_idle()
     [leg] = [c for c in d.net.calls.values() if c.to == BILLING]
     # Billing was called from the line's own number, and both calls met in one conference.
     assert leg.from_ == OURS
-    assert caller.room is not None
+    assert caller.room is not None and caller.room.startswith("voicegw-ho_")
     assert leg.room == caller.room
     assert d.net.rooms[caller.room] == [leg.sid, caller.sid]  # the person first
     # The caller heard the hold music; billing heard the agent's word before the join.
@@ -150,3 +158,18 @@ async def test_when_nobody_answers_the_caller_is_back_with_the_agent(
     assert session.turns_completed == 2
     assert caller.result is not None
     assert caller.result.timeline[-1][0] > caller.result.timeline[0][0] + 3000
+
+
+async def test_where_the_carrier_cannot_join_calls_the_tool_is_not_declared(
+        tmp_path: Path) -> None:
+    # Exotel places calls but has no API that moves a live call: the agent keeps the caller.
+    async with desk(tmp_path, book({}), Carrier.EXOTEL) as d:
+        caller = d.ring()
+        await caller.done.wait()
+        await d.gateway.wait_idle()
+    [session] = d.sim.sessions
+    assert session.setup is not None
+    declared = {f["name"] for tool in session.setup.get("tools", [])
+                for f in tool.get("functionDeclarations", [])}
+    assert "warm_transfer" not in declared
+    assert not [c for c in d.net.calls.values() if c.to == BILLING]

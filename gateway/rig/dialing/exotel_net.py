@@ -16,6 +16,7 @@ import base64
 import json
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from gateway.carriers.core import Carrier
 from gateway.dialing.model import AnsweredBy
-from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress
+from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress, inbound_request
 from gateway.rig.peers import HttpRequest, PhonePeer
 from gateway.rig.peers.registry import new_peer
 from gateway.rig.rest_fakes import Recorded
@@ -57,6 +58,11 @@ class ExotelPart:
         form = request.form
         return Plan(form["From"], form["CallerId"], form.get("StatusCallback", ""),
                     int(form.get("TimeOut") or 60))
+
+    def inbound(self, to: str, from_: str, answer_url: str) -> tuple[str, Recorded]:
+        # Exotel names a call's numbers from the flow's side: the stream's From is the
+        # other party (here the caller), its To the flow's number; the applet's URL is fixed.
+        return uuid.uuid4().hex, inbound_request({"From": from_, "CallerId": to})
 
     def status(self, call: PlacedCall, progress: Progress) -> HttpRequest | None:
         form = call.request.form

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -19,7 +20,7 @@ from aiohttp import web
 from gateway.carriers.core import Carrier
 from gateway.carriers.jambonz_hooks import SIGNATURE_HEADER, signature_header
 from gateway.dialing.model import AnsweredBy
-from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress
+from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress, inbound_request
 from gateway.rig.peers import HttpRequest, PhonePeer
 from gateway.rig.peers.registry import new_peer
 from gateway.rig.rest_fakes import Recorded
@@ -54,6 +55,11 @@ class JambonzPart:
         return Plan(body["to"]["number"], body["from"], _hook(body.get("call_status_hook")),
                     int(body.get("timeout") or 60),
                     _hook(amd.get("actionHook")) or None if isinstance(amd, dict) else None)
+
+    def inbound(self, to: str, from_: str, answer_url: str) -> tuple[str, Recorded]:
+        return str(uuid.uuid4()), inbound_request(data={
+            "from": from_, "to": {"type": "phone", "number": to},
+            "call_hook": {"url": answer_url, "method": "POST"}})
 
     def _post(self, call: PlacedCall, url: str, **fields: Any) -> HttpRequest:
         body = json.dumps({"call_sid": call.sid, "direction": "outbound", "from": call.from_,

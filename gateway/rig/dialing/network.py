@@ -5,7 +5,11 @@ carrier does and hands the call here; :class:`FakeNetwork` then does what the ca
 status callbacks as the call rings and ends (busy, no answer, a failure), and once answered the
 answer fetched from the gateway and the callee's media stream, played by
 :func:`gateway.rig.phone.place_call` through the carrier's own rig peer. A hang-up through the
-carrier's API cancels a ringing call or ends an answered one. Where the request asked for the
+carrier's API cancels a ringing call or ends an answered one, and a join (a warm transfer)
+moves an answered call into a conference room, ending its stream; where the carrier's join
+is a redirect to a URL, the network fetches it as the carrier would (:meth:`FakeNetwork.fetch`,
+signed as the call's answer was). :meth:`FakeNetwork.ring_in` is a call from a phone to the
+gateway, on any carrier. Where the request asked for the
 carrier's own machine detection and the network is given ``carrier_amd_ms``, its verdict
 follows that long (callee's audio time) after the stream opens.
 
@@ -18,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import time
 import urllib.parse
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -82,6 +86,10 @@ class PlacedCall:
     real_end: float | None = None  # time.monotonic() once it ended
     room: str | None = None  # the conference it was moved into (a warm transfer)
     moved: asyncio.Event = field(default_factory=asyncio.Event)  # its stream ends: moved
+    # The carrier's side of its stream and the secret its requests are signed with, once
+    # answered: what the carrier's later fetches for the call (a redirect's URL) use.
+    peer: PhonePeer | None = None
+    secret: str | None = None
 
     @property
     def to(self) -> str:
@@ -116,6 +124,10 @@ class CarrierPart(Protocol):
     def app(self, network: FakeNetwork) -> web.Application:
         """The carrier's REST fake, handing accepted calls and hang-ups to ``network``."""
     def plan(self, sid: str, request: Recorded) -> Plan: ...
+    def inbound(self, to: str, from_: str, answer_url: str) -> tuple[str, Recorded]:
+        """A call from ``from_`` to the gateway's number ``to``: the id the carrier names it
+        by, and a create-call request in this carrier's shape asking for no callbacks (so
+        :meth:`plan` and :meth:`answering` read it as any other)."""
     def status(self, call: PlacedCall, progress: Progress) -> HttpRequest | None:
         """The callback the carrier posts for ``progress`` (None: not one it posts)."""
     def detection(self, call: PlacedCall, by: AnsweredBy, beep: bool) -> HttpRequest | None:
@@ -168,14 +180,26 @@ class FakeNetwork:
     def ring_in(self, to: str, from_: str, answer_url: str, callee: Callee) -> PlacedCall:
         """A call from a phone to the gateway's number (an inbound call): the carrier fetches
         ``answer_url`` and ``callee`` is the caller's side of the stream."""
-        sid = "CA" + uuid.uuid4().hex
-        fields = {"To": to, "From": from_, "Url": answer_url}
-        request = Recorded("POST", "(inbound)",
-                           {"Content-Type": "application/x-www-form-urlencoded"}, fields, None,
-                           urllib.parse.urlencode(fields).encode())
-        call = self.calls[sid] = PlacedCall(sid, request, Plan(to, from_, ""), callee)
+        sid, request = self.part.inbound(to, from_, answer_url)
+        call = self.calls[sid] = PlacedCall(sid, request, self.part.plan(sid, request), callee)
         self._tasks[sid] = asyncio.create_task(self._run(call), name=f"fake-call-{sid}")
         return call
+
+    async def fetch(self, call_id: str, url: str) -> str | None:
+        """The carrier fetches new instructions for an answered call from ``url`` (a
+        redirect), as it fetched the call's answer and signed the same way: the document, or
+        None where the call is not up or the gateway refused it."""
+        call = self.calls.get(call_id)
+        if call is None or call.done.is_set() or call.peer is None:
+            return None
+        request = call.peer.webhook(url, call.secret)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        async with self._http.request(request.method, request.url, data=request.body or None,
+                                      headers=dict(request.headers)) as resp:
+            text = await resp.text()
+            call.statuses.append(f"fetched: {resp.status}")
+            return text if resp.status == 200 else None
 
     def hang_up(self, call_id: str) -> bool:
         call, task = self.calls.get(call_id), self._tasks.get(call_id)
@@ -221,6 +245,7 @@ class FakeNetwork:
 
     async def _talk(self, call: PlacedCall) -> None:
         peer, answer_url, secret = self.part.answering(call)
+        call.peer, call.secret = peer, secret
         callee = call.callee
         call.result = CallResult()
         verdict = _Verdict(self, call) if self.carrier_amd_ms is not None and \
@@ -291,6 +316,17 @@ class _Verdict:
     async def aclose(self) -> None:
         if self.task is not None:
             await cancel_and_wait(self.task)
+
+
+def inbound_request(fields: Mapping[str, str] | None = None, data: object = None
+                    ) -> Recorded:
+    """The stand-in create-call request of an inbound call: a form, or a JSON body."""
+    if data is not None:
+        return Recorded("POST", "(inbound)", {"Content-Type": "application/json"}, {}, data,
+                        json.dumps(data).encode())
+    form = dict(fields or {})
+    return Recorded("POST", "(inbound)", {"Content-Type": "application/x-www-form-urlencoded"},
+                    form, None, urllib.parse.urlencode(form).encode())
 
 
 def form_request(url: str, fields: Mapping[str, str], headers: Mapping[str, str]

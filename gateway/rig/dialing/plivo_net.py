@@ -21,7 +21,14 @@ from aiohttp import web
 from gateway.carriers.core import Carrier
 from gateway.carriers.plivo_hooks import NONCE_HEADER, SIGNATURE_HEADER, compute_signature
 from gateway.dialing.model import AnsweredBy
-from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress, form_request
+from gateway.rig.dialing.network import (
+    FakeNetwork,
+    PlacedCall,
+    Plan,
+    Progress,
+    form_request,
+    inbound_request,
+)
 from gateway.rig.peers import HttpRequest, PhonePeer
 from gateway.rig.peers.registry import new_peer
 from gateway.rig.rest_fakes import Recorded
@@ -58,6 +65,11 @@ class PlivoPart:
             else None
         return Plan("+" + body["to"], "+" + body["from"], body.get("ring_url", ""),
                     int(body.get("ring_timeout") or 60), amd)
+
+    def inbound(self, to: str, from_: str, answer_url: str) -> tuple[str, Recorded]:
+        return str(uuid.uuid4()), inbound_request(data={
+            "to": to.removeprefix("+"), "from": from_.removeprefix("+"),
+            "answer_url": answer_url})
 
     def _signed(self, url: str, fields: Mapping[str, str]) -> HttpRequest:
         nonce = str(secrets.randbelow(10**20))

@@ -10,6 +10,7 @@ with ``POST`` (``UrlMethod``) and signed the same way by Telnyx's rig peer.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +19,14 @@ from aiohttp import web
 from gateway.carriers.core import Carrier
 from gateway.carriers.telnyx_hooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from gateway.dialing.model import AnsweredBy
-from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress, form_request
+from gateway.rig.dialing.network import (
+    FakeNetwork,
+    PlacedCall,
+    Plan,
+    Progress,
+    form_request,
+    inbound_request,
+)
 from gateway.rig.dialing.twilio_net import answered_by, status_fields, wanted
 from gateway.rig.peers import HttpRequest, PhonePeer
 from gateway.rig.peers.registry import new_peer
@@ -43,6 +51,10 @@ class TelnyxPart:
         amd = body.get("AsyncAmdStatusCallback") if body.get("AsyncAmd") else None
         return Plan(body["To"], body["From"], body.get("StatusCallback", ""),
                     int(body.get("Timeout") or 60), amd)
+
+    def inbound(self, to: str, from_: str, answer_url: str) -> tuple[str, Recorded]:
+        return f"v3:{uuid.uuid4().hex}", inbound_request(data={"To": to, "From": from_,
+                                                               "Url": answer_url})
 
     def _signed(self, url: str, fields: Mapping[str, str]) -> HttpRequest:
         request = form_request(url, fields, {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -29,6 +30,7 @@ from gateway.rig.dialing.network import (
     Progress,
     fake_network,
     form_request,
+    inbound_request,
 )
 from gateway.rig.peers import HttpRequest, PhonePeer
 from gateway.rig.peers.registry import new_peer
@@ -91,6 +93,10 @@ class TwimlPart:
         amd = form.get("AsyncAmdStatusCallback") if form.get("AsyncAmd") == "true" else None
         return Plan(form["To"], form["From"], form.get("StatusCallback", ""),
                     int(form.get("Timeout") or 60), amd)
+
+    def inbound(self, to: str, from_: str, answer_url: str) -> tuple[str, Recorded]:
+        return "CA" + uuid.uuid4().hex, inbound_request({"To": to, "From": from_,
+                                                         "Url": answer_url})
 
     def signed(self, url: str, fields: Mapping[str, str]) -> HttpRequest:
         signature = compute_signature(self.signing_key, url, fields.items())

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gateway.carriers.core import Carrier
 from gateway.carriers.vonage_hooks import SIGNATURE_HEADER
 from gateway.dialing.model import AnsweredBy
-from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress
+from gateway.rig.dialing.network import FakeNetwork, PlacedCall, Plan, Progress, inbound_request
 from gateway.rig.peers import HttpRequest, PhonePeer
 from gateway.rig.peers.registry import new_peer
 from gateway.rig.peers.vonage import signed_callback
@@ -59,6 +59,12 @@ class VonagePart:
         return Plan("+" + body["to"][0]["number"], "+" + body["from"]["number"], url,
                     int(body.get("ringing_timer") or 60),
                     url if body.get("advanced_machine_detection") else None)
+
+    def inbound(self, to: str, from_: str, answer_url: str) -> tuple[str, Recorded]:
+        return str(uuid.uuid4()), inbound_request(data={
+            "to": [{"type": "phone", "number": to.removeprefix("+")}],
+            "from": {"type": "phone", "number": from_.removeprefix("+")},
+            "answer_url": [answer_url]})
 
     def _event(self, call: PlacedCall, url: str, **fields: Any) -> HttpRequest:
         body = json.dumps({

@@ -6,10 +6,12 @@ hands it every call it accepts and every hang-up, so the call is then played end
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
@@ -56,6 +58,20 @@ class Network(Protocol):
 
     def join(self, call_id: str, room: str) -> bool:
         """Move the call into conference ``room``; False if no such call is up."""
+
+    async def fetch(self, call_id: str, url: str) -> str | None:
+        """The carrier fetches the call's new instructions from ``url`` (a redirect), signed
+        as its answer was: the document, or None (the call is not up, or it was refused)."""
+
+
+# A conference in TwiML, cXML, TeXML or Plivo XML: <Conference ...>room</Conference>.
+_CONFERENCE: Final = re.compile(r"<Conference[^>]*>([^<]+)</Conference>")
+
+
+def xml_conference(document: str) -> str | None:
+    """The room an XML document puts the call into, or None."""
+    found = _CONFERENCE.search(document)
+    return html.unescape(found.group(1)) if found is not None else None
 
 
 @dataclass

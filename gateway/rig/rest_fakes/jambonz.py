@@ -6,12 +6,15 @@ for the account in the path, then the JSON body (``call_status`` ``completed`` o
 ``no-answer``, or a ``call_hook`` with an absolute http(s) URL). It answers with the next status
 in ``script`` (then 200) and records every request. A new call (``POST
 /v1/Accounts/{sid}/Calls``) needs ``from``, a ``to`` target and a ``call_hook`` or an
-``application_sid``, and is answered 201 with its ``sid``.
+``application_sid``, and is answered 201 with its ``sid``. Given a network, a ``call_hook``
+has it fetch the new verbs as jambonz would and, where they hold a ``conference``, join the
+call to it (a warm transfer's join).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,6 +44,17 @@ def valid_update(body: Any) -> bool:
         return False
     url = _hook_url(hook)
     return hook is None or (isinstance(url, str) and url.startswith(("http://", "https://")))
+
+
+def conference_name(document: str) -> str | None:
+    """The room a ``conference`` verb in the verbs puts the call into, or None."""
+    try:
+        verbs = json.loads(document)
+    except ValueError:
+        return None
+    rooms = [v.get("name") for v in verbs if isinstance(v, dict)
+             and v.get("verb") == "conference"] if isinstance(verbs, list) else []
+    return rooms[0] if rooms and isinstance(rooms[0], str) else None
 
 
 @dataclass
@@ -82,14 +96,27 @@ class FakeJambonz:
             return web.json_response({"msg": "calls.update: invalid request"}, status=400)
         status = self.script.next(200)
         if status == 200 and self.network is not None \
-                and recorded.json.get("call_status") in ("completed", "no-answer") \
-                and not self.network.hang_up(request.match_info["call_sid"]):
+                and not await self._play(request.match_info["call_sid"], recorded.json):
             status = 404
         if status == 200:
             return web.json_response({})
         if status == 404:
             return web.Response(status=404, text="Not Found")
         return web.json_response({"msg": "a server error"}, status=status)
+
+    async def _play(self, call: str, body: dict[str, Any]) -> bool:
+        """What the update does on the network; False where the call is not up."""
+        assert self.network is not None
+        if body.get("call_status") in ("completed", "no-answer"):
+            return self.network.hang_up(call)
+        url = _hook_url(body.get("call_hook"))
+        if not url:
+            return True
+        document = await self.network.fetch(call, url)
+        if document is None:
+            return False
+        room = conference_name(document)
+        return room is None or self.network.join(call, room)
 
     def app(self) -> web.Application:
         app = web.Application()

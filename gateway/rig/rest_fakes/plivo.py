@@ -7,6 +7,8 @@ and records every request, so a test can check the path, the credentials and the
 gateway sent. A new call (``POST .../Call/``) needs ``from``, ``to`` and an http(s)
 ``answer_url`` and is answered 201 with its ``request_uuid``; a request is cancelled with
 ``DELETE .../Request/{request_uuid}/`` (204, or 404 once it is no longer queued or ringing).
+Given a network, a transfer has it fetch the ``aleg_url`` as Plivo would and, where the XML
+names a ``<Conference>``, join the call to it (a warm transfer's join).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from aiohttp import web
 from gateway.carriers.transfer_links import TransferLinks
 from gateway.faults import RetryPolicy
 from gateway.rest.plivo import PlivoCredentials, PlivoRest
-from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
+from gateway.rig.rest_fakes import (
+    Network,
+    Recorded,
+    Script,
+    record,
+    serving,
+    xml_conference,
+)
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 API_ID = "c1d2e3f4-0000-4000-8000-000000000000"
@@ -88,9 +97,11 @@ class FakePlivo:
                     or not str(body.get("aleg_url", "")).startswith(("https://", "http://")):
                 return _error(400, "legs and aleg_url are required")
         status = self.script.next(202 if request.method == "POST" else 204)
-        if status == 204 and self.network is not None:  # a live call, by its CallUUID only
+        if status in (202, 204) and self.network is not None:  # a live call, by its CallUUID
             request_uuid = self.live.get(request.match_info["call"])
-            if request_uuid is None or not self.network.hang_up(request_uuid):
+            if request_uuid is None or not (
+                    self.network.hang_up(request_uuid) if status == 204
+                    else await self._redirect(request_uuid, str(recorded.json["aleg_url"]))):
                 status = 404
         if status == 204:
             return web.Response(status=204)
@@ -100,6 +111,15 @@ class FakePlivo:
         if status == 404:
             return _error(404, "not found")
         return _error(status, "server error")
+
+    async def _redirect(self, request_uuid: str, url: str) -> bool:
+        """The call runs the XML at ``url``: a conference joins it; False if it is not up."""
+        assert self.network is not None
+        document = await self.network.fetch(request_uuid, url)
+        if document is None:
+            return False
+        room = xml_conference(document)
+        return room is None or self.network.join(request_uuid, room)
 
     def app(self) -> web.Application:
         app = web.Application()

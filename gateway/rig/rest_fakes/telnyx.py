@@ -6,7 +6,10 @@ takes JSON bodies only, requires ``to`` on a transfer, and answers each request 
 status in ``script`` (then 200), in Telnyx's shapes: ``{"data": {"result": "ok"}}``, and for
 a call that has ended, 422 with code 90018. A new call needs a JSON body with
 ``ApplicationSid``, ``To`` and ``From`` (422 otherwise), and is answered with its
-``call_sid``. Every request is recorded; placed calls in ``placed`` too.
+``call_sid``. A TeXML call update (``POST /v2/texml/Accounts/{account_sid}/Calls/{call_sid}``,
+JSON as Telnyx's SDK sends it, or a form) takes ``Status`` ``completed``, a ``Url`` or inline
+``Texml``; given a network, ``Texml`` holding a ``<Conference>`` joins the call to it (a warm
+transfer's join). Every request is recorded; placed calls in ``placed`` too.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from aiohttp import web
 
 from gateway.faults import RetryPolicy
 from gateway.rest.telnyx import TelnyxRest, TexmlApp
-from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
+from gateway.rig.rest_fakes import (
+    Network,
+    Recorded,
+    Script,
+    record,
+    serving,
+    xml_conference,
+)
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
 ACTIONS = frozenset({"hangup", "transfer"})
@@ -89,8 +99,33 @@ class FakeTelnyx:
             return errors(404, "10005", "Resource not found", "The call was not found.")
         return errors(status, "10007", "Unexpected error", "An unexpected error occurred.")
 
+    async def update_call(self, request: web.Request) -> web.Response:
+        self.requests.append(recorded := await record(request))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return errors(401, "10009", "Authentication failed",
+                          "The API key provided is not valid.")
+        body: Any = recorded.json if recorded.json is not None else recorded.form
+        if not isinstance(body, dict) or not any(body.get(k) for k in ("Status", "Url",
+                                                                        "Texml")):
+            return errors(422, "10032", "Missing required parameter",
+                          "One of 'Status', 'Url' or 'Texml' is required.")
+        status = self.script.next()
+        call = request.match_info["call"]
+        room = xml_conference(str(body.get("Texml", "")))
+        if status == 200 and self.network is not None and (
+                (body.get("Status") == "completed" and not self.network.hang_up(call))
+                or (room is not None and not self.network.join(call, room))):
+            status = 404
+        if status == 200:
+            return web.json_response({"account_sid": request.match_info["account"],
+                                      "sid": call, "status": "in-progress"})
+        if status == 404:
+            return errors(404, "10005", "Resource not found", "The call was not found.")
+        return errors(status, "10007", "Unexpected error", "An unexpected error occurred.")
+
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_post("/v2/texml/Accounts/{account}/Calls/{call}", self.update_call)
         app.router.add_post("/v2/calls/{call}/actions/{action}", self.command)
         app.router.add_post("/v2/texml/Accounts/{account}/Calls", self.create_call)
         return app

@@ -4,30 +4,34 @@ and of SignalWire's compatibility API, which takes the same requests under ``/ap
 It checks Basic auth as Twilio does, answers each request with the next status in ``script``
 (then 200), and records every request, so a test can check the path, the credentials and the
 form body the gateway sent. A new call (``POST .../Calls.json``) needs ``To``, ``From`` and a
-``Url`` and is answered 201 with its ``sid``.
+``Url`` and is answered 201 with its ``sid``. Given a network, an update whose ``Twiml`` holds
+a ``<Conference>`` joins the call to it; one with a ``Url`` (SignalWire's only way) has the
+network fetch that URL as the carrier would, and joins the call to the conference the cXML
+names.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Final
 
 from aiohttp import web
 
 from gateway.faults import RetryPolicy
 from gateway.rest.twilio import TwilioCredentials, TwilioRest
-from gateway.rig.rest_fakes import Network, Recorded, Script, record, serving
+from gateway.rig.rest_fakes import (
+    Network,
+    Recorded,
+    Script,
+    record,
+    serving,
+    xml_conference,
+)
 
 NO_WAIT = RetryPolicy(attempts=4, base_s=0.0, cap_s=0.0)
-
-
-# TwiML moving a call into a conference: <Dial><Conference ...>room</Conference></Dial>.
-_CONFERENCE: Final = re.compile(r"<Conference[^>]*>([^<]+)</Conference>")
 
 
 def _unauthorised() -> web.Response:
@@ -73,11 +77,7 @@ class FakeTwilio:
             return _unauthorised()
         status = self.script.next()
         call = request.match_info["call"]
-        room = _CONFERENCE.search(recorded.form.get("Twiml", ""))
-        if status == 200 and self.network is not None and (
-                (recorded.form.get("Status") in ("completed", "canceled")
-                 and not self.network.hang_up(call))
-                or (room is not None and not self.network.join(call, room.group(1)))):
+        if status == 200 and self.network is not None and not await self._play(call, recorded):
             status = 404
         if status == 200:
             return web.json_response({"sid": request.match_info["call"], "status": "completed"})
@@ -86,6 +86,20 @@ class FakeTwilio:
                                       "not found", "status": 404}, status=404)
         return web.json_response({"code": 20500, "message": "Internal Server Error",
                                   "status": status}, status=status)
+
+    async def _play(self, call: str, recorded: Recorded) -> bool:
+        """What the update does on the network; False where the call is not up."""
+        assert self.network is not None
+        form = recorded.form
+        if form.get("Status") in ("completed", "canceled"):
+            return self.network.hang_up(call)
+        document = form.get("Twiml")
+        if document is None and form.get("Url"):
+            document = await self.network.fetch(call, form["Url"])
+            if document is None:
+                return False
+        room = xml_conference(document or "")
+        return room is None or self.network.join(call, room)
 
     def app(self) -> web.Application:
         app = web.Application()

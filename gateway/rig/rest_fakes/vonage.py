@@ -5,7 +5,8 @@ It checks each request's JWT as Vonage does: signed RS256 by the application's p
 ``jti``); then the JSON body (``hangup``, or a ``transfer`` to an NCCO). It answers with the
 next status in ``script`` (then 204, Vonage's success) and records every request. A new call
 (``POST /v1/calls``) needs ``to`` (a list of endpoints), ``from`` and ``answer_url`` (a list)
-or an ``ncco``, and is answered 201 with its ``uuid``.
+or an ``ncco``, and is answered 201 with its ``uuid``. Given a network, a transfer to an NCCO
+with a ``conversation`` joins the call to it (a warm transfer's join).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
     # Vonage's errors are RFC 7807 problem documents.
     return web.json_response({"type": f"{_ERRORS}#{title.lower().replace(' ', '-')}",
                               "title": title, "detail": detail}, status=status)
+
+
+def conversation_name(ncco: list[Any]) -> str | None:
+    """The room a ``conversation`` action in the NCCO puts the call into, or None."""
+    rooms = [a.get("name") for a in ncco
+             if isinstance(a, dict) and a.get("action") == "conversation"]
+    return rooms[0] if rooms and isinstance(rooms[0], str) else None
 
 
 @dataclass
@@ -95,8 +103,12 @@ class FakeVonage:
                                                                  list))):
             return _problem(400, "Bad Request", "The request body did not contain valid JSON")
         status = self.script.next(204)
-        if status == 204 and self.network is not None and action == "hangup" \
-                and not self.network.hang_up(request.match_info["uuid"]):
+        call = request.match_info["uuid"]
+        room = conversation_name(destination.get("ncco", [])) \
+            if isinstance(destination, dict) else None
+        if status == 204 and self.network is not None and (
+                (action == "hangup" and not self.network.hang_up(call))
+                or (room is not None and not self.network.join(call, room))):
             status = 404
         if status == 204:
             return web.Response(status=204)
