@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(BIN)/voicegw demo --out demo-call.wav
 
 test: $(VENV)/.installed-test lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check gateway voicegw_agents tests benchmarks
