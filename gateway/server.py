@@ -102,6 +102,7 @@ class Gateway:
         self.calls: dict[asyncio.Task[object], CallBridge] = {}
         self.lag = LoopLag(settings.max_loop_lag_ms / 1000)
         self._lag_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None  # placed calls whose end was lost
         self.finished: deque[CallSummary] = deque(maxlen=FINISHED_KEPT)
         # Refusals by (carrier, reason); /metrics exports them (requests_refused_total).
         self.counters: Counter[tuple[str, str]] = Counter()
@@ -385,14 +386,17 @@ class Gateway:
         if self.services.trace is not None:
             self.services.trace.start()
         self._lag_task = asyncio.create_task(self.lag.run(), name="loop-lag")
+        self._sweep_task = asyncio.create_task(self.dialing.sweep(), name="dial-sweep") \
+            if self.dialing is not None else None
 
     def _recorders(self) -> list[CallRecorder]:
         return [o for o in self.services.observers if isinstance(o, CallRecorder)]
 
     async def _on_cleanup(self, _app: web.Application) -> None:
-        lag, self._lag_task = self._lag_task, None
-        if lag is not None:
-            await cancel_and_wait(lag)
+        for task in (self._lag_task, self._sweep_task):
+            if task is not None:
+                await cancel_and_wait(task)
+        self._lag_task = self._sweep_task = None
         if self.audiosocket is not None:  # after the drain: it refused new calls till now
             await self.audiosocket.aclose()
         for recorder in self._recorders():

@@ -9,10 +9,11 @@ from dataclasses import replace
 from typing import Final
 
 from gateway.carriers.core import Carrier
-from gateway.dialing.model import AmdResult, DialRecord
+from gateway.dialing.model import AmdResult, DialRecord, DialStatus
 from gateway.store import dials
 from gateway.store.base import CallStore
 
+_PLACING: Final = frozenset({DialStatus.QUEUED, DialStatus.RINGING})
 MEMORY_KEPT: Final = 10_000  # dials a store-less gateway remembers (oldest forgotten first)
 
 
@@ -37,6 +38,9 @@ class StoredDials:
 
     async def by_carrier_call(self, carrier: Carrier, call: str) -> DialRecord | None:
         return await dials.by_carrier_call(self.store, carrier, call)
+
+    async def unsettled(self, before: float, limit: int) -> list[DialRecord]:
+        return await dials.unsettled(self.store, before, limit)
 
 
 class MemoryDials:
@@ -73,6 +77,10 @@ class MemoryDials:
     async def by_key(self, key: str) -> DialRecord | None:
         found = self._by_key.get(key)
         return self._by_id.get(found) if found is not None else None
+
+    async def unsettled(self, before: float, limit: int) -> list[DialRecord]:
+        return [r for r in self._by_id.values() if r.status in _PLACING
+                and r.updated_at < before][:limit]
 
     async def by_carrier_call(self, carrier: Carrier, call: str) -> DialRecord | None:
         # The newest first: a placed call's answer comes soon after it is placed.

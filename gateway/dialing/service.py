@@ -39,11 +39,16 @@ from gateway.dialing.model import (
     StatusChange,
     can_move,
 )
-from gateway.errors import CallControlError
+from gateway.errors import CallControlError, StoreError
 from gateway.log import mask_number
 
 MAX_KEY_CHARS: Final = 200
-MAX_HISTORY: Final = 32  # status changes kept per call (a misbehaving carrier cannot grow it)
+MAX_HISTORY: Final = 32
+# A call still queued or ringing this long past its ring timeout has lost its carrier's final
+# callback (a carrier outage, a callback refused): it is failed, so nothing waits on it forever
+# (a campaign's slot, a warm transfer's caller on hold).
+SETTLE_GRACE_S: Final = 120.0
+SWEEP_EVERY_S: Final = 30.0  # status changes kept per call (a misbehaving carrier cannot grow it)
 
 
 class DialBook(Protocol):
@@ -57,6 +62,8 @@ class DialBook(Protocol):
     async def get(self, dial_id: str) -> DialRecord | None: ...
     async def by_key(self, key: str) -> DialRecord | None: ...
     async def by_carrier_call(self, carrier: Carrier, call: str) -> DialRecord | None: ...
+    async def unsettled(self, before: float, limit: int) -> list[DialRecord]:
+        """Calls still queued or ringing, unchanged since before ``before``, oldest first."""
 
 
 # Whether a number may not be called (the do-not-call list); None: no list.
@@ -246,6 +253,33 @@ class DialService:
         """Route the carrier's detection for ``dial_id`` to its call's screen while it runs."""
         self._screens[dial_id] = screen
         return lambda: _forget(self._screens, dial_id)
+
+    async def settle_lost(self) -> int:
+        """Fail the calls whose carrier never said how they ended; how many."""
+        now = self.clock()
+        settled = 0
+        for record in await self.book.unsettled(now - SETTLE_GRACE_S, 500):
+            if now - record.created_at < record.request.timeout_s + SETTLE_GRACE_S:
+                continue
+            async with self._writing:
+                current = await self.book.get(record.id)
+                if current is None or current.status.final:
+                    continue
+                self.log.warning("dial_unsettled", dial=record.id, status=current.status.value,
+                                 carrier=current.request.carrier.value)
+                await self._move(current, DialStatus.FAILED, "no final status from the carrier",
+                                 error="the carrier never said how the call ended")
+                settled += 1
+        return settled
+
+    async def sweep(self) -> None:
+        """Run :meth:`settle_lost` every :data:`SWEEP_EVERY_S` (a task of the server's)."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY_S)
+            try:
+                await self.settle_lost()
+            except StoreError as exc:  # the next sweep tries again
+                self.log.warning("dial_sweep_failed", error=str(exc))
 
     def on_status(self, dial_id: str, listener: Callable[[DialRecord], None]
                   ) -> Callable[[], None]:

@@ -37,6 +37,10 @@ _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM dials"  # noqa: S608
 _BY_ID: Final = _SELECT + " WHERE id = ?"
 _BY_KEY: Final = _SELECT + " WHERE idempotency_key = ?"
 _BY_CARRIER_CALL: Final = _SELECT + " WHERE carrier = ? AND carrier_call_id = ?"
+# Calls still placing (queued or ringing) last changed before a moment: their carrier's final
+# callback may have been lost.
+_UNSETTLED: Final = (_SELECT + " WHERE status IN ('queued', 'ringing') AND updated_at < ? "
+                     "ORDER BY updated_at LIMIT ?")
 
 
 def fingerprint(request: DialRequest) -> str:
@@ -85,6 +89,10 @@ async def key_fingerprint(store: CallStore, key: str) -> str | None:
 async def by_carrier_call(store: CallStore, carrier: Carrier, call: str) -> DialRecord | None:
     rows = await store.fetch(_BY_CARRIER_CALL, (carrier.value, call))
     return _record(rows[0]) if rows else None
+
+
+async def unsettled(store: CallStore, before: float, limit: int) -> list[DialRecord]:
+    return [_record(r) for r in await store.fetch(_UNSETTLED, (before, limit))]
 
 
 def _history(record: DialRecord) -> list[dict[str, Any]]:
