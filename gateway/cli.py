@@ -13,8 +13,22 @@ from pathlib import Path
 from gateway import __version__, eventloop
 from gateway import log as gwlog
 from gateway.errors import ConfigError, GatewayError
+from gateway.workers.worker import SocketMode
 
 RIG_COMMANDS = frozenset({"simulate-live", "call", "loadtest", "demo"})
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a count, or ``auto`` for the cores this process may run on."""
+    if text == "auto":
+        return len(os.sched_getaffinity(0))
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'auto': {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--trace", type=Path, metavar="PATH", help="write when each caller "
                        "frame, reply chunk and clear left the gateway (JSON lines), for "
                        "voicegw loadtest --gateway-trace; a measuring aid, not for production")
+    serve.add_argument("--workers", type=_workers, default=1, metavar="N|auto",
+                       help="gateway processes sharing the port, under a supervisor that "
+                       "restarts one that dies and drains them all on SIGTERM; auto: one "
+                       "per usable core (default 1: this process serves alone)")
+    serve.add_argument("--workers-socket", choices=[m.value for m in SocketMode],
+                       default=SocketMode.REUSEPORT.value,
+                       help="how workers share the port: reuseport (each binds its own "
+                       "socket with SO_REUSEPORT; the kernel spreads new connections evenly) "
+                       "or inherit (all accept from one socket; an idle worker can take a "
+                       "whole burst). Default reuseport: see benchmarks/workers.py")
     serve.add_argument("--loop", choices=eventloop.CHOICES, default="auto",
                        help="event loop: uvloop (C; cheaper sockets and TLS per frame) or "
                        "asyncio's; auto picks uvloop where it is installed")
@@ -96,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gwlog.configure(args.log_level if args.command != "demo" else "warning")
     try:
         if args.command == "serve":
-            return _serve(args)
+            return _serve(args, sys.argv[1:] if argv is None else argv)
         if args.command in RIG_COMMANDS:
             from gateway.rig.cli import run
 
@@ -131,14 +155,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from gateway.config import load_settings
     from gateway.lifecycle import serve
     from gateway.server import Gateway, build_carriers, build_services
+    from gateway.workers.worker import WorkerRole
 
     settings = load_settings(host=args.host, port=args.port, live_url=args.live_url,
                              model=args.model, log_level=args.log_level,
                              max_calls=args.max_calls, max_loop_lag_ms=args.max_loop_lag_ms)
+    role = WorkerRole.from_env(os.environ)
+    if role is None and args.workers > 1:
+        return _supervise(args, argv, settings.host, settings.port, settings.max_calls)
+    if role is not None:
+        from structlog.contextvars import bind_contextvars
+
+        from gateway.workers.slots import share
+
+        # Every log line of this process names its worker (the loop's tasks copy this).
+        bind_contextvars(worker=role.slot)
+        settings = dataclasses.replace(
+            settings, max_calls=share(settings.max_calls, role.count, role.slot))
     for secret in settings.endpoint.headers.values():
         gwlog.register_secret(secret.reveal())
         gwlog.register_secret(secret.reveal().removeprefix("Bearer "))
@@ -169,8 +206,28 @@ def _serve(args: argparse.Namespace) -> int:
     gateway = Gateway(settings, services=services, carriers=carriers, audiosocket=audiosocket,
                       audiosocket_auth=audiosocket_auth, console=console,
                       outbound=OutboundSettings.from_env())
-    eventloop.run(serve(gateway), args.loop)
+    eventloop.run(serve(gateway, role), args.loop)
     return 0
+
+
+def _supervise(args: argparse.Namespace, argv: Sequence[str], host: str, port: int,
+               max_calls: int) -> int:
+    from gateway.console.settings import console_settings
+    from gateway.workers.supervisor import Plan, supervise
+
+    # Both keep state in one process that a request landing on another worker would miss:
+    # an AudioSocket call is registered over HTTP (any worker) and then connects over TCP,
+    # and the console's live views and talk page follow the calls of its own process.
+    if args.audiosocket:
+        raise ConfigError("--audiosocket needs --workers 1: a call registered on one worker "
+                          "would connect to another")
+    if console_settings(os.environ, args.console) is not None:
+        raise ConfigError("the console needs --workers 1: it sees the calls of one process")
+    if max_calls < args.workers:
+        raise ConfigError(f"--max-calls ({max_calls}) must be at least --workers "
+                          f"({args.workers}): each worker takes its share")
+    plan = Plan(argv, args.workers, host, port, SocketMode(args.workers_socket))
+    return eventloop.run(supervise(plan), args.loop)
 
 
 async def _calls(args: argparse.Namespace) -> int:

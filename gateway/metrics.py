@@ -207,11 +207,14 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         ProcessCollector(registry=self.registry)  # CPU, memory, open fds of this process
+        # What GET /metrics serves: this registry, or under ``serve --workers`` the whole
+        # server's (gateway.workers.metrics).
+        self.exposed = self.registry
 
     async def handle(self, request: web.Request) -> web.Response:
         """``GET /metrics``: Prometheus text, or OpenMetrics when the scraper asks for it."""
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return web.Response(body=encoder(self.registry), headers={"Content-Type": content_type})
+        return web.Response(body=encoder(self.exposed), headers={"Content-Type": content_type})
 
     # -- CallObserver: cheap, never blocking (they run on the call's own task) ---------
 

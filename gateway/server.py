@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import socket
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping
 from importlib import resources
@@ -70,6 +71,9 @@ from gateway.webhook_routes import WebhookRoutes, document
 FINISHED_KEPT: Final = 200
 
 log = structlog.get_logger("gateway.server")
+
+
+WORKER_HEADER: Final = "Voicegw-Worker"
 
 
 class Gateway:
@@ -156,6 +160,9 @@ class Gateway:
         # The web console (off unless configured): on this app or a listener of its own.
         self.console = Console.for_gateway(console, self, console_auth) \
             if console is not None else None
+        # The slot of ``voicegw serve --workers N`` this process serves (None: the only
+        # process), named in a header on every response so a client can tell which answered.
+        self.worker: int | None = None
 
     def _outbound(self, outbound: OutboundSettings | None
                   ) -> tuple[DialService | None, DialApi | None]:
@@ -218,6 +225,8 @@ class Gateway:
         app.router.add_get("/metrics", self.metrics.handle)
         if self.token_route is not None and self.console is None:
             self.token_route.add_to(app)  # else where the console is, which its pages call
+        if self.worker is not None:
+            app.on_response_prepare.append(self._name_worker)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)  # after the drain: every call_ended is queued
@@ -256,6 +265,9 @@ class Gateway:
                         max_calls=self.settings.max_calls,
                         loop_lag_ms=round(self.lag.lag_s * 1000, 1))
         return refusal
+
+    async def _name_worker(self, _request: web.Request, response: web.StreamResponse) -> None:
+        response.headers[WORKER_HEADER] = str(self.worker)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "active_calls": len(self.calls)})
@@ -446,8 +458,10 @@ def load_prompt(name: str = "line_unavailable") -> Prompt:
 
 @contextlib.asynccontextmanager
 async def running(gateway: Gateway, host: str = "127.0.0.1",
-                  port: int = 0) -> AsyncIterator[int]:
-    """Serve ``gateway`` in this event loop (tests, the demo); yields the bound port."""
-    runner = await listen(gateway.app(), host, port)
+                  port: int = 0, *, sock: socket.socket | None = None,
+                  reuse_port: bool = False) -> AsyncIterator[int]:
+    """Serve ``gateway`` in this event loop (tests, the demo); yields the bound port. ``sock``
+    and ``reuse_port``: see :func:`gateway.listen.listen`."""
+    runner = await listen(gateway.app(), host, port, sock=sock, reuse_port=reuse_port)
     async with serving_beside(gateway.console, runner):  # cleans up runner when done
         yield int(runner.addresses[0][1])

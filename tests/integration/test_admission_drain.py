@@ -217,6 +217,19 @@ class Process:
         assert found is not None, f"no {name!r} log line:\n" + "\n".join(self.raw)
         return found
 
+    async def all_of(self, name: str, n: int, timeout: float = 30.0,  # noqa: ASYNC109
+                     **fields: Any) -> list[dict[str, Any]]:
+        """The ``name`` log lines with ``fields``, once there are at least ``n`` of them."""
+        def found() -> list[dict[str, Any]]:
+            return [r for r in self.lines if r.get("event") == name
+                    and all(r.get(k) == v for k, v in fields.items())]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._seen:
+                await self._seen.wait_for(lambda: len(found()) >= n or self.reader.done())
+        lines = found()
+        assert len(lines) >= n, f"fewer than {n} {name!r} lines:\n" + "\n".join(self.raw)
+        return lines
+
     def events(self) -> list[str]:
         return [r.get("event", "") for r in self.lines]
 

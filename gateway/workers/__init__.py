@@ -1,0 +1,1 @@
+"""``voicegw serve --workers N``: a supervisor and N gateway processes on one port."""
