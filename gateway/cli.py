@@ -223,6 +223,12 @@ def _supervise(args: argparse.Namespace, argv: Sequence[str], host: str, port: i
                           "would connect to another")
     if console_settings(os.environ, args.console) is not None:
         raise ConfigError("the console needs --workers 1: it sees the calls of one process")
+    # Placed calls are shared through the database, but a call's screen hears its carrier's
+    # detection, and a warm transfer hears the person's call, in the process that holds them:
+    # a status callback landing on another worker would not reach it.
+    if os.environ.get("VOICEGW_API_TOKEN", "").strip():
+        raise ConfigError("outbound calls (VOICEGW_API_TOKEN) need --workers 1: a call's "
+                          "status callbacks may reach another worker than its stream")
     if max_calls < args.workers:
         raise ConfigError(f"--max-calls ({max_calls}) must be at least --workers "
                           f"({args.workers}): each worker takes its share")

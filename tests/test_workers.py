@@ -89,6 +89,17 @@ def test_settings_that_need_one_process_are_refused_with_workers(
     assert message in capsys.readouterr().err
 
 
+def test_outbound_calls_are_refused_with_workers(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cli import main
+
+    monkeypatch.setenv("VOICEGW_API_TOKEN", "t" * 32)
+    assert main(["serve", "--live-url", "ws://127.0.0.1:9/", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "outbound calls (VOICEGW_API_TOKEN) need --workers 1" in err
+    assert "t" * 32 not in err
+
+
 def test_workers_auto_is_the_usable_cores() -> None:
     from gateway.cli import _parser
 
