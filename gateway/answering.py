@@ -53,7 +53,6 @@ class OutboundCalls(Transfers, Protocol):
     """What a call needs from the dial service (:class:`gateway.dialing.service.DialService`):
     its screen's and, for warm transfers, its handover's."""
 
-    async def get(self, dial_id: str) -> DialRecord | None: ...
     async def answered(self, dial_id: str, amd: AmdResult) -> None: ...
     def watch(self, dial_id: str, screen: Callable[[AnsweredBy, bool], None]
               ) -> Callable[[], None]: ...
@@ -257,15 +256,15 @@ class AnswerScreen:
     def _beep(self, end_ms: float | None, why: str) -> None:
         if self.stage is not Stage.AWAITING_BEEP:
             if end_ms is not None and self.result is not None and self.result.beep_ms is None:
-                self.result = _with(self.result, beep_ms=round(end_ms, 1))
+                self.result = dataclasses.replace(self.result, beep_ms=round(end_ms, 1))
                 self._save()
             return
         self._move(Stage.LEAVING_MESSAGE)
         self.playout.release()
         assert self.result is not None
-        self.result = _with(self.result, beep_ms=None if end_ms is None else round(end_ms, 1),
-                            message_ms=round(self._heard_ms, 1),
-                            detail=f"{self.result.detail}; {why}")
+        self.result = dataclasses.replace(
+            self.result, beep_ms=None if end_ms is None else round(end_ms, 1),
+            message_ms=round(self._heard_ms, 1), detail=f"{self.result.detail}; {why}")
         self.log.info("voicemail_message_released", why=why, at_ms=round(self._heard_ms))
         self._save()
         self.spawn(self._leave_message(), "voicemail-message")
@@ -294,7 +293,3 @@ class AnswerScreen:
     def _save(self) -> None:
         if self.result is not None:
             self.spawn(self.calls.answered(self.dial_id, self.result), "amd-record")
-
-
-def _with(result: AmdResult, **changes: Any) -> AmdResult:
-    return dataclasses.replace(result, **changes)

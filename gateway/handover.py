@@ -73,6 +73,7 @@ class Transfers(Protocol):
 
     async def place(self, request: DialRequest, key: str | None = None
                     ) -> tuple[DialRecord, bool]: ...
+    async def get(self, dial_id: str) -> DialRecord | None: ...
     def on_status(self, dial_id: str, listener: Callable[[DialRecord], None]
                   ) -> Callable[[], None]: ...
     def expect_ready(self, handover: str, listener: Callable[[], None]
@@ -179,18 +180,14 @@ class Handover:
                 await self.playout.play_out("handover-hold")
         self._move(Stage.CALLING)
         self.gate.muted = True
-        music = asyncio.get_running_loop().create_future()
-        self.spawn(self._music(music), "hold-music")
-        try:
-            why = await self._fetch(to, summary)
-        finally:
-            music.set_result(None)
+        self.spawn(self._music(), "hold-music")
+        why = await self._fetch(to, summary)
         if why is None and self.moving is not None:
             raise CallEnding.of(self.moving)
         why = why or "the call could not be moved"
         self.log.warning("handover_failed", handover=self.id, why=why, to=mask_number(to))
         self._move(Stage.FAILED)
-        self.playout.stop_prompts()
+        self.playout.stop_prompts()  # the clear also settles the music's mark: it stops
         self.gate.muted = False
         await self.send_text(live.text_message(FAILED_TEXT.format(why=why)))
 
@@ -202,14 +199,12 @@ class Handover:
                                           SUMMARY_PARAMETER: summary},
                               machine_detection=MachineDetection.HANGUP, timeout_s=RING_S)
         outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        latest: list[DialRecord] = []  # the call's record as it moves (its control id)
 
         def ready() -> None:
             if not outcome.done():
                 outcome.set_result(None)
 
         def status(record: DialRecord) -> None:
-            latest[:] = [record]
             if record.status.final and not outcome.done():
                 outcome.set_result(_why(record))
 
@@ -231,7 +226,8 @@ class Handover:
         if why is not None:
             return why
         self._move(Stage.JOINING)
-        return await self._join(latest[0] if latest else record, to)
+        # As it is now: once up, the carrier may know the call by another id (its control id).
+        return await self._join(await self.calls.get(record.id) or record, to)
 
     async def _join(self, record: DialRecord, to: str) -> str | None:
         room = f"voicegw-{self.id}"
@@ -248,15 +244,14 @@ class Handover:
             return "the carrier would not connect the calls"
         return None
 
-    async def _music(self, stop: asyncio.Future[None]) -> None:
-        """Loop the chime, one phrase queued ahead, until ``stop``."""
+    async def _music(self) -> None:
+        """Loop the chime while the caller holds. A phrase ends in a rest, so queuing the next
+        once its mark is heard is seamless; the clear that ends the hold settles that mark."""
         phrase = hold_music(self.playout.fmt.rate)
         n = 0
-        while not stop.done():  # a phrase ends in a rest: re-queuing it on its mark is seamless
+        while self.stage in (Stage.CALLING, Stage.JOINING):
             self.playout.prompt(phrase)
-            played = asyncio.ensure_future(self.playout.play_out(f"hold-{n}"))
-            await asyncio.wait([played, stop], return_when=asyncio.FIRST_COMPLETED)
-            played.cancel()
+            await self.playout.play_out(f"hold-{n}")
             n += 1
 
 

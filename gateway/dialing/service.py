@@ -72,7 +72,7 @@ Blocked = Callable[[str], Awaitable[bool]]
 CarrierVerdict = Callable[[AnsweredBy, bool], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DialCounts:
     placed: int = 0
     refused: int = 0  # the carrier would not place it
@@ -144,7 +144,7 @@ class DialService:
     async def _replayed(self, request: DialRequest, stored: DialRecord) -> DialRecord:
         if self._fingerprint(stored.request) != self._fingerprint(request):
             raise DialInputError("Idempotency-Key", "already used for a different call")
-        self.counts = replace(self.counts, replayed=self.counts.replayed + 1)
+        self.counts.replayed += 1
         return stored
 
     async def _dial(self, record: DialRecord) -> DialRecord:
@@ -163,10 +163,10 @@ class DialService:
         try:
             sid = await dialer.place(call)
         except CallControlError as exc:
-            self.counts = replace(self.counts, refused=self.counts.refused + 1)
+            self.counts.refused += 1
             log.warning("dial_refused", error=str(exc), status=exc.status)
             return await self._move(record, DialStatus.FAILED, str(exc)[:300], error=str(exc))
-        self.counts = replace(self.counts, placed=self.counts.placed + 1)
+        self.counts.placed += 1
         log.info("dial_placed", carrier_call=sid)
         async with self._writing:  # its callbacks may have moved it while the API answered
             record = await self.book.get(record.id) or record
@@ -226,8 +226,7 @@ class DialService:
             return record
         if not can_move(record.status, event.status):
             if event.status is not record.status:
-                self.counts = replace(self.counts,
-                                      stale_callbacks=self.counts.stale_callbacks + 1)
+                self.counts.stale_callbacks += 1
                 self.log.info("dial_callback_stale", dial=dial_id, status=record.status.value,
                               came=event.status.value, detail=event.detail)
             return record

@@ -81,11 +81,6 @@ async def by_key(store: CallStore, key: str) -> DialRecord | None:
     return _record(rows[0]) if rows else None
 
 
-async def key_fingerprint(store: CallStore, key: str) -> str | None:
-    rows = await store.fetch("SELECT fingerprint FROM dials WHERE idempotency_key = ?", (key,))
-    return str(rows[0]["fingerprint"]) if rows else None
-
-
 async def by_carrier_call(store: CallStore, carrier: Carrier, call: str) -> DialRecord | None:
     rows = await store.fetch(_BY_CARRIER_CALL, (carrier.value, call))
     return _record(rows[0]) if rows else None

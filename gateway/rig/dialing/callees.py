@@ -96,7 +96,7 @@ def book(entries: Mapping[str, Callee], default: Callee | None = None) -> Book:
 @dataclass(frozen=True, slots=True)
 class DigitBook:
     """A callee by the number's last digit: 0-5 a person, 6 a machine, 7 busy, 8 no answer,
-    9 a failure; numbers in ``quick`` hang up after saying hello (load tests)."""
+    9 a failure."""
 
     people: Callee = field(default_factory=person)
     machines: Callee = field(default_factory=machine)

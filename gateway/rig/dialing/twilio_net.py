@@ -140,15 +140,6 @@ class FakeTwilioNetwork(FakeNetwork):
         super().__init__(TwimlPart(account, token, token, carrier), callees,
                          ring_speed=ring_speed, speed=speed, clock=clock)
 
-    async def carrier_amd(self, sid: str, answered_by: str) -> None:
-        """Post Twilio's AsyncAmd result for ``sid`` (as its detection would)."""
-        call = self.calls[sid]
-        assert isinstance(self.part, TwimlPart)
-        assert call.plan.amd_url is not None
-        await self.send(self.part.signed(call.plan.amd_url, {
-            "CallSid": sid, "AccountSid": self.part.account, "AnsweredBy": answered_by,
-            "CallStatus": "in-progress"}))
-
 
 @contextlib.asynccontextmanager
 async def fake_twilio_network(account: str, token: str, callees: Book | None = None, *,
