@@ -55,6 +55,7 @@ class Wire:
     stop_event: ClassVar[bool] = True
     upgrade_headers: ClassVar[dict[str, str]] = {}  # credentials its upgrade carries
     breakable_start: ClassVar[bool] = True  # its start has fields to break (malformed_start)
+    start_key: ClassVar[str | None] = None  # where a JSON start holds its fields (start_with)
     peer: PhonePeer  # builds the valid messages
 
     @property
@@ -76,6 +77,19 @@ class Wire:
 
     def start(self) -> Outgoing:
         return self.opening()[-1]
+
+    def start_with(self, **changes: Any) -> str:
+        """A JSON start changed as given (``None`` removes a key): the object under
+        ``start_key``, or the whole message without one (Vonage's websocket:connected,
+        jambonz's metadata)."""
+        msg = json.loads(str(self.start()))
+        fields = msg if self.start_key is None else msg[self.start_key]
+        for key, value in changes.items():
+            if value is None:
+                fields.pop(key)
+            else:
+                fields[key] = value
+        return json.dumps(msg)
 
     def media(self, audio: bytes | None = None) -> Outgoing:
         raise NotImplementedError
@@ -114,21 +128,11 @@ class Wire:
 class JsonWire(Wire):
     """What Twilio, SignalWire, Telnyx and Plivo share: every frame is a JSON object."""
 
-    start_key: ClassVar[str] = "start"
+    start_key: ClassVar[str | None] = "start"
 
     def media_with_payload(self, payload: str) -> str:
         """A media message of this stream carrying ``payload`` verbatim."""
         raise NotImplementedError
-
-    def start_with(self, **changes: Any) -> str:
-        """The start with its ``start`` object changed as given (``None`` removes a key)."""
-        msg = json.loads(str(self.start()))
-        for key, value in changes.items():
-            if value is None:
-                msg[self.start_key].pop(key)
-            else:
-                msg[self.start_key][key] = value
-        return json.dumps(msg)
 
     def broken(self) -> dict[str, Outgoing]:
         return {

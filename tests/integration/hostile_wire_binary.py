@@ -7,7 +7,6 @@ a meaning there, and their first text frame is the start; Asterisk's WebSocket d
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from gateway.carriers import asterisk as asterisk_core
 from gateway.carriers import jambonz as jambonz_core
@@ -36,16 +35,6 @@ class VonageWire(Wire):
     def media(self, audio: bytes | None = None) -> Outgoing:
         return self.peer.media(self.silence if audio is None else audio)
 
-    def connected_with(self, **changes: Any) -> str:
-        """websocket:connected changed as given (``None`` removes a key)."""
-        msg = json.loads(str(self.start()))
-        for key, value in changes.items():
-            if value is None:
-                msg.pop(key)
-            else:
-                msg[key] = value
-        return json.dumps(msg)
-
     def broken(self) -> dict[str, Outgoing]:
         # No "payload not base64" (audio is raw bytes), no "connected after start" (a second
         # websocket:connected is a second start: its own row, closed with 1008).
@@ -65,7 +54,7 @@ class VonageWire(Wire):
         return json.dumps({"event": name}), name
 
     def malformed_start(self) -> Refused:
-        return Refused(self.connected_with(uuid=None),
+        return Refused(self.start_with(uuid=None),
                        "bad start: missing or malformed call uuid")
 
     def bad_formats(self) -> dict[str, Refused]:
@@ -73,7 +62,7 @@ class VonageWire(Wire):
                 "mu-law": self._format("audio/pcmu;rate=8000")}
 
     def _format(self, kind: str) -> Refused:
-        return Refused(self.connected_with(**{"content-type": kind}),
+        return Refused(self.start_with(**{"content-type": kind}),
                        f"unsupported content-type {kind!r}; expected audio/l16 at "
                        "8000, 16000, 24000 Hz")
 
@@ -99,16 +88,6 @@ class JambonzWire(Wire):
     def media(self, audio: bytes | None = None) -> Outgoing:
         return self.peer.media(self.silence if audio is None else audio)
 
-    def metadata_with(self, **changes: Any) -> str:
-        """The metadata changed as given (``None`` removes a key)."""
-        msg = json.loads(str(self.start()))
-        for key, value in changes.items():
-            if value is None:
-                msg.pop(key)
-            else:
-                msg[key] = value
-        return json.dumps(msg)
-
     def broken(self) -> dict[str, Outgoing]:
         # As Vonage's: audio is raw bytes, and a second metadata is a second start (1008).
         return {"non-JSON text": "this is not JSON {",
@@ -126,12 +105,12 @@ class JambonzWire(Wire):
         return json.dumps({"type": name, "data": {"id": "x"}}), name
 
     def malformed_start(self) -> Refused:
-        return Refused(self.metadata_with(callSid=None), "bad start: missing or malformed callSid")
+        return Refused(self.start_with(callSid=None), "bad start: missing or malformed callSid")
 
     def bad_formats(self) -> dict[str, Refused]:
-        return {"44.1kHz": Refused(self.metadata_with(sampleRate=44100),
+        return {"44.1kHz": Refused(self.start_with(sampleRate=44100),
                                    "unsupported sampleRate 44100; expected 8000, 16000, 24000"),
-                "stereo": Refused(self.metadata_with(mixType="stereo"),
+                "stereo": Refused(self.start_with(mixType="stereo"),
                                   "unsupported mixType 'stereo'; expected mono")}
 
     def over_limit(self, limit: int) -> Outgoing:
