@@ -59,21 +59,26 @@ class OutboundCalls(Transfers, Protocol):
     def handover_ready(self, handover: str) -> bool: ...
 
 
-async def with_dial_parameters(parameters: Mapping[str, str], calls: OutboundCalls | None,
-                               log: Any) -> dict[str, str]:
-    """A placed call's stream names its dial and nothing more (a carrier may carry only a few
-    parameters: Exotel three): the request's own parameters come from the dial's record,
-    under those the stream carries."""
+async def placed_call(parameters: Mapping[str, str], calls: OutboundCalls | None,
+                      log: Any) -> tuple[dict[str, str], DialRecord | None]:
+    """The call's parameters, and its dial when the gateway placed it. A placed call's stream
+    names its dial and nothing more (a carrier may carry only a few parameters: Exotel three):
+    the request's own parameters come from the dial's record, under those the stream
+    carries. An unknown dial (forged, or forgotten by a store switched off) or a store that
+    cannot be read leaves a call like any other: unscreened, its agent greeting at once."""
     params = dict(parameters)
     dial = params.get(DIAL_PARAMETER)
     if not dial or calls is None:
-        return params
+        return params, None
     try:
         record = await calls.get(dial)
-    except StoreError as exc:  # the screen reports it too; the call goes on without them
-        log.warning("dial_parameters_unavailable", dial=dial[:64], error=str(exc))
-        return params
-    return params if record is None else {**record.request.parameters, **params}
+    except StoreError as exc:
+        log.error("dial_unavailable", dial=dial[:64], error=str(exc))
+        return params, None
+    if record is None:
+        log.warning("dial_unknown", dial=dial[:64])
+        return params, None
+    return {**record.request.parameters, **params}, record
 
 
 class Playout(Protocol):
@@ -90,7 +95,6 @@ class Control(Protocol):
 
 
 class Stage(enum.Enum):
-    LOADING = "loading"  # the call's request is being read; audio already heard
     SCREENING = "screening"  # listening: person or machine?
     TALKING = "talking"  # the model hears the line and talks
     AWAITING_BEEP = "awaiting_beep"  # a machine: message being made, held for the beep
@@ -99,16 +103,13 @@ class Stage(enum.Enum):
 
 
 _MOVES: Final[Mapping[Stage, frozenset[Stage]]] = {
-    Stage.LOADING: frozenset({Stage.SCREENING, Stage.TALKING, Stage.AWAITING_BEEP,
-                              Stage.ENDING}),
     Stage.SCREENING: frozenset({Stage.TALKING, Stage.AWAITING_BEEP, Stage.ENDING}),
     Stage.AWAITING_BEEP: frozenset({Stage.LEAVING_MESSAGE, Stage.ENDING}),
     Stage.LEAVING_MESSAGE: frozenset({Stage.ENDING}),
     Stage.TALKING: frozenset(),
     Stage.ENDING: frozenset(),
 }
-_HOLDING: Final = frozenset({Stage.LOADING, Stage.SCREENING, Stage.AWAITING_BEEP,
-                             Stage.LEAVING_MESSAGE})
+_HOLDING: Final = frozenset({Stage.SCREENING, Stage.AWAITING_BEEP, Stage.LEAVING_MESSAGE})
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], object]
 SendText = Callable[[str], Coroutine[Any, Any, None]]
@@ -118,48 +119,46 @@ class AnswerScreen:
     """One placed call's screen; ``heard`` takes the callee's audio at the Live API's rate
     (as the model would hear it) while :attr:`holding`."""
 
-    def __init__(self, dial_id: str, calls: OutboundCalls, *, playout: Playout,
+    def __init__(self, record: DialRecord, calls: OutboundCalls, *, playout: Playout,
                  control: Control, send_text: SendText, spawn: Spawn, log: Any,
                  greeting: str | None = None, detector: MachineDetector | None = None,
                  handover: tuple[str, str] | None = None) -> None:
         """``handover``: this call fetches a person for a warm transfer (its id and what to
         tell them); once they have heard it, the waiting call joins them."""
-        self.dial_id = dial_id
+        self.record = record
+        self.dial_id = record.id
         self.calls = calls
         self.playout = playout
         self.control = control
         self.send_text = send_text
         self.spawn = spawn
-        self.log = log.bind(dial=dial_id)
+        self.log = log.bind(dial=record.id)
         self.handover = handover
         self.greeting = WHISPER_TEXT.format(summary=handover[1]) if handover \
             else greeting or GREETING_TEXT
         self.detector = detector or MachineDetector(_RATE)
-        self.stage = Stage.LOADING
-        self.record: DialRecord | None = None
+        self.stage = Stage.SCREENING
         self.result: AmdResult | None = None
-        self._pending: list[tuple[AnsweredBy, AmdSource, float, str]] = []
         self._heard_ms = 0.0
         self._beep_wait_from = 0.0
-        self._forget: Callable[[], None] | None = None
+        # The carrier's detection, where asked for, reaches the screen while the call runs.
+        self._forget = calls.watch(record.id, self.carrier_says)
         self._message_made = asyncio.Event()  # the model has begun the voicemail message
 
     @classmethod
-    def for_call(cls, parameters: Mapping[str, str], calls: OutboundCalls | None, *,
-                 playout: Playout, control: Control, send_text: SendText, spawn: Spawn,
-                 log: Any, greeting: str | None) -> AnswerScreen | None:
-        """The screen of a call the gateway placed (its stream names the dial), running; None
-        for any other call."""
-        dial = parameters.get(DIAL_PARAMETER)
-        if not dial or calls is None:
+    def for_call(cls, placed: DialRecord | None, parameters: Mapping[str, str],
+                 calls: OutboundCalls | None, *, playout: Playout, control: Control,
+                 send_text: SendText, spawn: Spawn, log: Any,
+                 greeting: str | None) -> AnswerScreen | None:
+        """The screen of a call the gateway placed (:func:`placed_call`); None for any other
+        call."""
+        if placed is None or calls is None:
             return None
         handover = parameters.get(HANDOVER_PARAMETER)
-        screen = cls(dial, calls, playout=playout, control=control, send_text=send_text,
-                     spawn=spawn, log=log, greeting=greeting,
-                     handover=(handover, parameters.get(SUMMARY_PARAMETER, ""))
-                     if handover else None)
-        spawn(screen.run(), "answer-screen")
-        return screen
+        return cls(placed, calls, playout=playout, control=control, send_text=send_text,
+                   spawn=spawn, log=log, greeting=greeting,
+                   handover=(handover, parameters.get(SUMMARY_PARAMETER, ""))
+                   if handover else None)
 
     @property
     def holding(self) -> bool:
@@ -172,26 +171,8 @@ class AnswerScreen:
         self.log.info("answer_screen", stage=new.value, at_ms=round(self._heard_ms))
         self.stage = new
 
-    async def run(self) -> None:
-        """Read the call's request, then act on what was heard meanwhile."""
-        try:
-            self.record = await self.calls.get(self.dial_id)
-        except StoreError as exc:  # without the request the call goes on as any other
-            self.log.error("dial_unavailable", error=str(exc))
-        if self.record is None:
-            self.log.warning("dial_unknown")  # a forged or forgotten id: a normal call
-            self._move(Stage.TALKING)
-            self.spawn(self.send_text(live.text_message(self.greeting)), "greet")
-            return
-        self._forget = self.calls.watch(self.dial_id, self.carrier_says)
-        self._move(Stage.SCREENING)
-        for decision in self._pending:
-            self._decide(*decision)
-        self._pending.clear()
-
     def close(self) -> None:
-        if self._forget is not None:
-            self._forget()
+        self._forget()
 
     # -- what was heard ------------------------------------------------------------------
 
@@ -217,15 +198,8 @@ class AnswerScreen:
             self._beep(self._heard_ms, "carrier: beep")
 
     def _verdict(self, by: AnsweredBy, source: AmdSource, at_ms: float, why: str) -> None:
-        if self.stage is Stage.LOADING:
-            self._pending.append((by, source, at_ms, why))
-        elif self.stage is Stage.SCREENING:
-            self._decide(by, source, at_ms, why)
-
-    def _decide(self, by: AnsweredBy, source: AmdSource, at_ms: float, why: str) -> None:
-        assert self.record is not None
         if self.stage is not Stage.SCREENING:
-            return
+            return  # decided already (ours or the carrier's, whichever was sure first)
         self.result = AmdResult(by, source, round(at_ms, 1), detail=why)
         self.log.info("answered_by", answered_by=by.value, source=source.value,
                       at_ms=round(at_ms), why=why)

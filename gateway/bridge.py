@@ -31,7 +31,7 @@ import structlog
 
 from gateway import live
 from gateway.agent import Agent, CallContext
-from gateway.answering import AnswerScreen, with_dial_parameters
+from gateway.answering import AnswerScreen, placed_call
 from gateway.bridge_config import BridgeSettings, CallerSocket, CallServices
 from gateway.call_watch import CallWatch
 from gateway.callctl import CallController
@@ -39,6 +39,7 @@ from gateway.caller_path import CallerPath
 from gateway.capture import CaptureWriter
 from gateway.carriers import core
 from gateway.carriers.core import CarrierProtocolError, CarrierStream, Started
+from gateway.dialing.model import DialRecord
 from gateway.ending import CallEnding, EndKind, EndReason, first_reason
 from gateway.errors import GatewayError, LiveClosedError
 from gateway.faults import caller_fault_close
@@ -335,7 +336,7 @@ class CallBridge:
                 self.log.warning("stream_token_refused", verdict=verdict.value)
                 await self._reject_caller(1008, f"stream token {verdict.value}",
                                           EndKind.REFUSED)
-        params = await with_dial_parameters(params, self.services.dials, self.log)
+        params, placed = await placed_call(params, self.services.dials, self.log)
         self.call = event = dataclasses.replace(event, parameters=params)
         self.log = self.log.bind(call_sid=event.call_id, stream_sid=event.stream_id)
         if self.capture is not None:
@@ -353,7 +354,7 @@ class CallBridge:
             return
         self.agent = agent
         self.log = self.log.bind(agent=agent.name)
-        self._build_call(event, agent)
+        self._build_call(event, agent, placed)
         self.log.info("call_started", caller=mask_number(event.caller),
                       dialled=mask_number(event.callee),
                       inbound=str(event.inbound), outbound=str(event.outbound))
@@ -375,7 +376,7 @@ class CallBridge:
         self._spawn(self.playout.writer(), "caller-writer")
         return self.playout
 
-    def _build_call(self, event: Started, agent: Agent) -> None:
+    def _build_call(self, event: Started, agent: Agent, placed: DialRecord | None) -> None:
         playout = self._build_playout(event, agent)
         self.watch.begin(event.call_id, playout.playing)
         inbound = event.inbound
@@ -414,7 +415,7 @@ class CallBridge:
                                  protocol_error=self._live_protocol_error, updated=updated,
                                  watchdog=self.watchdog)
         self.screen = AnswerScreen.for_call(
-            event.parameters, self.services.dials, playout=playout, control=self.control,
+            placed, event.parameters, self.services.dials, playout=playout, control=self.control,
             send_text=self._send_live, spawn=self._spawn, log=self.log,
             greeting=agent.greeting_prompt())
         self.caller_path = CallerPath(
